@@ -1,0 +1,39 @@
+"""rlhf-gym: a classic-control RLHF gym and benchmark suite.
+
+Gymnasium wrappers replace an environment's reward with a reward model learned from
+feedback; SB3 agents learn from it; evaluation always uses the true reward.
+
+Importing the package is cheap: the heavy pieces load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "RLHF": "rlhf_gym.pipeline",
+    "RunConfig": "rlhf_gym.config",
+    "RewardModelConfig": "rlhf_gym.config",
+    "RewardModel": "rlhf_gym.reward_model",
+    "Teacher": "rlhf_gym.teachers",
+    "TeacherParams": "rlhf_gym.teachers",
+    "FixedHorizon": "rlhf_gym.wrappers",
+    "LearnedReward": "rlhf_gym.wrappers",
+    "LearnedRewardVec": "rlhf_gym.wrappers",
+    "ConstantReward": "rlhf_gym.wrappers",
+    "Task": "rlhf_gym.tasks",
+    "get_task": "rlhf_gym.tasks",
+    "list_tasks": "rlhf_gym.tasks",
+    "evaluate": "rlhf_gym.evaluation",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'rlhf_gym' has no attribute {name!r}")

@@ -1,0 +1,127 @@
+"""SB3 agents: algorithm names to classes, and the callbacks that run RLHF during learning."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3 import A2C, DQN, PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.vec_env import VecEnv
+
+from rlhf_gym.tasks import ALGOS, CONTINUOUS_ONLY, DISCRETE_ONLY
+from rlhf_gym.types import RewardFunction
+
+if TYPE_CHECKING:
+    from rlhf_gym.pipeline import RLHF
+
+ALGO_CLASSES: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC}
+
+
+def schedule(value: Any) -> Any:
+    """rl-zoo's ``"lin_0.001"`` notation for a rate that decays linearly to zero; numbers pass through."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        try:
+            start = float(value[4:])
+        except ValueError:
+            raise ValueError(f"bad schedule {value!r}; expected 'lin_<number>'") from None
+        return LinearSchedule(start, 0.0, 1.0)
+    return value
+
+
+def check_algo(algo: str, action_space: spaces.Space) -> None:
+    """Reject an unknown algorithm, or one that cannot act in this action space."""
+    if algo not in ALGOS:
+        raise ValueError(f"unknown algo {algo!r}; expected one of {', '.join(ALGOS)}")
+    if algo in DISCRETE_ONLY and not isinstance(action_space, spaces.Discrete):
+        raise ValueError(f"{algo} needs a Discrete action space, got {action_space}")
+    if algo in CONTINUOUS_ONLY and not isinstance(action_space, spaces.Box):
+        raise ValueError(f"{algo} needs a Box action space, got {action_space}")
+
+
+class AbsorbingReplayBuffer(ReplayBuffer):
+    """SB3's replay buffer, plus which stored steps were absorbing, so stored rewards can be
+    recomputed after every reward-model fit (PEBBLE's relabelling; Lee et al., 2021)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.absorbing = np.zeros((self.buffer_size, self.n_envs), dtype=bool)
+
+    def add(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        self.absorbing[self.pos] = [bool(info.get("absorbing", False)) for info in infos]
+        super().add(obs, next_obs, action, reward, done, infos)
+
+    def relabel(self, reward_fn: RewardFunction, unscale: Callable[[np.ndarray], np.ndarray]) -> int:
+        """Recompute every stored reward with ``reward_fn``; returns the steps relabelled."""
+        n = self.buffer_size if self.full else self.pos
+        if n == 0:
+            return 0
+        obs = self.observations[:n].reshape(n * self.n_envs, *self.obs_shape)
+        actions = unscale(self.actions[:n].reshape(n * self.n_envs, self.action_dim))
+        rewards = reward_fn(obs, actions, self.absorbing[:n].reshape(-1))
+        self.rewards[:n] = np.asarray(rewards, dtype=np.float32).reshape(n, self.n_envs)
+        return n * self.n_envs
+
+
+def make_agent(algo: str, env: VecEnv, kwargs: dict[str, Any], seed: int, relabel: bool) -> BaseAlgorithm:
+    """Build an SB3 agent; off-policy agents get a relabelling buffer when ``relabel``."""
+    check_algo(algo, env.action_space)
+    kwargs = {k: schedule(v) for k, v in kwargs.items()}
+    policy = kwargs.pop("policy", "MlpPolicy")
+    cls = ALGO_CLASSES[algo]
+    if relabel and issubclass(cls, OffPolicyAlgorithm):
+        kwargs["replay_buffer_class"] = AbsorbingReplayBuffer
+    try:
+        return cls(policy, env, seed=seed, device="cpu", verbose=0, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"bad hyperparameters for {algo}: {err}") from None
+
+
+def relabel_buffer(agent: BaseAlgorithm, reward_fn: RewardFunction) -> int:
+    """Recompute an off-policy agent's stored rewards; on-policy agents have nothing stored."""
+    buffer = getattr(agent, "replay_buffer", None)
+    if not isinstance(buffer, AbsorbingReplayBuffer):
+        return 0
+    if isinstance(agent.action_space, spaces.Box):
+        return buffer.relabel(reward_fn, agent.policy.unscale_action)
+    return buffer.relabel(reward_fn, lambda a: a.reshape(-1).astype(np.int64))
+
+
+class RLHFCallback(BaseCallback):
+    """Runs the pipeline's feedback rounds and true-reward evaluations on their schedules.
+
+    Feedback rounds run when a rollout starts, so the whole next rollout (and, for
+    off-policy agents, the relabelled buffer) uses the new reward model.
+    """
+
+    def __init__(self, run: RLHF, round_steps: list[int], eval_freq: int) -> None:
+        super().__init__()
+        self.run = run
+        self.round_steps = list(round_steps)
+        self.eval_freq = eval_freq
+        self.next_eval = eval_freq
+
+    def _on_rollout_start(self) -> None:
+        while self.round_steps and self.num_timesteps >= self.round_steps[0]:
+            self.round_steps.pop(0)
+            self.run.feedback_round(self.run.labels_for_next_round())
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.next_eval:
+            self.next_eval += self.eval_freq
+            self.run.log_evaluation(self.run.config.eval_episodes)
+        return True

@@ -1,0 +1,278 @@
+"""Run configuration: dataclasses with a docstring on every field, and a strict YAML loader.
+
+Resolution order, later wins: the defaults here, the task preset's ``run:`` block
+(``envs/<task>.yaml``), a user YAML file (``--config``), then explicit arguments. The
+resolved config is saved next to every run, so every run can be repeated from it.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import itertools
+import types
+import typing
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+HORIZONS = ("natural", "fixed")
+REWARDS = ("learned", "true", "constant")
+QUERY_STRATEGIES = ("uniform", "disagreement", "entropy")
+FEEDBACK_TYPES = ("comparisons",)
+
+
+@dataclass
+class RewardModelConfig:
+    """How the reward-model ensemble is built and fitted."""
+
+    ensemble_size: int = 3
+    """Members of the ensemble; each is fitted on its own bootstrap sample of the labels."""
+    hidden_sizes: tuple[int, ...] = (32, 32)
+    """Hidden layer widths of each member's MLP."""
+    use_actions: bool = True
+    """Feed the action to the reward model beside the observation (``r(s, a)``); else ``r(s)``."""
+    learning_rate: float = 3e-3
+    """Adam learning rate."""
+    weight_decay: float = 1e-3
+    """Adam L2 weight decay, the regulariser of Christiano et al. (2017)."""
+    n_steps: int = 200
+    """Adam steps per fit. Each fit starts from fresh weights, so the cost of a fit does not
+    grow with the number of labels beyond ``batch_size``."""
+    batch_size: int = 32
+    """Comparisons per Adam step (all of them when fewer)."""
+    noise_robust: float = 0.0
+    """Probability of a uniformly random answer in the likelihood: P = (1 - e) P_bt + e/2.
+    Christiano et al. (2017) use 0.1; 0 is plain Bradley-Terry."""
+    reward_scale: float = 1.0
+    """Root-mean-square of the learned reward the agent sees, after the absorbing state is
+    shifted to zero (or the mean, for tasks that never terminate)."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "ensemble_size", "n_steps", "batch_size")
+        _positive(self, "learning_rate", "reward_scale", allow_zero=False)
+        if not 0.0 <= self.noise_robust < 1.0:
+            raise ValueError(f"reward_model.noise_robust must be in [0, 1), got {self.noise_robust}")
+        if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
+            raise ValueError(f"reward_model.hidden_sizes must be positive widths, got {self.hidden_sizes}")
+
+
+@dataclass
+class RunConfig:
+    """One RLHF run: a task, a feedback source, a label budget and an agent."""
+
+    task: str = "CartPole-v1"
+    """A task preset name (``rlhf-gym tasks``) or any Gymnasium id with Box or Discrete spaces."""
+    horizon: str = "natural"
+    """``natural``: episodes end on termination. ``fixed``: termination becomes an absorbing state
+    until the time limit, so episode length carries no reward information."""
+    feedback: str = "comparisons"
+    """The feedback type the teacher gives."""
+    teacher: str = "oracle"
+    """A synthetic teacher preset: oracle, stoch, mistake, skip, equal or myopic (B-Pref)."""
+    labels: int = 50
+    """Label budget: answered queries over the whole run."""
+    total_timesteps: int | None = None
+    """Agent timesteps; ``None`` takes the task preset's."""
+    seed: int = 0
+    """Seeds the environments, the agent, the teacher and the reward model."""
+    reward: str = "learned"
+    """What the agent is trained on: ``learned`` (RLHF), ``true`` (the ceiling) or ``constant``
+    (+1 every step: the horizon-leak control)."""
+    algo: str | None = None
+    """SB3 algorithm (ppo, a2c, dqn, sac); ``None`` takes the task preset's."""
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the algorithm's keyword arguments (``n_envs`` included)."""
+    query_strategy: str = "disagreement"
+    """How pairs are chosen: uniform, disagreement (ensemble std of P) or entropy (of mean P).
+    The first round is always uniform, as in B-Pref."""
+    segment_length: int | None = None
+    """Steps per segment; ``None`` takes the task preset's."""
+    feedback_rounds: int = 5
+    """Rounds of queries after the first one, spread evenly over ``feedback_until``."""
+    initial_label_fraction: float = 0.4
+    """Share of the label budget asked before the agent starts learning."""
+    feedback_until: float = 0.5
+    """Fraction of ``total_timesteps`` by which the last round of queries is asked."""
+    initial_rollout_fraction: float = 0.05
+    """Environment steps of the initial policy collected for the first round, as a fraction of
+    ``total_timesteps``. Later rounds reuse the agent's own rollouts at no extra cost."""
+    candidate_factor: int = 10
+    """Candidate pairs scored per query asked (disagreement and entropy strategies)."""
+    trajectory_window: int = 100
+    """Most recent episodes kept as the pool queries are drawn from."""
+    eval_freq: int = 10_000
+    """Timesteps between evaluations on the true reward."""
+    eval_episodes: int = 5
+    """Episodes per evaluation during training."""
+    final_eval_episodes: int = 20
+    """Deterministic episodes of the final evaluation on the true reward."""
+    reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
+    """The reward model (see ``RewardModelConfig``)."""
+    reward_model_checkpoint: str | None = None
+    """Train the agent on this saved reward model (``.../reward_model``) and ask for no feedback."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.reward_model, dict):
+            self.reward_model = from_dict(RewardModelConfig, self.reward_model, "reward_model")
+        _choice(self, "horizon", HORIZONS)
+        _choice(self, "reward", REWARDS)
+        _choice(self, "query_strategy", QUERY_STRATEGIES)
+        _choice(self, "feedback", FEEDBACK_TYPES)
+        _positive(self, "labels", "feedback_rounds", "seed", allow_zero=True)
+        _positive(
+            self,
+            "total_timesteps",
+            "segment_length",
+            "eval_freq",
+            "candidate_factor",
+            "trajectory_window",
+            "eval_episodes",
+            "final_eval_episodes",
+        )
+        for name in ("initial_label_fraction", "feedback_until", "initial_rollout_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.reward == "learned" and self.labels == 0 and not self.reward_model_checkpoint:
+            raise ValueError(
+                "labels must be positive when reward='learned'; use reward='constant' or 'true' "
+                "for the controls"
+            )
+
+
+def _choice(obj: object, name: str, allowed: tuple[str, ...]) -> None:
+    value = getattr(obj, name)
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(allowed)}")
+
+
+def _positive(obj: object, *names: str, allow_zero: bool = False) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number, got {value!r}")
+        if value < 0 or (value == 0 and not allow_zero):
+            raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, got {value}")
+
+
+@cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The attribute docstring of every field of a config dataclass (used for ``--help``).
+
+    Example:
+        >>> field_docs(RunConfig)["labels"]
+        'Label budget: answered queries over the whole run.'
+    """
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, nxt in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+        ):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())
+    return docs
+
+
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
+    """Build a config dataclass from a mapping, rejecting unknown keys by name.
+
+    Example:
+        >>> from_dict(RunConfig, {"labels": 10}).labels
+        10
+        >>> from_dict(RunConfig, {"lables": 10})
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown key 'lables' in config; expected one of: task, horizon, ...
+    """
+    if not isinstance(data, dict):
+        raise TypeError(f"{where} must be a mapping of keys to values, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in names:
+            raise ValueError(f"unknown key {key!r} in {where}; expected one of: {', '.join(names)}")
+        kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        current = value if isinstance(value, hint) else from_dict(hint, value, where)  # type: ignore[arg-type]
+        return current
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{where} must be a list, got {value!r}")
+        return tuple(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and not isinstance(value, hint):
+        raise TypeError(f"{where} must be {hint.__name__}, got {value!r}")
+    if hint is int and isinstance(value, bool):
+        raise TypeError(f"{where} must be int, got {value!r}")
+    return value
+
+
+def merge(config: T, overrides: dict[str, Any], where: str = "config") -> T:
+    """A copy of ``config`` with ``overrides`` applied; nested configs merge key by key."""
+    data = to_dict(config)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict) and key != "hyperparams":
+            data[key] = {**data[key], **value}
+        elif key == "hyperparams" and isinstance(value, dict):
+            data[key] = {**data.get(key, {}), **value}
+        else:
+            data[key] = value
+    return from_dict(type(config), data, where)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A plain, YAML-safe dict of a config dataclass (tuples become lists)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        return v
+
+    return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with a clear error for a missing or malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def save_yaml(config: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))

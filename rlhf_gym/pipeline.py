@@ -1,0 +1,287 @@
+"""The RLHF loop: rollouts, queries, teacher, reward model, agent; one stage per call.
+
+Example:
+    >>> from rlhf_gym import RLHF
+    >>> run = RLHF("CartPole-v1", labels=4, total_timesteps=256, segment_length=5, feedback_rounds=1,
+    ...            hyperparams={"n_steps": 16, "batch_size": 32, "n_epochs": 1}, eval_freq=10_000,
+    ...            final_eval_episodes=2).learn()
+    >>> run.summary()["labels_used"]
+    4
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from rlhf_gym.agents import RLHFCallback, make_agent, relabel_buffer
+from rlhf_gym.config import RunConfig, merge, save_yaml, to_dict
+from rlhf_gym.evaluation import EvalResult, evaluate, reward_model_metrics
+from rlhf_gym.queries import pair_up, rank_queries
+from rlhf_gym.reward_model import FitReport, RewardModel
+from rlhf_gym.rollout import collect
+from rlhf_gym.segments import sample_segments
+from rlhf_gym.tasks import get_task
+from rlhf_gym.teachers import Teacher
+from rlhf_gym.types import Comparison
+from rlhf_gym.wrappers import ConstantReward, LearnedReward, LearnedRewardVec
+
+
+def resolve_config(config: RunConfig | dict[str, Any] | None = None, **overrides: Any) -> RunConfig:
+    """Defaults, then the task preset's ``run:`` block, then ``config``, then ``overrides``.
+
+    Fields left ``None`` (algo, total_timesteps, segment_length) come from the task preset,
+    and ``hyperparams`` becomes the preset's tuned set with the user's overrides on top.
+    """
+    user = to_dict(config) if isinstance(config, RunConfig) else dict(config or {})
+    user.update(overrides)
+    task = get_task(user.get("task", RunConfig.task))
+    cfg = merge(RunConfig(task=task.name), task.run, f"task preset {task.name}")
+    cfg = merge(cfg, user)
+    algo = cfg.algo or task.algo
+    return merge(
+        cfg,
+        {
+            "algo": algo,
+            "total_timesteps": cfg.total_timesteps or task.total_timesteps,
+            "segment_length": cfg.segment_length or task.segment_length,
+            "hyperparams": {**task.algo_kwargs(algo), **cfg.hyperparams},
+        },
+    )
+
+
+def label_schedule(labels: int, rounds: int, initial_fraction: float) -> list[int]:
+    """Labels per round: a share up front, the rest split evenly over the later rounds.
+
+    Example:
+        >>> label_schedule(50, 5, 0.4)
+        [20, 6, 6, 6, 6, 6]
+    """
+    if rounds == 0:
+        return [labels]
+    first = max(1, round(labels * initial_fraction))
+    rest = labels - first
+    return [first] + [rest // rounds + (1 if i < rest % rounds else 0) for i in range(rounds)]
+
+
+class RLHF:
+    """Train an SB3 agent on a reward learned from feedback, in one call.
+
+    Args:
+        task: a task preset or Gymnasium id (see ``rlhf-gym tasks``).
+        config: a ``RunConfig`` or a mapping of its fields; keyword overrides win.
+        teacher: a custom ``Teacher``; by default the preset named by ``config.teacher``.
+        verbose: 1 prints one line per feedback round and evaluation.
+        **overrides: any ``RunConfig`` field, e.g. ``labels=50, seed=1``.
+    """
+
+    def __init__(
+        self,
+        task: str | None = None,
+        *,
+        config: RunConfig | dict[str, Any] | None = None,
+        teacher: Teacher | None = None,
+        verbose: int = 0,
+        **overrides: Any,
+    ) -> None:
+        if task is not None:
+            overrides["task"] = task
+        self.config = resolve_config(config, **overrides)
+        self.task = get_task(self.config.task)
+        self.teacher = teacher or Teacher.preset(self.config.teacher)
+        self.verbose = verbose
+        self.rng = np.random.default_rng(self.config.seed)
+        hp = dict(self.config.hyperparams)
+        self.n_envs = int(hp.pop("n_envs", 1))
+        self.agent_kwargs = hp
+        probe = self.task.make(self.config.horizon)
+        spaces = (probe.observation_space, probe.action_space)
+        probe.close()
+        if self.config.reward_model_checkpoint:
+            self.reward_model = RewardModel.load(self.config.reward_model_checkpoint, *spaces)
+        else:
+            self.reward_model = RewardModel(*spaces, self.config.reward_model, self.config.seed)
+        self.asks_feedback = self.config.reward == "learned" and not self.config.reward_model_checkpoint
+        self.comparisons: list[Comparison] = []
+        self.initial_env_steps = 0
+        self.skipped = 0
+        self.metrics: list[dict[str, Any]] = []
+        self.last_fit: FitReport | None = None
+        self.final: EvalResult | None = None
+        self.wall_seconds = 0.0
+        self._schedule = label_schedule(
+            self.config.labels, self.config.feedback_rounds, self.config.initial_label_fraction
+        )
+        self._round = 0
+
+    # ----- the loop ---------------------------------------------------------------------
+    def learn(self, total_timesteps: int | None = None, progress_bar: bool = False) -> RLHF:
+        """Collect feedback, fit the reward model and train the agent; evaluate on the true reward."""
+        cfg = self.config
+        total = total_timesteps or cfg.total_timesteps
+        assert total is not None
+        start = self._start = time.perf_counter()
+        self.env = LearnedRewardVec(self._make_vec_env(), self._agent_reward(), cfg.trajectory_window)
+        self.agent = make_agent(
+            cfg.algo or self.task.algo, self.env, self.agent_kwargs, cfg.seed, relabel=cfg.reward == "learned"
+        )
+        round_steps: list[int] = []
+        if self.asks_feedback:
+            # enough for one segment per environment, even with a tiny initial_rollout_fraction
+            steps = max(
+                math.ceil(cfg.initial_rollout_fraction * total), self.n_envs * (cfg.segment_length or 1)
+            )
+            self.initial_env_steps = collect(self.env, self._initial_policy, steps)
+            self.feedback_round(self.labels_for_next_round(), strategy="uniform")
+            gap = cfg.feedback_until * total / max(cfg.feedback_rounds, 1)
+            round_steps = [round(gap * k) for k in range(1, cfg.feedback_rounds + 1)]
+        self.agent.learn(
+            total, callback=RLHFCallback(self, round_steps, cfg.eval_freq), progress_bar=progress_bar
+        )
+        self.final = evaluate(self.agent, self.task, cfg.final_eval_episodes, seed=cfg.seed + 10_000)
+        self.wall_seconds = time.perf_counter() - start
+        self._log({"final": True, "true_return_mean": self.final.mean, "true_return_std": self.final.std})
+        return self
+
+    def feedback_round(self, n_labels: int, strategy: str | None = None) -> FitReport | None:
+        """Ask the teacher ``n_labels`` queries about recent behaviour, then refit the reward model."""
+        cfg = self.config
+        if n_labels <= 0:
+            return self.last_fit
+        pool = self.env.recorder.pool()
+        h = cfg.segment_length
+        assert h is not None
+        self.teacher.update_thresholds(self.env.recorder.recent_returns(10), h, self.task.max_episode_steps)
+        segments = sample_segments(
+            pool, h, 2 * n_labels * cfg.candidate_factor, self.rng, self.task.absorbing_reward
+        )
+        fitted = self.reward_model if self.comparisons else None
+        ranked = rank_queries(pair_up(segments), strategy or cfg.query_strategy, fitted, self.rng)
+        new: list[Comparison] = []
+        for query in ranked:
+            if len(new) == n_labels:
+                break
+            answer = self.teacher.answer(query, self.rng)
+            if answer is None:
+                self.skipped += 1
+            else:
+                new.append(answer)
+        self.comparisons += new
+        self._round += 1
+        if self.comparisons:
+            self.last_fit = self.reward_model.fit(self.comparisons)
+            agent = getattr(self, "agent", None)  # None in the first round, before the agent exists
+            if agent is not None:
+                relabel_buffer(agent, self.reward_model)
+        self._log({"round": self._round, "new_labels": len(new)})
+        return self.last_fit
+
+    def labels_for_next_round(self) -> int:
+        return self._schedule[self._round] if self._round < len(self._schedule) else 0
+
+    # ----- pieces -----------------------------------------------------------------------
+    def _make_vec_env(self) -> DummyVecEnv:
+        venv = DummyVecEnv([lambda: self.task.make(self.config.horizon) for _ in range(self.n_envs)])
+        venv.seed(self.config.seed)
+        return venv
+
+    def _agent_reward(self) -> Any:
+        return {"learned": self.reward_model, "constant": ConstantReward(1.0), "true": None}[
+            self.config.reward
+        ]
+
+    def _initial_policy(self, obs: np.ndarray) -> np.ndarray:
+        return self.agent.predict(obs, deterministic=False)[0]
+
+    def make_env(self) -> LearnedReward:
+        """A single environment whose reward is the current reward model (for your own loops)."""
+        return LearnedReward(self.task.make(self.config.horizon), self.reward_model)
+
+    # ----- metrics and outputs ----------------------------------------------------------
+    def log_evaluation(self, n_episodes: int) -> None:
+        result = evaluate(self.agent, self.task, n_episodes, seed=self.config.seed + 20_000)
+        self._log({"true_return_mean": result.mean, "true_return_std": result.std})
+
+    def _log(self, row: dict[str, Any]) -> None:
+        agent = getattr(self, "agent", None)
+        base: dict[str, Any] = {
+            "timesteps": agent.num_timesteps if agent is not None else 0,
+            "env_steps": self.env.env_steps,
+            "labels_used": len(self.comparisons),
+            "wall_seconds": round(time.perf_counter() - getattr(self, "_start", time.perf_counter()), 3),
+        }
+        if self.last_fit is not None:
+            pool = self.env.recorder.pool()
+            m = reward_model_metrics(
+                self.reward_model,
+                pool[-20:],
+                self.config.segment_length or 50,
+                np.random.default_rng([self.config.seed, len(self.metrics)]),
+                absorbing_reward=self.task.absorbing_reward,
+            )
+            base |= {
+                "reward_model_accuracy": self.last_fit.heldout_accuracy,
+                "reward_model_train_accuracy": self.last_fit.train_accuracy,
+                "reward_model_pair_accuracy": m.pair_accuracy,
+                "reward_correlation": m.correlation,
+            }
+        row = base | row
+        self.metrics.append(row)
+        if self.verbose:
+            print("  ".join(f"{k}={_fmt(v)}" for k, v in row.items()), flush=True)
+
+    def summary(self) -> dict[str, Any]:
+        """The run's headline figures (the keys of ``summary.json``)."""
+        cfg = self.config
+        fit = self.last_fit
+        last: dict[str, Any] = next((m for m in reversed(self.metrics) if "reward_correlation" in m), {})
+        return {
+            "task": cfg.task,
+            "horizon": cfg.horizon,
+            "feedback": cfg.feedback,
+            "teacher": cfg.teacher,
+            "reward": cfg.reward,
+            "algo": cfg.algo,
+            "seed": cfg.seed,
+            "labels_budget": cfg.labels if self.asks_feedback else 0,
+            "labels_used": len(self.comparisons),
+            "queries_skipped": self.skipped,
+            "env_steps": self.env.env_steps,
+            "total_timesteps": int(self.agent.num_timesteps),
+            "true_return_mean": self.final.mean if self.final else None,
+            "true_return_std": self.final.std if self.final else None,
+            "reward_model_accuracy": fit.heldout_accuracy if fit else None,
+            "reward_model_pair_accuracy": last.get("reward_model_pair_accuracy"),
+            "reward_correlation": last.get("reward_correlation"),
+            "wall_seconds": round(self.wall_seconds, 3),
+        }
+
+    def save(self, out: str | Path) -> Path:
+        """Write the run folder: config.yaml, metrics.csv, reward_model.*, agent.zip, summary.json."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        save_yaml(self.config, out / "config.yaml")
+        keys = list(dict.fromkeys(k for row in self.metrics for k in row))
+        with open(out / "metrics.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.metrics)
+        if self.config.reward == "learned":
+            self.reward_model.save(out / "reward_model")
+        self.agent.save(out / "agent.zip")
+        summary = {
+            k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.summary().items()
+        }
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        return out
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)

@@ -1,0 +1,378 @@
+"""The reward model: an ensemble of small MLPs over (obs, action), run as batched tensors.
+
+Each member is fitted on its own bootstrap sample of the labels (Christiano et al., 2017),
+so the labels a member never saw measure its held-out accuracy without spending any. The
+absorbing state after termination has one learned reward per member. Before the reward
+reaches the agent it is shifted so the absorbing state is worth zero (so dying is worth
+exactly what ending the episode is worth) and scaled to a fixed root-mean-square.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from safetensors.numpy import load_file, save_file
+
+from rlhf_gym.config import RewardModelConfig, from_dict, to_dict
+from rlhf_gym.losses import comparison_loss, preference_probability
+from rlhf_gym.types import Comparison, Query, Segment
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What one fit achieved.
+
+    Args:
+        n_labels: comparisons fitted (ties included).
+        train_accuracy: ensemble-mean accuracy on the labels it was fitted on (ties left out).
+        heldout_accuracy: out-of-bag accuracy: each label judged only by members whose
+            bootstrap sample left it out (ties left out); ``nan`` if none was left out.
+        loss: final mean training loss.
+    """
+
+    n_labels: int
+    train_accuracy: float
+    heldout_accuracy: float
+    loss: float
+
+
+def describe_space(space: spaces.Space) -> dict[str, Any]:
+    """A JSON description of a Box or Discrete space, used to check checkpoints."""
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n)}
+    if isinstance(space, spaces.Box):
+        return {"type": "Box", "shape": list(space.shape)}
+    raise ValueError(f"the reward model supports Box and Discrete spaces, got {type(space).__name__}")
+
+
+class RewardModel:
+    """An ensemble reward model ``r(s, a)`` trained from preferences.
+
+    Calling it scores a batch of steps with the normalised ensemble mean, the reward the
+    agent sees; it runs in numpy, so scoring a step costs a few microseconds.
+
+    Args:
+        observation_space: the environment's observation space (Box or Discrete).
+        action_space: the environment's action space (Box or Discrete).
+        config: sizes and training settings.
+        seed: seeds weight initialisation and bootstrap samples.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> env = gym.make("CartPole-v1")
+        >>> rm = RewardModel(env.observation_space, env.action_space, RewardModelConfig(hidden_sizes=(8,)))
+        >>> rm(np.zeros((5, 4), np.float32), np.zeros(5, int), np.zeros(5, bool)).shape
+        (5,)
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        config: RewardModelConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.obs_info = describe_space(observation_space)
+        self.action_info = describe_space(action_space)
+        self.config = config or RewardModelConfig()
+        self.seed = seed
+        self._fits = 0
+        obs_dim = (
+            self.obs_info["n"]
+            if self.obs_info["type"] == "Discrete"
+            else int(np.prod(self.obs_info["shape"]))
+        )
+        act_dim = 0
+        if self.config.use_actions:
+            act_dim = (
+                self.action_info["n"]
+                if self.action_info["type"] == "Discrete"
+                else int(np.prod(self.action_info["shape"]))
+            )
+        self.input_dim = obs_dim + act_dim
+        self.obs_mean = np.zeros(obs_dim, np.float32)
+        self.obs_std = np.ones(obs_dim, np.float32)
+        if isinstance(action_space, spaces.Box):
+            low, high = action_space.low.ravel(), action_space.high.ravel()
+            finite = np.isfinite(low) & np.isfinite(high)
+            self._act_mid = np.where(finite, (low + high) / 2, 0.0).astype(np.float32)
+            self._act_half = np.where(finite, (high - low) / 2, 1.0).astype(np.float32)
+        self.shift = 0.0
+        self.scale = 1.0
+        self.n_labels = 0
+        self._init_weights(torch.Generator().manual_seed(seed))
+
+    # ----- parameters -------------------------------------------------------------------
+    def _init_weights(self, gen: torch.Generator) -> None:
+        e = self.config.ensemble_size
+        sizes = [self.input_dim, *self.config.hidden_sizes, 1]
+        self.weights: list[torch.Tensor] = []
+        self.biases: list[torch.Tensor] = []
+        for fan_in, fan_out in itertools.pairwise(sizes):
+            bound = 1.0 / math.sqrt(fan_in)
+            self.weights.append((torch.rand(e, fan_in, fan_out, generator=gen) * 2 - 1) * bound)
+            self.biases.append((torch.rand(e, 1, fan_out, generator=gen) * 2 - 1) * bound)
+        self.absorbing_reward = torch.zeros(e)
+        self._sync_numpy()
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [*self.weights, *self.biases, self.absorbing_reward]
+
+    def _sync_numpy(self) -> None:
+        self._np_w = [w.detach().numpy().copy() for w in self.weights]
+        self._np_b = [b.detach().numpy().copy() for b in self.biases]
+        self._np_abs = self.absorbing_reward.detach().numpy().copy()
+
+    # ----- features ---------------------------------------------------------------------
+    def features(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Normalised observations, with one-hot or [-1, 1]-scaled actions, as a ``(N, D)`` array."""
+        n = len(obs)
+        x: np.ndarray
+        if self.obs_info["type"] == "Discrete":
+            x = np.eye(self.obs_info["n"], dtype=np.float32)[np.asarray(obs, dtype=np.int64).reshape(n)]
+        else:
+            x = np.asarray(obs, dtype=np.float32).reshape(n, -1)
+        x = ((x - self.obs_mean) / self.obs_std).astype(np.float32)
+        if not self.config.use_actions:
+            return x
+        if self.action_info["type"] == "Discrete":
+            a = np.eye(self.action_info["n"], dtype=np.float32)[
+                np.asarray(actions, dtype=np.int64).reshape(n)
+            ]
+        else:
+            a = (np.asarray(actions, dtype=np.float32).reshape(n, -1) - self._act_mid) / self._act_half
+        return np.concatenate([x, a], axis=1)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-member rewards of live steps, ``(N, D) -> (E, N)``."""
+        h = x
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(b, h.expand(w.shape[0], -1, -1) if h.dim() == 2 else h, w)
+            if i < len(self.weights) - 1:
+                h = torch.nn.functional.leaky_relu(h, 0.01)
+        return h.squeeze(-1)
+
+    def member_rewards(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> np.ndarray:
+        """Raw (unnormalised) reward of every member, ``(E, N)``, in numpy."""
+        h = self.features(obs, actions)
+        for i, (w, b) in enumerate(zip(self._np_w, self._np_b)):
+            h = np.matmul(h, w) + b
+            if i < len(self._np_w) - 1:
+                h = np.where(h > 0, h, 0.01 * h)
+        r = h[..., 0]
+        absorbing = np.asarray(absorbing, dtype=bool)
+        if absorbing.any():
+            r = np.where(absorbing[None], self._np_abs[:, None], r)
+        return r
+
+    def __call__(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> np.ndarray:
+        """The agent's reward: normalised ensemble mean, shape ``(N,)``."""
+        r = self.member_rewards(obs, actions, absorbing).mean(0)
+        return ((r - self.shift) / self.scale).astype(np.float32)
+
+    # ----- queries ----------------------------------------------------------------------
+    def segment_returns(self, segments: Sequence[Segment]) -> np.ndarray:
+        """Predicted return of every segment for every member, ``(E, S)``."""
+        obs = np.concatenate([s.obs for s in segments])
+        actions = np.concatenate([s.actions for s in segments])
+        absorbing = np.concatenate([s.absorbing for s in segments])
+        r = self.member_rewards(obs, actions, absorbing)
+        lengths = [len(s) for s in segments]
+        return np.add.reduceat(r, np.cumsum([0, *lengths[:-1]]), axis=1)
+
+    def preference_probabilities(self, queries: Sequence[Query]) -> np.ndarray:
+        """P(first preferred) by every member, ``(E, Q)``."""
+        returns = self.segment_returns([s for q in queries for s in (q.first, q.second)])
+        return 1.0 / (1.0 + np.exp(-(returns[:, 0::2] - returns[:, 1::2])))
+
+    # ----- fitting ----------------------------------------------------------------------
+    def fit(self, comparisons: Sequence[Comparison]) -> FitReport:
+        """Fit the ensemble from fresh weights on every comparison so far, then re-normalise.
+
+        Raises:
+            ValueError: no comparisons, or segments whose shapes do not match the spaces.
+        """
+        if not comparisons:
+            raise ValueError("cannot fit the reward model without comparisons")
+        cfg = self.config
+        segs = [s for c in comparisons for s in (c.query.first, c.query.second)]
+        length = len(segs[0])
+        if any(len(s) != length for s in segs):
+            raise ValueError("all compared segments must have the same length")
+        obs = np.concatenate([s.obs for s in segs])
+        actions = np.concatenate([s.actions for s in segs])
+        absorbing = np.concatenate([s.absorbing for s in segs])
+        live = ~absorbing
+        self._fit_input_normaliser(obs[live] if live.any() else obs)
+
+        self._fits += 1
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + self._fits)
+        self._init_weights(gen)
+        m, e = len(comparisons), cfg.ensemble_size
+        x = torch.from_numpy(self.features(obs, actions)).view(2 * m, length, -1)
+        absorb = torch.from_numpy(absorbing).view(2 * m, length)
+        labels = torch.tensor([c.label for c in comparisons], dtype=torch.float32)
+        counts = torch.from_numpy(
+            np.random.default_rng([self.seed, self._fits]).multinomial(m, np.full(m, 1.0 / m), size=e)
+        ).float()
+
+        params = self.parameters()
+        for p in params:
+            p.requires_grad_(True)
+        opt = torch.optim.Adam(
+            [
+                {"params": self.weights, "weight_decay": cfg.weight_decay},
+                {"params": [*self.biases, self.absorbing_reward], "weight_decay": 0.0},
+            ],
+            lr=cfg.learning_rate,
+        )
+        batch = min(cfg.batch_size, m)
+        loss = torch.zeros(())
+        for _ in range(cfg.n_steps):
+            if batch == m:
+                idx = torch.arange(m)
+            else:
+                idx = torch.randint(0, m, (batch,), generator=gen)
+            seg = torch.stack([2 * idx, 2 * idx + 1], 1).view(-1)
+            returns = self._returns(x[seg], absorb[seg])
+            loss = comparison_loss(
+                returns[:, 0::2], returns[:, 1::2], labels[idx], counts[:, idx], cfg.noise_robust
+            ).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        for p in params:
+            p.requires_grad_(False)
+        self._sync_numpy()
+        self.n_labels = m
+
+        with torch.no_grad():
+            returns = self._returns(x, absorb)
+            p = preference_probability(returns[:, 0::2], returns[:, 1::2])
+        strict = labels != 0.5
+        correct = ((p > 0.5).float() == labels).float()  # (E, M)
+        train_acc = float(correct.mean(0)[strict].mean()) if strict.any() else float("nan")
+        oob = (counts == 0) & strict
+        judged = oob.any(0)
+        if judged.any():
+            p_oob = (p * oob).sum(0)[judged] / oob.sum(0)[judged]
+            heldout = float(((p_oob > 0.5).float() == labels[judged]).float().mean())
+        else:
+            heldout = float("nan")
+        self.calibrate(obs, actions, absorbing)
+        return FitReport(m, train_acc, heldout, float(loss.detach()) / e)
+
+    def _returns(self, x: torch.Tensor, absorb: torch.Tensor) -> torch.Tensor:
+        """Predicted segment returns ``(E, S)`` from step features ``(S, H, D)``; each absorbing
+        step is worth the member's absorbing reward instead of the MLP's output."""
+        s, h = absorb.shape
+        r = self._forward(x.reshape(s * h, -1)).view(-1, s, h)
+        return torch.where(absorb, self.absorbing_reward[:, None, None], r).sum(-1)
+
+    def _fit_input_normaliser(self, obs: np.ndarray) -> None:
+        self.obs_mean[:] = 0.0
+        self.obs_std[:] = 1.0
+        if self.obs_info["type"] == "Box":
+            flat = np.asarray(obs, np.float32).reshape(len(obs), -1)
+            self.obs_mean[:] = flat.mean(0)
+            self.obs_std[:] = np.maximum(flat.std(0), 1e-3)
+
+    def calibrate(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> None:
+        """Set the output normalisation from a batch of steps.
+
+        The shift is the absorbing state's reward when the batch has absorbing steps (so
+        ending is worth zero, as it is for an agent whose episode ends), else the mean. The
+        scale makes the root-mean-square of the shifted live rewards ``config.reward_scale``.
+        """
+        r = self.member_rewards(obs, actions, absorbing).mean(0)
+        absorbing = np.asarray(absorbing, bool)
+        live = r[~absorbing] if (~absorbing).any() else r
+        self.shift = float(self._np_abs.mean()) if absorbing.any() else float(live.mean())
+        rms = float(np.sqrt(np.mean((live - self.shift) ** 2)))
+        self.scale = max(rms, 1e-6) / self.config.reward_scale
+
+    # ----- checkpoints ------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write ``path.safetensors`` (tensors) and ``path.json`` (metadata); no pickle."""
+        path = Path(path).with_suffix("")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {f"w{i}": w for i, w in enumerate(self._np_w)}
+        tensors |= {f"b{i}": b for i, b in enumerate(self._np_b)}
+        tensors |= {"absorbing_reward": self._np_abs, "obs_mean": self.obs_mean, "obs_std": self.obs_std}
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, f"{path}.safetensors")
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "observation_space": self.obs_info,
+            "action_space": self.action_info,
+            "config": to_dict(self.config),
+            "shift": self.shift,
+            "scale": self.scale,
+            "n_labels": self.n_labels,
+            "seed": self.seed,
+        }
+        Path(f"{path}.json").write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(
+        cls, path: str | Path, observation_space: spaces.Space, action_space: spaces.Space
+    ) -> RewardModel:
+        """Load a checkpoint for an environment with these spaces.
+
+        Raises:
+            FileNotFoundError: the checkpoint files are missing.
+            ValueError: the checkpoint is corrupt, of another format version, or was trained
+                for different spaces.
+        """
+        path = Path(path).with_suffix("")
+        meta_path, tensor_path = Path(f"{path}.json"), Path(f"{path}.safetensors")
+        for p in (meta_path, tensor_path):
+            if not p.is_file():
+                raise FileNotFoundError(f"reward-model checkpoint file {str(p)!r} does not exist")
+        try:
+            meta = json.loads(meta_path.read_text())
+            tensors = load_file(str(tensor_path))
+        except Exception as err:
+            raise ValueError(f"reward-model checkpoint {str(path)!r} is corrupt: {err}") from None
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"reward-model checkpoint {str(path)!r} has format version "
+                f"{meta.get('format_version')}; this rlhf-gym reads version {FORMAT_VERSION}"
+            )
+        for kind, space in (("observation_space", observation_space), ("action_space", action_space)):
+            want = describe_space(space)
+            if meta[kind] != want:
+                raise ValueError(
+                    f"reward-model checkpoint was trained for {kind.replace('_', ' ')} "
+                    f"{meta[kind]}, but the environment has {want}"
+                )
+        model = cls(
+            observation_space, action_space, from_dict(RewardModelConfig, meta["config"]), meta["seed"]
+        )
+        n_layers = len(model.weights)
+        try:
+            model.weights = [torch.from_numpy(tensors[f"w{i}"]) for i in range(n_layers)]
+            model.biases = [torch.from_numpy(tensors[f"b{i}"]) for i in range(n_layers)]
+            model.absorbing_reward = torch.from_numpy(tensors["absorbing_reward"])
+            model.obs_mean, model.obs_std = tensors["obs_mean"], tensors["obs_std"]
+        except KeyError as err:
+            raise ValueError(f"reward-model checkpoint {str(path)!r} lacks tensor {err}") from None
+        model.shift, model.scale, model.n_labels = (
+            float(meta["shift"]),
+            float(meta["scale"]),
+            meta["n_labels"],
+        )
+        model._sync_numpy()
+        return model

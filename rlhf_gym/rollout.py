@@ -1,0 +1,105 @@
+"""Collecting trajectories: a recorder fed step by step, and a loop for the initial policy.
+
+The agent's own training rollouts are recorded as they happen (by ``LearnedRewardVec``), so
+queries after the first round cost no extra environment steps.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
+
+from rlhf_gym.types import Trajectory
+
+
+class TrajectoryRecorder:
+    """Turns a stream of vectorised steps into finished ``Trajectory`` records.
+
+    Args:
+        n_envs: parallel environments in the stream.
+        max_trajectories: most recent finished trajectories kept.
+
+    Example:
+        >>> import numpy as np
+        >>> rec = TrajectoryRecorder(n_envs=1)
+        >>> for t in range(3):
+        ...     rec.add(np.zeros((1, 2)), np.zeros(1, int), np.ones(1), np.zeros(1, bool), np.array([t == 2]),
+        ...             [{"terminal_observation": np.ones(2)}] if t == 2 else [{}])
+        >>> [len(t) for t in rec.trajectories], rec.trajectories[0].terminated
+        ([3], True)
+    """
+
+    def __init__(self, n_envs: int, max_trajectories: int = 100) -> None:
+        self.n_envs = n_envs
+        self.trajectories: deque[Trajectory] = deque(maxlen=max_trajectories)
+        self._open: list[list[tuple[np.ndarray, np.ndarray, float, bool]]] = [[] for _ in range(n_envs)]
+        self.episodes_finished = 0
+
+    def add(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        true_rewards: np.ndarray,
+        absorbing: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict],
+    ) -> None:
+        """Record one vectorised step: ``obs`` are the states the actions were taken in."""
+        for i in range(self.n_envs):
+            self._open[i].append((obs[i], actions[i], float(true_rewards[i]), bool(absorbing[i])))
+            if dones[i]:
+                terminated = not infos[i].get("TimeLimit.truncated", False)
+                final = infos[i].get("terminal_observation", obs[i])
+                self._close(i, terminated, np.asarray(final))
+                self.episodes_finished += 1
+
+    def flush(self, last_obs: np.ndarray | None = None) -> None:
+        """Close every open episode as unfinished (e.g. before the environment is reset)."""
+        for i in range(self.n_envs):
+            if self._open[i]:
+                final = last_obs[i] if last_obs is not None else self._open[i][-1][0]
+                self._close(i, False, np.asarray(final))
+
+    def _close(self, i: int, terminated: bool, final_obs: np.ndarray) -> None:
+        steps, self._open[i] = self._open[i], []
+        self.trajectories.append(_trajectory(steps, terminated, final_obs))
+
+    def pool(self) -> list[Trajectory]:
+        """Finished trajectories plus the unfinished part of every open episode, oldest first."""
+        open_parts = [_trajectory(steps, False, steps[-1][0]) for steps in self._open if steps]
+        return [*self.trajectories, *open_parts]
+
+    def recent_returns(self, n: int = 10) -> list[float]:
+        """True returns of the last ``n`` finished episodes that were not cut short."""
+        full = [t.true_return for t in self.trajectories if t.terminated or len(t) > 1]
+        return full[-n:]
+
+
+def _trajectory(
+    steps: list[tuple[np.ndarray, np.ndarray, float, bool]], terminated: bool, final_obs: np.ndarray
+) -> Trajectory:
+    obs, actions, rewards, absorbing = zip(*steps)
+    return Trajectory(
+        np.stack(obs),
+        np.stack(actions),
+        np.array(rewards),
+        np.array(absorbing, dtype=bool),
+        terminated,
+        final_obs,
+    )
+
+
+def collect(env: VecEnv, policy: Callable[[np.ndarray], np.ndarray], n_steps: int) -> int:
+    """Step ``env`` with ``policy`` for at least ``n_steps`` environment steps; returns the steps taken.
+
+    The environment records what it sees (see ``LearnedRewardVec``); this loop only drives it.
+    """
+    obs = np.asarray(env.reset())
+    taken = 0
+    while taken < n_steps:
+        obs = np.asarray(env.step(policy(obs))[0])
+        taken += env.num_envs
+    return taken

@@ -1,0 +1,158 @@
+"""The task registry: YAML presets for known tasks, generic defaults for any Gymnasium id.
+
+A preset (``envs/<name>.yaml``) holds numbers and registered names only: the Gymnasium
+id, the horizon, the absorbing reward, the default algorithm with its tuned SB3
+hyperparameters, and run overrides. Presets are looked up in ``$RLHF_GYM_PRESETS``, then
+the repository's ``envs/`` folder, then the copy shipped inside the wheel.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from gymnasium import spaces
+
+from rlhf_gym.config import HORIZONS, load_yaml
+from rlhf_gym.wrappers import FixedHorizon
+
+ALGOS = ("ppo", "a2c", "dqn", "sac")
+DISCRETE_ONLY = ("dqn",)
+CONTINUOUS_ONLY = ("sac",)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task: a Gymnasium environment plus what RLHF needs to know about it.
+
+    Args:
+        name: the registry name (the preset's file name, or the Gymnasium id).
+        env_id: the Gymnasium id to build.
+        family: ``classic``, ``robotics``, ``game`` or ``generic`` (no preset).
+        max_episode_steps: the time limit, and the length of every fixed-horizon episode.
+        absorbing_reward: the true reward of a step in the absorbing state after termination.
+        algo: default SB3 algorithm.
+        total_timesteps: default agent budget.
+        segment_length: default steps per query segment.
+        hyperparams: SB3 keyword arguments per algorithm; ``n_envs`` is read from here too.
+        run: overrides of ``RunConfig`` fields for this task.
+        description: one line for ``rlhf-gym tasks``.
+
+    Example:
+        >>> task = get_task("CartPole-v1")
+        >>> task.algo, task.max_episode_steps
+        ('ppo', 500)
+        >>> env = task.make(horizon="fixed")
+        >>> env.spec.max_episode_steps if env.spec else 500
+        500
+    """
+
+    name: str
+    env_id: str
+    family: str = "generic"
+    max_episode_steps: int = 1000
+    absorbing_reward: float = 0.0
+    algo: str = "ppo"
+    total_timesteps: int = 100_000
+    segment_length: int = 50
+    hyperparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def make(self, horizon: str = "natural", render_mode: str | None = None) -> gym.Env:
+        """Build the environment with its true reward, in the given horizon mode."""
+        if horizon not in HORIZONS:
+            raise ValueError(f"unknown horizon {horizon!r}; expected one of {', '.join(HORIZONS)}")
+        env = gym.make(self.env_id, max_episode_steps=self.max_episode_steps, render_mode=render_mode)
+        check_spaces(env, self.name)
+        if horizon == "fixed":
+            env = FixedHorizon(env, self.max_episode_steps, self.absorbing_reward)
+        return env
+
+    def algo_kwargs(self, algo: str) -> dict[str, Any]:
+        """The tuned keyword arguments for ``algo``, or SB3's defaults if the preset has none."""
+        return dict(self.hyperparams.get(algo, {}))
+
+
+def check_spaces(env: gym.Env, name: str) -> None:
+    """Reject spaces the reward model and agents cannot handle, naming what was expected."""
+    for kind, space in (("observation", env.observation_space), ("action", env.action_space)):
+        if not isinstance(space, (spaces.Box, spaces.Discrete)):
+            raise ValueError(
+                f"task {name!r} has a {type(space).__name__} {kind} space; rlhf-gym supports "
+                "Box and Discrete spaces"
+            )
+
+
+def preset_dirs() -> list[Path]:
+    """Where presets are looked up, first match wins."""
+    dirs = []
+    if os.environ.get("RLHF_GYM_PRESETS"):
+        dirs.append(Path(os.environ["RLHF_GYM_PRESETS"]))
+    here = Path(__file__).resolve().parent
+    dirs += [here.parent / "envs", here / "_presets"]
+    return [d for d in dirs if d.is_dir()]
+
+
+def preset_names() -> list[str]:
+    """Names of every task with a preset."""
+    return sorted({p.stem for d in preset_dirs() for p in d.glob("*.yaml")})
+
+
+@cache
+def _load_preset(path: Path) -> Task:
+    data = load_yaml(path)
+    known = {f.name for f in fields(Task)} - {"name"}
+    for key in data:
+        if key not in known:
+            raise ValueError(
+                f"unknown key {key!r} in task preset {path.name}; expected one of: {', '.join(sorted(known))}"
+            )
+    for algo in data.get("hyperparams", {}):
+        if algo not in ALGOS:
+            raise ValueError(
+                f"unknown algorithm {algo!r} in task preset {path.name}; expected one of {', '.join(ALGOS)}"
+            )
+    return Task(name=path.stem, **data)
+
+
+def get_task(name: str) -> Task:
+    """Look up a task by preset name, or build generic defaults for a Gymnasium id.
+
+    Raises:
+        ValueError: the name is neither a preset nor a registered Gymnasium id.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"task must be a non-empty string, got {name!r}")
+    for d in preset_dirs():
+        path = d / f"{name}.yaml"
+        if path.is_file():
+            return _load_preset(path)
+    try:
+        spec = gym.spec(name)
+    except gym.error.Error:
+        raise ValueError(
+            f"unknown task {name!r}; expected a preset ({', '.join(preset_names())}) or a "
+            "registered Gymnasium id"
+        ) from None
+    env = gym.make(name)
+    check_spaces(env, name)
+    algo = "ppo"
+    env.close()
+    return Task(
+        name=name,
+        env_id=name,
+        family="generic",
+        max_episode_steps=spec.max_episode_steps or 1000,
+        algo=algo,
+        description="generic defaults (no preset)",
+    )
+
+
+def list_tasks() -> list[Task]:
+    """Every task with a preset."""
+    return [get_task(n) for n in preset_names()]

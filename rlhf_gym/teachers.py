@@ -1,0 +1,146 @@
+"""Synthetic teachers: B-Pref's family of simulated humans (Lee et al., 2021).
+
+A teacher answers a query with the probability that the first segment is preferred, or a
+tie, or no answer (a skip), so a person and a teacher are interchangeable. Each teacher
+is a point in B-Pref's parameter space; the six named presets are B-Pref's own
+(``rll-research/BPref``, ``reward_model.py::get_label``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from rlhf_gym.types import Comparison, Query, Segment
+
+
+@dataclass(frozen=True)
+class TeacherParams:
+    """B-Pref's teacher parameters.
+
+    Args:
+        beta: rationality. ``inf`` answers by the larger return (argmax); a finite beta
+            samples from P = exp(beta R1) / (exp(beta R1) + exp(beta R2)) on raw returns.
+        gamma: myopia. Step ``t`` of an ``H``-step segment weighs ``gamma ** (H - 1 - t)``,
+            so the last step weighs 1.
+        eps_mistake: probability that an answer is flipped.
+        eps_skip: scale of the skip threshold: a query is skipped when both segments' returns
+            are at or below ``eps_skip * margin``.
+        eps_equal: scale of the equal threshold: returns closer than ``eps_equal * margin``
+            are labelled equal (0.5).
+
+    ``margin`` is B-Pref's adaptive scale: the mean true return of the last 10 training
+    episodes times ``segment_length / max_episode_steps``, refreshed before every round.
+    B-Pref multiplies by eps twice after its first round (``new_margin * eps`` passed to a
+    setter that multiplies by eps again); we multiply once, every round, deliberately.
+    """
+
+    beta: float = math.inf
+    gamma: float = 1.0
+    eps_mistake: float = 0.0
+    eps_skip: float = 0.0
+    eps_equal: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.beta > 0:
+            raise ValueError(f"teacher beta must be positive (inf for a rational teacher), got {self.beta}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"teacher gamma must be in (0, 1], got {self.gamma}")
+        for name in ("eps_mistake", "eps_skip", "eps_equal"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"teacher {name} must be in [0, 1], got {getattr(self, name)}")
+
+
+# B-Pref Table/README presets (teacher_beta -1 there means argmax, here inf).
+PRESETS: dict[str, TeacherParams] = {
+    "oracle": TeacherParams(),
+    "stoch": TeacherParams(beta=1.0),
+    "mistake": TeacherParams(eps_mistake=0.1),
+    "skip": TeacherParams(eps_skip=0.1),
+    "equal": TeacherParams(eps_equal=0.1),
+    "myopic": TeacherParams(gamma=0.9),
+}
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+class Teacher:
+    """A simulated human who prefers segments by their true return.
+
+    Args:
+        params: the B-Pref parameters (or use ``Teacher.preset``).
+        name: recorded with every answer.
+
+    Example:
+        >>> import numpy as np
+        >>> seg = lambda r: Segment(np.zeros((2, 1)), np.zeros(2), np.array(r, float), np.zeros(2, bool))
+        >>> q = Query(seg([1, 1]), seg([0, 1]))
+        >>> Teacher.preset("oracle").probability(q)
+        1.0
+        >>> round(Teacher.preset("stoch").probability(q), 4)  # sigmoid(1 * (2 - 1))
+        0.7311
+    """
+
+    def __init__(self, params: TeacherParams, name: str = "custom") -> None:
+        self.params = params
+        self.name = name
+        self.margin = 0.0
+
+    @classmethod
+    def preset(cls, name: str, **overrides: float) -> Teacher:
+        """One of ``PRESETS`` (oracle, stoch, mistake, skip, equal, myopic), optionally adjusted."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown teacher {name!r}; expected one of {', '.join(PRESETS)}")
+        return cls(replace(PRESETS[name], **overrides), name)
+
+    def update_thresholds(
+        self, recent_returns: Sequence[float], segment_length: int, max_episode_steps: int
+    ) -> None:
+        """B-Pref's adaptive margin from the true returns of recent training episodes."""
+        if len(recent_returns):
+            self.margin = float(np.mean(recent_returns)) * segment_length / max_episode_steps
+
+    @property
+    def skip_threshold(self) -> float:
+        return self.margin * self.params.eps_skip
+
+    @property
+    def equal_threshold(self) -> float:
+        return self.margin * self.params.eps_equal
+
+    def weighted_return(self, segment: Segment) -> float:
+        """The myopic return: step t of H weighs gamma ** (H - 1 - t)."""
+        h = len(segment)
+        weights = self.params.gamma ** np.arange(h - 1, -1, -1)
+        return float(np.dot(weights, segment.true_rewards))
+
+    def probability(self, query: Query) -> float:
+        """P(first preferred) under the rational part of the model, before skips, ties and mistakes."""
+        diff = self.weighted_return(query.first) - self.weighted_return(query.second)
+        if math.isinf(self.params.beta):
+            return 1.0 if diff > 0 else 0.0 if diff < 0 else 0.5
+        return _sigmoid(self.params.beta * diff)
+
+    def answer(self, query: Query, rng: np.random.Generator) -> Comparison | None:
+        """Answer one query, in B-Pref's order: skip, equal mask, myopic label, mistake, equal."""
+        r1, r2 = query.first.true_return, query.second.true_return
+        if self.params.eps_skip > 0 and max(r1, r2) <= self.skip_threshold:
+            return None
+        equal = abs(r1 - r2) < self.equal_threshold
+        p = self.probability(query)
+        label = p if p in (0.0, 0.5, 1.0) and math.isinf(self.params.beta) else float(rng.random() < p)
+        if self.params.eps_mistake > 0 and label != 0.5 and rng.random() < self.params.eps_mistake:
+            label = 1.0 - label
+        if equal:
+            label = 0.5
+        return Comparison(query, label, p, self.name)
+
+    def label(self, queries: Sequence[Query], rng: np.random.Generator) -> list[Comparison]:
+        """Answer every query; skipped ones are left out."""
+        answers = (self.answer(q, rng) for q in queries)
+        return [a for a in answers if a is not None]

@@ -1,0 +1,202 @@
+"""Wrappers named for their effect: ``FixedHorizon``, ``LearnedReward`` and ``LearnedRewardVec``.
+
+The true reward is never lost: every step's ``info["true_reward"]`` holds it, and the
+episode statistics in ``info["episode"]`` (``r``, ``l``, ``t``, the keys of SB3's
+``Monitor``) are those of the true reward, with the learned return beside them as
+``learned_r``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
+
+from rlhf_gym.rollout import TrajectoryRecorder
+from rlhf_gym.types import RewardFunction
+
+
+class FixedHorizon(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Every episode lasts exactly ``horizon`` steps: termination becomes an absorbing state.
+
+    After the wrapped environment terminates, each step returns the terminal observation
+    again, the ``absorbing_reward`` and ``info["absorbing"] = True``, until the time limit
+    truncates the episode. Episode length then carries no reward information, which closes
+    the horizon leak (a constant reward no longer "solves" CartPole), as in the seals
+    environments of Gleave et al.
+
+    Args:
+        env: the environment; its own time limit should be at least ``horizon``.
+        horizon: steps per episode.
+        absorbing_reward: true reward of each absorbing step.
+
+    Example:
+        >>> env = FixedHorizon(gym.make("CartPole-v1"), horizon=500)
+        >>> _ = env.reset(seed=0)
+        >>> steps = 0
+        >>> while True:
+        ...     _, _, terminated, truncated, info = env.step(0)
+        ...     steps += 1
+        ...     if terminated or truncated:
+        ...         break
+        >>> steps, terminated, info["absorbing"]
+        (500, False, True)
+    """
+
+    def __init__(self, env: gym.Env, horizon: int, absorbing_reward: float = 0.0) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, horizon=horizon, absorbing_reward=absorbing_reward)
+        gym.Wrapper.__init__(self, env)
+        if horizon <= 0:
+            raise ValueError(f"horizon must be positive, got {horizon}")
+        self.horizon = horizon
+        self.absorbing_reward = float(absorbing_reward)
+        self._t = 0
+        self._terminal_obs: Any = None
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self._t = 0
+        self._terminal_obs = None
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        self._t += 1
+        truncated_now = self._t >= self.horizon
+        if self._terminal_obs is not None:
+            return self._terminal_obs, self.absorbing_reward, False, truncated_now, {"absorbing": True}
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated:
+            self._terminal_obs = obs
+        return obs, reward, False, truncated_now or (truncated and not terminated), info
+
+
+class ConstantReward:
+    """The horizon-leak control: the same reward for every step, absorbing steps included."""
+
+    def __init__(self, value: float = 1.0) -> None:
+        self.value = float(value)
+
+    def __call__(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> np.ndarray:
+        return np.full(len(obs), self.value, dtype=np.float32)
+
+
+def _absorbing(infos: list[dict] | tuple[dict, ...]) -> np.ndarray:
+    return np.array([bool(info.get("absorbing", False)) for info in infos])
+
+
+class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Replaces a single environment's reward with ``reward_fn(s, a)``.
+
+    Args:
+        env: the environment (its reward is the true reward).
+        reward_fn: e.g. a fitted ``RewardModel``, or ``ConstantReward()``.
+
+    Example:
+        >>> env = LearnedReward(gym.make("CartPole-v1"), ConstantReward(0.5))
+        >>> _ = env.reset(seed=0)
+        >>> _, reward, _, _, info = env.step(0)
+        >>> reward, info["true_reward"]
+        (0.5, 1.0)
+    """
+
+    def __init__(self, env: gym.Env, reward_fn: RewardFunction) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, reward_fn=reward_fn)
+        gym.Wrapper.__init__(self, env)
+        self.reward_fn = reward_fn
+        self._obs: Any = None
+        self._true_return = self._learned_return = 0.0
+        self._length = 0
+        self._start = time.perf_counter()
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self._obs, info = self.env.reset(**kwargs)
+        self._true_return = self._learned_return = 0.0
+        self._length = 0
+        self._start = time.perf_counter()
+        return self._obs, info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, true_reward, terminated, truncated, info = self.env.step(action)
+        absorbing = np.array([bool(info.get("absorbing", False))])
+        reward = float(self.reward_fn(np.asarray(self._obs)[None], np.asarray(action)[None], absorbing)[0])
+        self._obs = obs
+        info = {**info, "true_reward": float(true_reward)}
+        self._true_return += float(true_reward)
+        self._learned_return += reward
+        self._length += 1
+        if terminated or truncated:
+            info["episode"] = {
+                "r": self._true_return,
+                "l": self._length,
+                "learned_r": self._learned_return,
+                "t": round(time.perf_counter() - self._start, 6),
+            }
+        return obs, reward, terminated, truncated, info
+
+
+class LearnedRewardVec(VecEnvWrapper):
+    """The batched ``LearnedReward`` for SB3: one forward pass scores every environment's step.
+
+    It also records the agent's trajectories (with true rewards) for later queries and counts
+    every environment step it takes.
+
+    Args:
+        venv: the vectorised environments, with their true rewards.
+        reward_fn: e.g. a fitted ``RewardModel``; ``None`` passes the true reward through
+            (the ceiling control) while still recording.
+        max_trajectories: finished trajectories kept for queries.
+    """
+
+    def __init__(self, venv: VecEnv, reward_fn: RewardFunction | None, max_trajectories: int = 100) -> None:
+        super().__init__(venv)
+        self.reward_fn = reward_fn
+        self.recorder = TrajectoryRecorder(venv.num_envs, max_trajectories)
+        self.env_steps = 0
+        self._obs: np.ndarray | None = None
+        self._actions: np.ndarray | None = None
+        self._true_returns = np.zeros(venv.num_envs)
+        self._learned_returns = np.zeros(venv.num_envs)
+        self._lengths = np.zeros(venv.num_envs, dtype=np.int64)
+        self._start = time.perf_counter()
+
+    def reset(self) -> Any:
+        if self._obs is not None:
+            self.recorder.flush()
+        self._obs = np.asarray(self.venv.reset())
+        self._true_returns[:] = self._learned_returns[:] = 0.0
+        self._lengths[:] = 0
+        return self._obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, true_rewards, dones, infos = self.venv.step_wait()
+        assert self._obs is not None and self._actions is not None, "step before reset"
+        absorbing = _absorbing(infos)
+        if self.reward_fn is None:
+            rewards = true_rewards
+        else:
+            rewards = np.asarray(self.reward_fn(self._obs, self._actions, absorbing), dtype=np.float32)
+        self.recorder.add(self._obs, self._actions, true_rewards, absorbing, dones, infos)
+        self.env_steps += self.num_envs
+        self._true_returns += true_rewards
+        self._learned_returns += rewards
+        self._lengths += 1
+        for i in np.flatnonzero(dones):
+            infos[i]["episode"] = {
+                "r": float(self._true_returns[i]),
+                "l": int(self._lengths[i]),
+                "learned_r": float(self._learned_returns[i]),
+                "t": round(time.perf_counter() - self._start, 6),
+            }
+            self._true_returns[i] = self._learned_returns[i] = 0.0
+            self._lengths[i] = 0
+        for info, true_reward in zip(infos, true_rewards):
+            info["true_reward"] = float(true_reward)
+        self._obs = np.asarray(obs)
+        return obs, rewards, dones, infos

@@ -1,0 +1,88 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rlhf_gym.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "rlhf_gym.cli", *args], capture_output=True, text=True)
+
+
+def test_tasks_lists_every_preset(capsys):
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    for name in ("CartPole-v1", "Pendulum-v1", "MountainCar-v0", "Acrobot-v1", "MountainCarContinuous-v0"):
+        assert name in out
+
+
+def test_train_writes_the_run_folder(tmp_path):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(
+        "segment_length: 5\nfeedback_rounds: 1\neval_freq: 10000\nfinal_eval_episodes: 2\n"
+        "reward_model: {hidden_sizes: [8], n_steps: 20}\n"
+        "hyperparams: {n_steps: 16, batch_size: 32, n_epochs: 1}\n"
+    )
+    code = main(
+        [
+            "train",
+            "--task",
+            "CartPole-v1",
+            "--horizon",
+            "fixed",
+            "--teacher",
+            "stoch",
+            "--labels",
+            "4",
+            "--timesteps",
+            "256",
+            "--seed",
+            "1",
+            "--config",
+            str(cfg),
+            "--out",
+            str(tmp_path / "run"),
+            "-q",
+        ]
+    )
+    assert code == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["teacher"] == "stoch" and summary["labels_used"] == 4 and summary["seed"] == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--task", "NoSuchTask-v0"], "unknown task 'NoSuchTask-v0'"),
+        (["--labels", "-5"], "labels must be non-negative"),
+        (["--teacher", "sage"], "unknown teacher 'sage'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    result = run_cli("train", *args, "--timesteps", "64")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("rlhf-gym: error:") and message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_yaml_key_and_wrong_checkpoint(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lables: 5\n")
+    result = run_cli("train", "--config", str(bad))
+    assert (
+        result.returncode == 2
+        and "unknown key 'lables'" in result.stderr
+        and "Traceback" not in result.stderr
+    )
+    pendulum = tmp_path / "pendulum_rm"
+    import gymnasium as gym
+
+    from rlhf_gym.reward_model import RewardModel
+
+    env = gym.make("Pendulum-v1")
+    RewardModel(env.observation_space, env.action_space).save(pendulum)
+    result = run_cli("train", "--task", "CartPole-v1", "--reward-model", str(pendulum))
+    assert result.returncode == 2 and "trained for observation space" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,43 @@
+import pytest
+
+from rlhf_gym.config import RewardModelConfig, RunConfig, field_docs, from_dict, load_yaml, merge
+
+
+def test_every_field_has_a_docstring():
+    for cls in (RunConfig, RewardModelConfig):
+        docs = field_docs(cls)
+        missing = [f for f in cls.__dataclass_fields__ if not docs.get(f)]
+        assert not missing, f"{cls.__name__} fields without a docstring: {missing}"
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ValueError, match="unknown key 'lables'"):
+        from_dict(RunConfig, {"lables": 5})
+    with pytest.raises(ValueError, match=r"unknown key 'width' in config.reward_model"):
+        from_dict(RunConfig, {"reward_model": {"width": 5}})
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"labels": -1}, {"horizon": "long"}, {"reward": "fake"}, {"feedback_until": 1.5}, {"labels": "many"}],
+)
+def test_bad_values_are_rejected(bad):
+    with pytest.raises((ValueError, TypeError)):
+        from_dict(RunConfig, bad)
+
+
+def test_merge_is_nested():
+    cfg = merge(RunConfig(), {"reward_model": {"n_steps": 7}, "hyperparams": {"n_steps": 8}})
+    assert cfg.reward_model.n_steps == 7 and cfg.reward_model.ensemble_size == 3
+    assert cfg.hyperparams == {"n_steps": 8}
+
+
+def test_yaml_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_yaml(tmp_path / "none.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="mapping"):
+        load_yaml(tmp_path / "list.yaml")
+    (tmp_path / "broken.yaml").write_text("a: [1,\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        load_yaml(tmp_path / "broken.yaml")

@@ -1,0 +1,116 @@
+import json
+
+import numpy as np
+import pytest
+
+from rlhf_gym.pipeline import RLHF, label_schedule, resolve_config
+
+TINY = {
+    "total_timesteps": 512,
+    "segment_length": 5,
+    "feedback_rounds": 2,
+    "eval_freq": 256,
+    "eval_episodes": 2,
+    "final_eval_episodes": 2,
+    "reward_model": {"hidden_sizes": [16], "n_steps": 50},
+    "hyperparams": {"n_steps": 16, "batch_size": 32, "n_epochs": 1},
+}
+
+
+def test_label_schedule_spends_exactly_the_budget():
+    for labels, rounds, frac in [(50, 5, 0.4), (7, 3, 0.5), (100, 0, 0.4), (3, 5, 0.4)]:
+        sched = label_schedule(labels, rounds, frac)
+        assert sum(sched) == labels and len(sched) == rounds + 1
+
+
+def test_resolve_config_layers_preset_user_and_overrides():
+    cfg = resolve_config({"task": "CartPole-v1", "labels": 7, "hyperparams": {"n_epochs": 3}}, seed=4)
+    assert (cfg.labels, cfg.seed, cfg.algo, cfg.total_timesteps, cfg.segment_length) == (
+        7,
+        4,
+        "ppo",
+        100_000,
+        50,
+    )
+    assert (
+        cfg.hyperparams["n_epochs"] == 3 and cfg.hyperparams["n_steps"] == 256
+    )  # the preset's tuned value kept
+    assert resolve_config({"task": "Pendulum-v1"}).labels == 100  # the preset's run block
+
+
+def test_end_to_end_cartpole_writes_a_complete_run_folder(tmp_path):
+    run = RLHF("CartPole-v1", labels=6, seed=0, **TINY).learn()
+    s = run.summary()
+    assert s["labels_used"] == 6
+    # every environment step is counted: the agent's plus the initial policy's
+    assert run.initial_env_steps >= 8 * 5  # one segment per environment at least
+    assert s["env_steps"] == s["total_timesteps"] + run.initial_env_steps
+    out = run.save(tmp_path / "run")
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "reward_model.safetensors",
+        "reward_model.json",
+        "agent.zip",
+        "summary.json",
+    ):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    for key in (
+        "task",
+        "feedback",
+        "teacher",
+        "reward",
+        "labels_used",
+        "env_steps",
+        "total_timesteps",
+        "true_return_mean",
+        "true_return_std",
+        "reward_model_accuracy",
+        "wall_seconds",
+    ):
+        assert key in summary
+    header = (out / "metrics.csv").read_text().splitlines()[0]
+    assert "true_return_mean" in header and "reward_correlation" in header
+    # the saved config reproduces the run's settings
+    from rlhf_gym.config import RunConfig, from_dict, load_yaml
+
+    assert from_dict(RunConfig, load_yaml(out / "config.yaml")) == run.config
+
+
+@pytest.mark.parametrize("reward", ["true", "constant"])
+def test_controls_need_no_labels(reward):
+    run = RLHF("CartPole-v1", reward=reward, horizon="fixed", **TINY).learn()
+    assert run.summary()["labels_used"] == 0 and run.summary()["reward_model_accuracy"] is None
+
+
+def test_off_policy_agent_buffer_is_relabelled_after_each_fit():
+    run = RLHF(
+        "Pendulum-v1",
+        labels=6,
+        algo="sac",
+        **{**TINY, "hyperparams": {"learning_starts": 64, "batch_size": 32}},
+    )
+    run.learn()
+    buf = run.agent.replay_buffer
+    n = buf.pos
+    expected = run.reward_model(
+        buf.observations[:n, 0], run.agent.policy.unscale_action(buf.actions[:n, 0]), buf.absorbing[:n, 0]
+    )
+    np.testing.assert_allclose(buf.rewards[:n, 0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_dqn_on_a_generic_discrete_task():
+    run = RLHF(
+        "Acrobot-v1",
+        labels=4,
+        algo="dqn",
+        horizon="fixed",
+        **{**TINY, "hyperparams": {"learning_starts": 64, "buffer_size": 1000}},
+    ).learn()
+    assert run.summary()["labels_used"] == 4
+
+
+def test_wrong_algorithm_for_the_action_space():
+    with pytest.raises(ValueError, match="sac needs a Box action space"):
+        RLHF("CartPole-v1", algo="sac", **TINY).learn()

@@ -1,0 +1,87 @@
+import math
+
+import numpy as np
+import pytest
+
+from rlhf_gym.teachers import PRESETS, Teacher, TeacherParams
+from rlhf_gym.types import Query
+
+
+def sigmoid(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def test_presets_are_bpref_parameters():
+    assert set(PRESETS) == {"oracle", "stoch", "mistake", "skip", "equal", "myopic"}
+    assert PRESETS["stoch"].beta == 1.0 and math.isinf(PRESETS["oracle"].beta)
+    assert PRESETS["mistake"].eps_mistake == 0.1
+    assert PRESETS["skip"].eps_skip == 0.1
+    assert PRESETS["equal"].eps_equal == 0.1
+    assert PRESETS["myopic"].gamma == 0.9
+
+
+def test_oracle_prefers_larger_return_and_ties_at_half(segment):
+    t = Teacher.preset("oracle")
+    assert t.probability(Query(segment([1, 2]), segment([1, 1]))) == 1.0
+    assert t.probability(Query(segment([0, 0]), segment([1, 0]))) == 0.0
+    c = t.answer(Query(segment([1, 1]), segment([2, 0])), np.random.default_rng(0))
+    assert c is not None and c.label == 0.5
+
+
+def test_stochastic_teacher_closed_form_and_sampling(segment):
+    t = Teacher.preset("stoch", beta=0.5)
+    q = Query(segment([1.0, 2.0]), segment([0.5, 0.5]))
+    assert t.probability(q) == pytest.approx(sigmoid(0.5 * (3.0 - 1.0)))
+    rng = np.random.default_rng(0)
+    labels = [t.answer(q, rng).label for _ in range(4000)]
+    assert np.mean(labels) == pytest.approx(sigmoid(1.0), abs=0.02)
+
+
+def test_myopic_weights_recent_steps_more(segment):
+    t = Teacher.preset("myopic")
+    # step t of H weighs 0.9 ** (H - 1 - t): early reward [1, 0, 0] -> 0.81; late [0, 0, 1] -> 1
+    assert t.weighted_return(segment([1, 0, 0])) == pytest.approx(0.81)
+    assert t.probability(Query(segment([0, 0, 0.9]), segment([1, 0, 0]))) == 1.0
+    stoch_myopic = Teacher(TeacherParams(beta=2.0, gamma=0.5))
+    q = Query(segment([0, 1]), segment([1, 0]))
+    assert stoch_myopic.probability(q) == pytest.approx(sigmoid(2.0 * (1.0 - 0.5)))
+
+
+def test_mistake_teacher_flips_ten_percent(segment):
+    t = Teacher.preset("mistake")
+    q = Query(segment([2]), segment([1]))
+    rng = np.random.default_rng(0)
+    labels = np.array([t.answer(q, rng).label for _ in range(5000)])
+    assert np.mean(labels == 0.0) == pytest.approx(0.1, abs=0.015)
+
+
+def test_adaptive_thresholds_skip_and_equal(segment):
+    skip, equal = Teacher.preset("skip"), Teacher.preset("equal")
+    for t in (skip, equal):
+        # B-Pref margin: mean recent return * H / T = 100 * 10 / 100 = 10
+        t.update_thresholds([50.0, 150.0], segment_length=10, max_episode_steps=100)
+        assert t.margin == pytest.approx(10.0)
+    assert skip.skip_threshold == pytest.approx(1.0) and equal.equal_threshold == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    assert skip.answer(Query(segment([0.5]), segment([0.9])), rng) is None
+    assert skip.answer(Query(segment([0.5]), segment([1.5])), rng).label == 0.0
+    assert equal.answer(Query(segment([3.0]), segment([3.9])), rng).label == 0.5
+    assert equal.answer(Query(segment([3.0]), segment([4.5])), rng).label == 0.0
+
+
+def test_label_drops_skips(segment):
+    t = Teacher.preset("skip")
+    t.update_thresholds([100.0], 1, 1)
+    qs = [Query(segment([0.0]), segment([1.0])), Query(segment([50.0]), segment([1.0]))]
+    assert [c.label for c in t.label(qs, np.random.default_rng(0))] == [1.0]
+
+
+@pytest.mark.parametrize("bad", [{"beta": 0.0}, {"gamma": 1.5}, {"eps_mistake": -0.1}])
+def test_bad_parameters_are_rejected(bad):
+    with pytest.raises(ValueError):
+        TeacherParams(**bad)
+
+
+def test_unknown_preset_names_the_choices():
+    with pytest.raises(ValueError, match="oracle, stoch"):
+        Teacher.preset("sage")
