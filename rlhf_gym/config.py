@@ -42,7 +42,7 @@ class RewardModelConfig:
     """Adam learning rate."""
     weight_decay: float = 1e-3
     """Adam L2 weight decay, the regulariser of Christiano et al. (2017)."""
-    n_steps: int = 200
+    n_steps: int = 100
     """Adam steps per fit. Each fit starts from fresh weights, so the cost of a fit does not
     grow with the number of labels beyond ``batch_size``."""
     batch_size: int = 32
@@ -100,7 +100,7 @@ class RunConfig:
     """Share of the label budget asked before the agent starts learning."""
     feedback_until: float = 0.5
     """Fraction of ``total_timesteps`` by which the last round of queries is asked."""
-    initial_rollout_fraction: float = 0.05
+    initial_rollout_fraction: float = 0.02
     """Environment steps of the initial policy collected for the first round, as a fraction of
     ``total_timesteps``. Later rounds reuse the agent's own rollouts at no extra cost."""
     candidate_factor: int = 10

@@ -77,7 +77,8 @@ class RLHF:
     Args:
         task: a task preset or Gymnasium id (see ``rlhf-gym tasks``).
         config: a ``RunConfig`` or a mapping of its fields; keyword overrides win.
-        teacher: a custom ``Teacher``; by default the preset named by ``config.teacher``.
+        teacher: a teacher preset name (oracle, stoch, mistake, skip, equal, myopic) or a custom
+            ``Teacher``; by default the preset named by ``config.teacher``.
         verbose: 1 prints one line per feedback round and evaluation.
         **overrides: any ``RunConfig`` field, e.g. ``labels=50, seed=1``.
     """
@@ -87,12 +88,16 @@ class RLHF:
         task: str | None = None,
         *,
         config: RunConfig | dict[str, Any] | None = None,
-        teacher: Teacher | None = None,
+        teacher: str | Teacher | None = None,
         verbose: int = 0,
         **overrides: Any,
     ) -> None:
         if task is not None:
             overrides["task"] = task
+        if isinstance(teacher, str):
+            overrides["teacher"], teacher = teacher, None
+        elif teacher is not None:
+            overrides["teacher"] = teacher.name
         self.config = resolve_config(config, **overrides)
         self.task = get_task(self.config.task)
         self.teacher = teacher or Teacher.preset(self.config.teacher)
@@ -147,7 +152,10 @@ class RLHF:
         )
         self.final = evaluate(self.agent, self.task, cfg.final_eval_episodes, seed=cfg.seed + 10_000)
         self.wall_seconds = time.perf_counter() - start
-        self._log({"final": True, "true_return_mean": self.final.mean, "true_return_std": self.final.std})
+        self._log(
+            {"final": True, "true_return_mean": self.final.mean, "true_return_std": self.final.std},
+            model_metrics=True,
+        )
         return self
 
     def feedback_round(self, n_labels: int, strategy: str | None = None) -> FitReport | None:
@@ -180,7 +188,7 @@ class RLHF:
             agent = getattr(self, "agent", None)  # None in the first round, before the agent exists
             if agent is not None:
                 relabel_buffer(agent, self.reward_model)
-        self._log({"round": self._round, "new_labels": len(new)})
+        self._log({"round": self._round, "new_labels": len(new)}, model_metrics=True)
         return self.last_fit
 
     def labels_for_next_round(self) -> int:
@@ -209,7 +217,8 @@ class RLHF:
         result = evaluate(self.agent, self.task, n_episodes, seed=self.config.seed + 20_000)
         self._log({"true_return_mean": result.mean, "true_return_std": result.std})
 
-    def _log(self, row: dict[str, Any]) -> None:
+    def _log(self, row: dict[str, Any], model_metrics: bool = False) -> None:
+        """Append a metrics row; ``model_metrics`` adds the reward-model figures (after fits, at the end)."""
         agent = getattr(self, "agent", None)
         base: dict[str, Any] = {
             "timesteps": agent.num_timesteps if agent is not None else 0,
@@ -217,7 +226,7 @@ class RLHF:
             "labels_used": len(self.comparisons),
             "wall_seconds": round(time.perf_counter() - getattr(self, "_start", time.perf_counter()), 3),
         }
-        if self.last_fit is not None:
+        if model_metrics and self.last_fit is not None:
             pool = self.env.recorder.pool()
             m = reward_model_metrics(
                 self.reward_model,

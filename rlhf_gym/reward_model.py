@@ -171,7 +171,7 @@ class RewardModel:
         for i, (w, b) in enumerate(zip(self._np_w, self._np_b)):
             h = np.matmul(h, w) + b
             if i < len(self._np_w) - 1:
-                h = np.where(h > 0, h, 0.01 * h)
+                h = np.maximum(h, 0.01 * h)  # leaky ReLU
         r = h[..., 0]
         absorbing = np.asarray(absorbing, dtype=bool)
         if absorbing.any():
@@ -196,7 +196,9 @@ class RewardModel:
     def preference_probabilities(self, queries: Sequence[Query]) -> np.ndarray:
         """P(first preferred) by every member, ``(E, Q)``."""
         returns = self.segment_returns([s for q in queries for s in (q.first, q.second)])
-        return 1.0 / (1.0 + np.exp(-(returns[:, 0::2] - returns[:, 1::2])))
+        return np.exp(
+            -np.logaddexp(0.0, returns[:, 1::2] - returns[:, 0::2])
+        )  # a sigmoid that never overflows
 
     # ----- fitting ----------------------------------------------------------------------
     def fit(self, comparisons: Sequence[Comparison]) -> FitReport:

@@ -114,3 +114,12 @@ def test_dqn_on_a_generic_discrete_task():
 def test_wrong_algorithm_for_the_action_space():
     with pytest.raises(ValueError, match="sac needs a Box action space"):
         RLHF("CartPole-v1", algo="sac", **TINY).learn()
+
+
+def test_teacher_by_name_or_object():
+    from rlhf_gym.teachers import Teacher
+
+    assert RLHF("CartPole-v1", teacher="mistake").teacher.params.eps_mistake == 0.1
+    custom = Teacher.preset("stoch", beta=0.3)
+    run = RLHF("CartPole-v1", teacher=custom)
+    assert run.teacher is custom and run.config.teacher == "stoch"

@@ -1,0 +1,155 @@
+"""Label efficiency of the core RLHF loop, with its controls, side by side in one run.
+
+    python benchmarks/label_efficiency.py            # every arm, 5 seeds, all cores
+    python benchmarks/label_efficiency.py --smoke    # tiny budgets: checks the script end to end
+
+Each run's summary is cached in ``benchmarks/results/label_efficiency/`` (git-ignored), so
+a killed benchmark resumes where it stopped; ``--fresh`` starts over. The table, the
+target checks and the command go into ``benchmarks/RESULTS.md`` between this benchmark's
+markers, and the figure into ``benchmarks/figures/label_efficiency.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+COMMAND = "python benchmarks/label_efficiency.py"
+
+# arm name -> RunConfig overrides. Paired arms run side by side (same seed, adjacent in the queue).
+ARMS: dict[str, dict[str, Any]] = {
+    "cartpole-natural-oracle-50": {"task": "CartPole-v1", "horizon": "natural", "labels": 50},
+    "cartpole-natural-true": {"task": "CartPole-v1", "horizon": "natural", "reward": "true"},
+    "cartpole-natural-constant": {"task": "CartPole-v1", "horizon": "natural", "reward": "constant"},
+    "cartpole-fixed-oracle-50": {"task": "CartPole-v1", "horizon": "fixed", "labels": 50},
+    "cartpole-fixed-true": {"task": "CartPole-v1", "horizon": "fixed", "reward": "true"},
+    "cartpole-fixed-constant": {"task": "CartPole-v1", "horizon": "fixed", "reward": "constant"},
+    "cartpole-fixed-oracle-100": {"task": "CartPole-v1", "horizon": "fixed", "labels": 100},
+    "cartpole-fixed-stoch-100": {
+        "task": "CartPole-v1",
+        "horizon": "fixed",
+        "labels": 100,
+        "teacher": "stoch",
+    },
+    "cartpole-fixed-mistake-100": {
+        "task": "CartPole-v1",
+        "horizon": "fixed",
+        "labels": 100,
+        "teacher": "mistake",
+    },
+    "pendulum-oracle-100": {"task": "Pendulum-v1", "labels": 100},
+    "pendulum-true": {"task": "Pendulum-v1", "reward": "true"},
+}
+SMOKE = {
+    "total_timesteps": 600,
+    "segment_length": 10,
+    "eval_freq": 10_000,
+    "final_eval_episodes": 2,
+    "feedback_rounds": 1,
+    "reward_model": {"n_steps": 20},
+}
+
+
+def run_one(arm: str, seed: int, smoke: bool) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    from rlhf_gym import RLHF
+
+    overrides = {**ARMS[arm], "seed": seed, **(SMOKE if smoke else {})}
+    if smoke and "labels" in overrides:
+        overrides["labels"] = 6
+    if smoke and overrides["task"] == "Pendulum-v1":
+        overrides["hyperparams"] = {"learning_starts": 100}
+    run = RLHF(**overrides).learn()
+    return {"arm": arm, **run.summary()}
+
+
+def random_return(task_name: str, episodes: int = 20) -> float:
+    """Mean true return of uniformly random actions: the 0 of normalised return."""
+    import numpy as np
+
+    from rlhf_gym.tasks import get_task
+
+    env = get_task(task_name).make("natural")
+    env.action_space.seed(0)
+    returns = []
+    for i in range(episodes):
+        env.reset(seed=10_000 + i)
+        total, done = 0.0, False
+        while not done:
+            _, r, terminated, truncated, _ = env.step(env.action_space.sample())
+            total += float(r)
+            done = terminated or truncated
+        returns.append(total)
+    return float(np.mean(returns))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--arms", nargs="*", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--smoke", action="store_true", help="tiny budgets, to check the script end to end")
+    parser.add_argument("--fresh", action="store_true", help="ignore cached runs")
+    parser.add_argument("--results", type=Path, default=HERE / "results" / "label_efficiency")
+    parser.add_argument("--report", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--figure", type=Path, default=HERE / "figures" / "label_efficiency.png")
+    args = parser.parse_args()
+    if args.smoke:
+        args.results = args.results.with_name(args.results.name + "_smoke")
+    args.results.mkdir(parents=True, exist_ok=True)
+
+    from tqdm import tqdm
+
+    # the long runs first, and the two arms of each overhead pair side by side
+    order = sorted(args.arms, key=lambda a: ARMS[a]["task"] != "Pendulum-v1")
+    jobs = [(arm, seed) for seed in range(args.seeds) for arm in order]
+    todo = [(a, s) for a, s in jobs if args.fresh or not (args.results / f"{a}-s{s}.json").is_file()]
+    start = time.perf_counter()
+    failed = 0
+    with ProcessPoolExecutor(max_workers=args.workers) as pool, tqdm(total=len(jobs), desc="runs") as bar:
+        bar.update(len(jobs) - len(todo))
+        futures = {pool.submit(run_one, a, s, args.smoke): (a, s) for a, s in todo}
+        for fut in as_completed(futures):
+            arm, seed = futures[fut]
+            try:
+                summary = fut.result()
+                (args.results / f"{arm}-s{seed}.json").write_text(json.dumps(summary, indent=2))
+            except Exception as err:
+                failed += 1
+                tqdm.write(f"{arm} seed {seed} failed: {err!r}")
+            bar.set_postfix(failed=failed)
+            bar.update(1)
+    print(f"ran {len(todo)} runs in {time.perf_counter() - start:.0f} s ({failed} failed)")
+
+    from report import write_report
+
+    summaries = [
+        json.loads((args.results / f"{a}-s{s}.json").read_text())
+        for a, s in jobs
+        if (args.results / f"{a}-s{s}.json").is_file()
+    ]
+    tasks = sorted({ARMS[a]["task"] for a in args.arms})
+    randoms = {t: random_return(t) for t in tasks}
+    command = COMMAND + (" --smoke" if args.smoke else "")
+    if args.smoke:
+        args.report = args.results / "RESULTS.md"
+        args.figure = args.results / "label_efficiency.png"
+    write_report(summaries, randoms, command, args.report, args.figure, n_seeds=args.seeds)
+    print(f"wrote {args.report} and {args.figure}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Turn benchmark run summaries into a RESULTS.md section, target checks and a figure."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+HEADER = """# Benchmark results
+
+Every figure here was produced by the command written beside it, on a 2-core CPU machine.
+Returns are medians over seeds of the mean true return of 20 deterministic episodes on the
+natural-horizon task. Normalised return is (R - R_random) / (R_true - R_random), with the
+true-reward run of the same benchmark as the ceiling. Ratios are taken seed by seed between
+runs that ran side by side, then the median is reported.
+"""
+
+
+def _median(values: list[float]) -> float:
+    import numpy as np
+
+    return float(np.median(values)) if values else float("nan")
+
+
+def write_report(
+    summaries: list[dict[str, Any]],
+    randoms: dict[str, float],
+    command: str,
+    report: Path,
+    figure: Path,
+    n_seeds: int,
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+    import seaborn as sns
+
+    df = pd.DataFrame(summaries)
+    df["env_step_ratio"] = df["env_steps"] / df["total_timesteps"]
+    ceilings = {}
+    for task in df["task"].unique():
+        true_runs = df[(df["task"] == task) & (df["reward"] == "true")]
+        ceilings[task] = _median(true_runs["true_return_mean"].tolist())
+    df["normalised_return"] = [
+        (r - randoms[t]) / (ceilings[t] - randoms[t]) if ceilings[t] != randoms[t] else float("nan")
+        for r, t in zip(df["true_return_mean"], df["task"])
+    ]
+
+    rows = [
+        "| arm | task | horizon | reward | teacher | labels | true return (median, min-max) | normalised | "
+        "env steps / timesteps | RM held-out acc. | wall s |",
+        "|" + "---|" * 11,
+    ]
+    for arm, g in df.groupby("arm", sort=False):
+        first = g.iloc[0]
+        acc = g["reward_model_accuracy"].dropna()
+        rows.append(
+            f"| {arm} | {first['task']} | {first['horizon']} | {first['reward']} | "
+            f"{first['teacher'] if first['reward'] == 'learned' else '-'} | "
+            f"{_median(g['labels_used'].tolist()):.0f} | "
+            f"{_median(g['true_return_mean'].tolist()):.1f} ({g['true_return_mean'].min():.1f} to "
+            f"{g['true_return_mean'].max():.1f}) | {_median(g['normalised_return'].tolist()):.3f} | "
+            f"{_median(g['env_step_ratio'].tolist()):.3f} | "
+            f"{_median(acc.tolist()) if len(acc) else float('nan'):.3f} | "
+            f"{_median(g['wall_seconds'].tolist()):.1f} |"
+        )
+
+    by = {arm: g.set_index("seed") for arm, g in df.groupby("arm")}
+
+    def ret(arm: str) -> float:
+        return _median(by[arm]["true_return_mean"].tolist()) if arm in by else float("nan")
+
+    def ratio(a: str, b: str, col: str) -> float:
+        if a not in by or b not in by:
+            return float("nan")
+        joined = by[a][[col]].join(by[b][[col]], lsuffix="_a", rsuffix="_b", how="inner")
+        return _median((joined[f"{col}_a"] / joined[f"{col}_b"]).tolist())
+
+    def check(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    targets = []
+    r = ret("cartpole-natural-oracle-50")
+    targets.append(
+        f"| CartPole natural, PPO 100k, 50 oracle comparisons: return >= 475 | {r:.1f} | {check(r >= 475)} |"
+    )
+    r, c = ret("cartpole-fixed-oracle-50"), ret("cartpole-fixed-constant")
+    targets.append(f"| CartPole fixed, same settings: return >= 475 | {r:.1f} | {check(r >= 475)} |")
+    targets.append(
+        f"| CartPole fixed, constant-reward control far below (< 50% of 475) | {c:.1f} | {check(c < 237.5)} |"
+    )
+    if "Pendulum-v1" in ceilings:
+        pend = df[df["arm"] == "pendulum-oracle-100"]["normalised_return"].tolist()
+        n = _median(pend)
+        targets.append(
+            f"| Pendulum SAC, 100 oracle comparisons: normalised return >= 0.95 | {n:.3f} | "
+            f"{check(n >= 0.95)} |"
+        )
+    w = ratio("cartpole-natural-oracle-50", "cartpole-natural-true", "wall_seconds")
+    targets.append(
+        f"| Overhead: wall time RLHF / true reward, CartPole natural (paired seeds) <= 1.2 | {w:.3f} | "
+        f"{check(w <= 1.2)} |"
+    )
+    if "pendulum-true" in by:
+        w = ratio("pendulum-oracle-100", "pendulum-true", "wall_seconds")
+        targets.append(
+            f"| Overhead: wall time RLHF / true reward, Pendulum SAC (paired seeds) <= 1.2 | {w:.3f} | "
+            f"{check(w <= 1.2)} |"
+        )
+    learned = df[df["reward"] == "learned"]
+    e = float(learned["env_step_ratio"].max()) if len(learned) else float("nan")
+    targets.append(f"| Env steps / nominal timesteps, worst RLHF run <= 1.1 | {e:.3f} | {check(e <= 1.1)} |")
+    oracle = ret("cartpole-fixed-oracle-100")
+    for teacher in ("stoch", "mistake"):
+        t = ret(f"cartpole-fixed-{teacher}-100")
+        targets.append(
+            f"| CartPole fixed, 100 {teacher} comparisons >= 90% of oracle ({0.9 * oracle:.1f}) | "
+            f"{t:.1f} | {check(t >= 0.9 * oracle)} |"
+        )
+
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    sns.set_theme(style="whitegrid")
+    tasks = list(df["task"].unique())
+    fig = sns.catplot(
+        data=df,
+        x="true_return_mean",
+        y="arm",
+        col="task",
+        kind="box",
+        sharex=False,
+        sharey=False,
+        col_wrap=min(2, len(tasks)),
+        height=3.6,
+        aspect=1.5,
+        color="#9ecae1",
+    )
+    for ax, task in zip(fig.axes.flat, tasks):
+        sub = df[df["task"] == task]
+        sns.stripplot(data=sub, x="true_return_mean", y="arm", ax=ax, color="#08519c", size=4)
+        ax.axvline(randoms[task], color="grey", ls="--", lw=1)
+        ax.set_xlabel("true return")
+        ax.set_ylabel("")
+    fig.figure.suptitle(
+        f"rlhf-gym label efficiency: true return of 20 deterministic episodes, {n_seeds} seeds "
+        "(dashed: random policy)",
+        y=1.03,
+    )
+    fig.savefig(figure, dpi=90, bbox_inches="tight")
+
+    try:
+        rel_fig = figure.relative_to(report.parent)
+    except ValueError:
+        rel_fig = figure
+    random_line = ", ".join(f"{t} {v:.1f}" for t, v in randoms.items())
+    section = "\n".join(
+        [
+            "<!-- label_efficiency:start -->",
+            "## Label efficiency (core RLHF loop)",
+            "",
+            f"Command: `{command}` ({n_seeds} seeds per arm). Random-policy returns: {random_line}.",
+            "",
+            "### Targets",
+            "",
+            "| target | measured | |",
+            "|---|---|---|",
+            *targets,
+            "",
+            "### All arms",
+            "",
+            *rows,
+            "",
+            f"![label efficiency]({rel_fig})",
+            "<!-- label_efficiency:end -->",
+        ]
+    )
+    text = report.read_text() if report.is_file() else HEADER
+    pattern = re.compile(r"<!-- label_efficiency:start -->.*<!-- label_efficiency:end -->", re.S)
+    text = (
+        pattern.sub(lambda _: section, text)
+        if pattern.search(text)
+        else text.rstrip() + "\n\n" + section + "\n"
+    )
+    report.write_text(text)
