@@ -1,22 +1,20 @@
 """The ``rlhf-gym`` command line.
 
 Bad input (an unknown task, an unknown YAML key, a wrong-shape checkpoint, a negative
-budget) prints one ``rlhf-gym: error: ...`` line and exits with status 2, never a traceback.
+budget) prints one ``rlhf-gym: error: ...`` line and exits with status 2, never a traceback
+(set ``RLHF_GYM_DEBUG=1`` to see one).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rlhf_gym.config import HORIZONS, QUERY_STRATEGIES, REWARDS, RunConfig, field_docs, load_yaml
-
-
-class UsageError(Exception):
-    """Bad input from the command line, reported as one line."""
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -115,7 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"train": cmd_train, "tasks": cmd_tasks}[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, UsageError) as err:
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        if os.environ.get("RLHF_GYM_DEBUG"):
+            raise
         print(f"rlhf-gym: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

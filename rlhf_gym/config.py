@@ -20,12 +20,15 @@ from typing import Any, TypeVar
 
 import yaml
 
+from rlhf_gym.teachers import PRESETS, TeacherParams
+
 T = TypeVar("T")
 
 HORIZONS = ("natural", "fixed")
 REWARDS = ("learned", "true", "constant")
 QUERY_STRATEGIES = ("uniform", "disagreement", "entropy")
 FEEDBACK_TYPES = ("comparisons",)
+TEACHER_PARAMS = tuple(f.name for f in dataclasses.fields(TeacherParams))
 
 
 @dataclass
@@ -76,6 +79,8 @@ class RunConfig:
     """The feedback type the teacher gives."""
     teacher: str = "oracle"
     """A synthetic teacher preset: oracle, stoch, mistake, skip, equal or myopic (B-Pref)."""
+    teacher_params: dict[str, float] = field(default_factory=dict)
+    """Overrides of the preset's B-Pref parameters: beta, gamma, eps_mistake, eps_skip, eps_equal."""
     labels: int = 50
     """Label budget: answered queries over the whole run."""
     total_timesteps: int | None = None
@@ -125,6 +130,12 @@ class RunConfig:
         _choice(self, "reward", REWARDS)
         _choice(self, "query_strategy", QUERY_STRATEGIES)
         _choice(self, "feedback", FEEDBACK_TYPES)
+        _choice(self, "teacher", tuple(PRESETS))
+        for key in self.teacher_params:
+            if key not in TEACHER_PARAMS:
+                raise ValueError(
+                    f"unknown teacher parameter {key!r}; expected one of {', '.join(TEACHER_PARAMS)}"
+                )
         _positive(self, "labels", "feedback_rounds", "seed", allow_zero=True)
         _positive(
             self,
@@ -210,19 +221,24 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
+    """Check ``value`` against a field's type hint (converting lists to tuples, ints to floats)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
-        current = value if isinstance(value, hint) else from_dict(hint, value, where)  # type: ignore[arg-type]
-        return current
+        return value if isinstance(value, hint) else from_dict(hint, value, where)  # type: ignore[arg-type]
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
         if value is None:
+            if type(None) not in args:
+                raise TypeError(f"{where} must not be empty")
             return None
-        return _coerce(args[0], value, where)
+        return _coerce(next(a for a in args if a is not type(None)), value, where)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise TypeError(f"{where} must be a list, got {value!r}")
-        return tuple(value)
+        return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"{where} must be a mapping of keys to values, got {value!r}")
+        return {k: _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint in (int, float, str, bool) and not isinstance(value, hint):
@@ -236,10 +252,8 @@ def merge(config: T, overrides: dict[str, Any], where: str = "config") -> T:
     """A copy of ``config`` with ``overrides`` applied; nested configs merge key by key."""
     data = to_dict(config)
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict) and key != "hyperparams":
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
             data[key] = {**data[key], **value}
-        elif key == "hyperparams" and isinstance(value, dict):
-            data[key] = {**data.get(key, {}), **value}
         else:
             data[key] = value
     return from_dict(type(config), data, where)

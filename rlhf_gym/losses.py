@@ -45,10 +45,10 @@ def comparison_loss(
     Returns:
         The weighted mean loss of each member, shape ``(E,)``.
     """
-    logits = returns_first - returns_second
     if noise:
         p = preference_probability(returns_first, returns_second, noise)
         nll = -(labels * torch.log(p) + (1 - labels) * torch.log1p(-p))
     else:
+        logits = returns_first - returns_second
         nll = F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits), reduction="none")
     return (weights * nll).sum(-1) / weights.sum(-1).clamp_min(1.0)

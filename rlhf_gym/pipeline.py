@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlhf_gym.agents import RLHFCallback, make_agent, relabel_buffer
@@ -29,7 +31,7 @@ from rlhf_gym.reward_model import FitReport, RewardModel
 from rlhf_gym.rollout import collect
 from rlhf_gym.segments import sample_segments
 from rlhf_gym.tasks import get_task
-from rlhf_gym.teachers import Teacher
+from rlhf_gym.teachers import PRESETS, Teacher
 from rlhf_gym.types import Comparison
 from rlhf_gym.wrappers import ConstantReward, LearnedReward, LearnedRewardVec
 
@@ -96,15 +98,18 @@ class RLHF:
             overrides["task"] = task
         if isinstance(teacher, str):
             overrides["teacher"], teacher = teacher, None
-        elif teacher is not None:
-            overrides["teacher"] = teacher.name
+        elif teacher is not None:  # recorded in full, so the saved config reproduces it
+            overrides["teacher"] = teacher.name if teacher.name in PRESETS else "oracle"
+            overrides["teacher_params"] = dataclasses.asdict(teacher.params)
         self.config = resolve_config(config, **overrides)
         self.task = get_task(self.config.task)
-        self.teacher = teacher or Teacher.preset(self.config.teacher)
+        self.teacher = teacher or Teacher.preset(self.config.teacher, **self.config.teacher_params)
         self.verbose = verbose
         self.rng = np.random.default_rng(self.config.seed)
         hp = dict(self.config.hyperparams)
-        self.n_envs = int(hp.pop("n_envs", 1))
+        self.n_envs = hp.pop("n_envs", 1)
+        if isinstance(self.n_envs, bool) or not isinstance(self.n_envs, int) or self.n_envs < 1:
+            raise ValueError(f"hyperparams.n_envs must be a positive integer, got {self.n_envs!r}")
         self.agent_kwargs = hp
         probe = self.task.make(self.config.horizon)
         spaces = (probe.observation_space, probe.action_space)
@@ -134,6 +139,7 @@ class RLHF:
         assert total is not None
         start = self._start = time.perf_counter()
         self.env = LearnedRewardVec(self._make_vec_env(), self._agent_reward(), cfg.trajectory_window)
+        self.env.action_space.seed(cfg.seed)
         self.agent = make_agent(
             cfg.algo or self.task.algo, self.env, self.agent_kwargs, cfg.seed, relabel=cfg.reward == "learned"
         )
@@ -161,6 +167,7 @@ class RLHF:
     def feedback_round(self, n_labels: int, strategy: str | None = None) -> FitReport | None:
         """Ask the teacher ``n_labels`` queries about recent behaviour, then refit the reward model."""
         cfg = self.config
+        self._round += 1
         if n_labels <= 0:
             return self.last_fit
         pool = self.env.recorder.pool()
@@ -182,12 +189,9 @@ class RLHF:
             else:
                 new.append(answer)
         self.comparisons += new
-        self._round += 1
         if self.comparisons:
             self.last_fit = self.reward_model.fit(self.comparisons)
-            agent = getattr(self, "agent", None)  # None in the first round, before the agent exists
-            if agent is not None:
-                relabel_buffer(agent, self.reward_model)
+            relabel_buffer(self.agent, self.reward_model)
         self._log({"round": self._round, "new_labels": len(new)}, model_metrics=True)
         return self.last_fit
 
@@ -206,6 +210,10 @@ class RLHF:
         ]
 
     def _initial_policy(self, obs: np.ndarray) -> np.ndarray:
+        """The untrained agent's own stochastic policy; uniform actions for off-policy agents,
+        as SB3 itself acts before ``learning_starts`` (an untrained DQN is greedy, not random)."""
+        if isinstance(self.agent, OffPolicyAlgorithm):
+            return np.stack([self.env.action_space.sample() for _ in range(self.n_envs)])
         return self.agent.predict(obs, deterministic=False)[0]
 
     def make_env(self) -> LearnedReward:
@@ -219,12 +227,11 @@ class RLHF:
 
     def _log(self, row: dict[str, Any], model_metrics: bool = False) -> None:
         """Append a metrics row; ``model_metrics`` adds the reward-model figures (after fits, at the end)."""
-        agent = getattr(self, "agent", None)
         base: dict[str, Any] = {
-            "timesteps": agent.num_timesteps if agent is not None else 0,
+            "timesteps": self.agent.num_timesteps,
             "env_steps": self.env.env_steps,
             "labels_used": len(self.comparisons),
-            "wall_seconds": round(time.perf_counter() - getattr(self, "_start", time.perf_counter()), 3),
+            "wall_seconds": round(time.perf_counter() - self._start, 3),
         }
         if model_metrics and self.last_fit is not None:
             pool = self.env.recorder.pool()

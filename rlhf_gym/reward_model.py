@@ -27,6 +27,7 @@ from rlhf_gym.losses import comparison_loss, preference_probability
 from rlhf_gym.types import Comparison, Query, Segment
 
 FORMAT_VERSION = 1
+LEAKY_SLOPE = 0.01
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,11 @@ class FitReport:
 
     Args:
         n_labels: comparisons fitted (ties included).
-        train_accuracy: ensemble-mean accuracy on the labels it was fitted on (ties left out).
+        train_accuracy: accuracy on the labels it was fitted on: each label judged by the mean of
+            the members whose bootstrap sample held it (ties left out).
         heldout_accuracy: out-of-bag accuracy: each label judged only by members whose
             bootstrap sample left it out (ties left out); ``nan`` if none was left out.
-        loss: final mean training loss.
+        loss: mean training loss per member at the last Adam step.
     """
 
     n_labels: int
@@ -162,7 +164,7 @@ class RewardModel:
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = torch.baddbmm(b, h.expand(w.shape[0], -1, -1) if h.dim() == 2 else h, w)
             if i < len(self.weights) - 1:
-                h = torch.nn.functional.leaky_relu(h, 0.01)
+                h = torch.nn.functional.leaky_relu(h, LEAKY_SLOPE)
         return h.squeeze(-1)
 
     def member_rewards(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> np.ndarray:
@@ -171,7 +173,7 @@ class RewardModel:
         for i, (w, b) in enumerate(zip(self._np_w, self._np_b)):
             h = np.matmul(h, w) + b
             if i < len(self._np_w) - 1:
-                h = np.maximum(h, 0.01 * h)  # leaky ReLU
+                h = np.maximum(h, LEAKY_SLOPE * h)  # leaky ReLU
         r = h[..., 0]
         absorbing = np.asarray(absorbing, dtype=bool)
         if absorbing.any():
@@ -265,15 +267,8 @@ class RewardModel:
             returns = self._returns(x, absorb)
             p = preference_probability(returns[:, 0::2], returns[:, 1::2])
         strict = labels != 0.5
-        correct = ((p > 0.5).float() == labels).float()  # (E, M)
-        train_acc = float(correct.mean(0)[strict].mean()) if strict.any() else float("nan")
-        oob = (counts == 0) & strict
-        judged = oob.any(0)
-        if judged.any():
-            p_oob = (p * oob).sum(0)[judged] / oob.sum(0)[judged]
-            heldout = float(((p_oob > 0.5).float() == labels[judged]).float().mean())
-        else:
-            heldout = float("nan")
+        train_acc = _accuracy(p, labels, (counts > 0) & strict)
+        heldout = _accuracy(p, labels, (counts == 0) & strict)
         self.calibrate(obs, actions, absorbing)
         return FitReport(m, train_acc, heldout, float(loss.detach()) / e)
 
@@ -348,6 +343,21 @@ class RewardModel:
             tensors = load_file(str(tensor_path))
         except Exception as err:
             raise ValueError(f"reward-model checkpoint {str(path)!r} is corrupt: {err}") from None
+        required = (
+            "format_version",
+            "observation_space",
+            "action_space",
+            "config",
+            "shift",
+            "scale",
+            "n_labels",
+            "seed",
+        )
+        missing = [k for k in required if not isinstance(meta, dict) or k not in meta]
+        if missing:
+            raise ValueError(
+                f"reward-model checkpoint {str(path)!r} is corrupt: its metadata lacks {', '.join(missing)}"
+            )
         if meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(
                 f"reward-model checkpoint {str(path)!r} has format version "
@@ -363,14 +373,24 @@ class RewardModel:
         model = cls(
             observation_space, action_space, from_dict(RewardModelConfig, meta["config"]), meta["seed"]
         )
-        n_layers = len(model.weights)
-        try:
-            model.weights = [torch.from_numpy(tensors[f"w{i}"]) for i in range(n_layers)]
-            model.biases = [torch.from_numpy(tensors[f"b{i}"]) for i in range(n_layers)]
-            model.absorbing_reward = torch.from_numpy(tensors["absorbing_reward"])
-            model.obs_mean, model.obs_std = tensors["obs_mean"], tensors["obs_std"]
-        except KeyError as err:
-            raise ValueError(f"reward-model checkpoint {str(path)!r} lacks tensor {err}") from None
+        shapes = {f"w{i}": tuple(w.shape) for i, w in enumerate(model.weights)}
+        shapes |= {f"b{i}": tuple(b.shape) for i, b in enumerate(model.biases)}
+        shapes |= {
+            "absorbing_reward": tuple(model.absorbing_reward.shape),
+            "obs_mean": model.obs_mean.shape,
+            "obs_std": model.obs_std.shape,
+        }
+        for name, shape in shapes.items():
+            got = tuple(tensors[name].shape) if name in tensors else "nothing"
+            if got != shape:
+                raise ValueError(
+                    f"reward-model checkpoint {str(path)!r} is corrupt: tensor {name} should have "
+                    f"shape {shape}, got {got}"
+                )
+        model.weights = [torch.from_numpy(tensors[f"w{i}"]) for i in range(len(model.weights))]
+        model.biases = [torch.from_numpy(tensors[f"b{i}"]) for i in range(len(model.biases))]
+        model.absorbing_reward = torch.from_numpy(tensors["absorbing_reward"])
+        model.obs_mean, model.obs_std = tensors["obs_mean"], tensors["obs_std"]
         model.shift, model.scale, model.n_labels = (
             float(meta["shift"]),
             float(meta["scale"]),
@@ -378,3 +398,13 @@ class RewardModel:
         )
         model._sync_numpy()
         return model
+
+
+def _accuracy(p: torch.Tensor, labels: torch.Tensor, judges: torch.Tensor) -> float:
+    """Accuracy of each label as judged by the mean P of the members marked in ``judges`` (E, M);
+    labels no member judges are left out, ``nan`` if none is judged."""
+    judged = judges.any(0)
+    if not judged.any():
+        return float("nan")
+    p_mean = (p * judges).sum(0)[judged] / judges.sum(0)[judged]
+    return float(((p_mean > 0.5).float() == labels[judged]).float().mean())

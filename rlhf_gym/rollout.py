@@ -28,15 +28,15 @@ class TrajectoryRecorder:
         >>> for t in range(3):
         ...     rec.add(np.zeros((1, 2)), np.zeros(1, int), np.ones(1), np.zeros(1, bool), np.array([t == 2]),
         ...             [{"terminal_observation": np.ones(2)}] if t == 2 else [{}])
-        >>> [len(t) for t in rec.trajectories], rec.trajectories[0].terminated
-        ([3], True)
+        >>> [len(t) for t in rec.trajectories], rec.trajectories[0].terminated, rec.recent_returns()
+        ([3], True, [3.0])
     """
 
     def __init__(self, n_envs: int, max_trajectories: int = 100) -> None:
         self.n_envs = n_envs
         self.trajectories: deque[Trajectory] = deque(maxlen=max_trajectories)
         self._open: list[list[tuple[np.ndarray, np.ndarray, float, bool]]] = [[] for _ in range(n_envs)]
-        self.episodes_finished = 0
+        self.episode_returns: deque[float] = deque(maxlen=100)
 
     def add(
         self,
@@ -54,14 +54,13 @@ class TrajectoryRecorder:
                 terminated = not infos[i].get("TimeLimit.truncated", False)
                 final = infos[i].get("terminal_observation", obs[i])
                 self._close(i, terminated, np.asarray(final))
-                self.episodes_finished += 1
+                self.episode_returns.append(self.trajectories[-1].true_return)
 
-    def flush(self, last_obs: np.ndarray | None = None) -> None:
-        """Close every open episode as unfinished (e.g. before the environment is reset)."""
+    def flush(self) -> None:
+        """Close every open episode as cut short (before the environment is reset)."""
         for i in range(self.n_envs):
             if self._open[i]:
-                final = last_obs[i] if last_obs is not None else self._open[i][-1][0]
-                self._close(i, False, np.asarray(final))
+                self._close(i, False, self._open[i][-1][0])
 
     def _close(self, i: int, terminated: bool, final_obs: np.ndarray) -> None:
         steps, self._open[i] = self._open[i], []
@@ -73,9 +72,9 @@ class TrajectoryRecorder:
         return [*self.trajectories, *open_parts]
 
     def recent_returns(self, n: int = 10) -> list[float]:
-        """True returns of the last ``n`` finished episodes that were not cut short."""
-        full = [t.true_return for t in self.trajectories if t.terminated or len(t) > 1]
-        return full[-n:]
+        """True returns of the last ``n`` episodes that ended by termination or time limit
+        (episodes cut short by a reset are left out)."""
+        return list(self.episode_returns)[-n:]
 
 
 def _trajectory(

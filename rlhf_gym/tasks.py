@@ -9,7 +9,7 @@ the repository's ``envs/`` folder, then the copy shipped inside the wheel.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium import spaces
 
-from rlhf_gym.config import HORIZONS, load_yaml
+from rlhf_gym.config import HORIZONS, from_dict, load_yaml
 from rlhf_gym.wrappers import FixedHorizon
 
 ALGOS = ("ppo", "a2c", "dqn", "sac")
@@ -105,19 +105,18 @@ def preset_names() -> list[str]:
 
 @cache
 def _load_preset(path: Path) -> Task:
+    where = f"task preset {path.name}"
     data = load_yaml(path)
-    known = {f.name for f in fields(Task)} - {"name"}
-    for key in data:
-        if key not in known:
-            raise ValueError(
-                f"unknown key {key!r} in task preset {path.name}; expected one of: {', '.join(sorted(known))}"
-            )
-    for algo in data.get("hyperparams", {}):
+    if "env_id" not in data:
+        raise ValueError(f"{where} has no env_id; it must name the Gymnasium environment to build")
+    task = from_dict(Task, {**data, "name": path.stem}, where)
+    for key in ("max_episode_steps", "total_timesteps", "segment_length"):
+        if getattr(task, key) <= 0:
+            raise ValueError(f"{key} in {where} must be positive, got {getattr(task, key)}")
+    for algo in [task.algo, *task.hyperparams]:
         if algo not in ALGOS:
-            raise ValueError(
-                f"unknown algorithm {algo!r} in task preset {path.name}; expected one of {', '.join(ALGOS)}"
-            )
-    return Task(name=path.stem, **data)
+            raise ValueError(f"unknown algorithm {algo!r} in {where}; expected one of {', '.join(ALGOS)}")
+    return task
 
 
 def get_task(name: str) -> Task:

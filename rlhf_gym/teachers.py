@@ -32,10 +32,16 @@ class TeacherParams:
         eps_equal: scale of the equal threshold: returns closer than ``eps_equal * margin``
             are labelled equal (0.5).
 
-    ``margin`` is B-Pref's adaptive scale: the mean true return of the last 10 training
-    episodes times ``segment_length / max_episode_steps``, refreshed before every round.
-    B-Pref multiplies by eps twice after its first round (``new_margin * eps`` passed to a
-    setter that multiplies by eps again); we multiply once, every round, deliberately.
+    ``margin`` is B-Pref's adaptive scale ``m``: the mean true return of the last 10 finished
+    training episodes times ``segment_length / max_episode_steps``, refreshed before every
+    round. B-Pref multiplies by eps twice after its first round (``new_margin * eps`` passed
+    to a setter that multiplies by eps again); we multiply once, every round, deliberately.
+
+    B-Pref's thresholds assume positive returns. So that the skip and equal teachers also
+    mean something on tasks with negative rewards (Pendulum, MountainCar, Acrobot), the
+    equal threshold is ``eps_equal * |m|`` and the skip threshold ``m - (1 - eps_skip) |m|``,
+    which is B-Pref's ``eps_skip * m`` whenever ``m > 0``. Nothing is skipped before a margin
+    has been measured.
     """
 
     beta: float = math.inf
@@ -89,7 +95,7 @@ class Teacher:
     def __init__(self, params: TeacherParams, name: str = "custom") -> None:
         self.params = params
         self.name = name
-        self.margin = 0.0
+        self.margin: float | None = None
 
     @classmethod
     def preset(cls, name: str, **overrides: float) -> Teacher:
@@ -107,11 +113,15 @@ class Teacher:
 
     @property
     def skip_threshold(self) -> float:
-        return self.margin * self.params.eps_skip
+        """Queries whose returns are both at or below this are skipped (``-inf`` before a margin)."""
+        if self.margin is None:
+            return -math.inf
+        return self.margin - (1.0 - self.params.eps_skip) * abs(self.margin)
 
     @property
     def equal_threshold(self) -> float:
-        return self.margin * self.params.eps_equal
+        """Returns closer than this are labelled equal."""
+        return 0.0 if self.margin is None else self.params.eps_equal * abs(self.margin)
 
     def weighted_return(self, segment: Segment) -> float:
         """The myopic return: step t of H weighs gamma ** (H - 1 - t)."""
@@ -133,7 +143,7 @@ class Teacher:
             return None
         equal = abs(r1 - r2) < self.equal_threshold
         p = self.probability(query)
-        label = p if p in (0.0, 0.5, 1.0) and math.isinf(self.params.beta) else float(rng.random() < p)
+        label = p if math.isinf(self.params.beta) else float(rng.random() < p)
         if self.params.eps_mistake > 0 and label != 0.5 and rng.random() < self.params.eps_mistake:
             label = 1.0 - label
         if equal:

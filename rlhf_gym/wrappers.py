@@ -87,6 +87,37 @@ def _absorbing(infos: list[dict] | tuple[dict, ...]) -> np.ndarray:
     return np.array([bool(info.get("absorbing", False)) for info in infos])
 
 
+class EpisodeStats:
+    """True and learned returns of the running episodes of ``n`` environments; a finished
+    episode's figures go into its ``info["episode"]`` with the keys of SB3's ``Monitor``."""
+
+    def __init__(self, n: int) -> None:
+        self.true_returns = np.zeros(n)
+        self.learned_returns = np.zeros(n)
+        self.lengths = np.zeros(n, dtype=np.int64)
+        self.start = time.perf_counter()
+
+    def reset(self) -> None:
+        self.true_returns[:] = self.learned_returns[:] = 0.0
+        self.lengths[:] = 0
+
+    def step(
+        self, true_rewards: np.ndarray, rewards: np.ndarray, dones: np.ndarray, infos: list[dict]
+    ) -> None:
+        self.true_returns += true_rewards
+        self.learned_returns += rewards
+        self.lengths += 1
+        for i in np.flatnonzero(dones):
+            infos[i]["episode"] = {
+                "r": float(self.true_returns[i]),
+                "l": int(self.lengths[i]),
+                "learned_r": float(self.learned_returns[i]),
+                "t": round(time.perf_counter() - self.start, 6),
+            }
+            self.true_returns[i] = self.learned_returns[i] = 0.0
+            self.lengths[i] = 0
+
+
 class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Replaces a single environment's reward with ``reward_fn(s, a)``.
 
@@ -107,15 +138,11 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.Wrapper.__init__(self, env)
         self.reward_fn = reward_fn
         self._obs: Any = None
-        self._true_return = self._learned_return = 0.0
-        self._length = 0
-        self._start = time.perf_counter()
+        self._stats = EpisodeStats(1)
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         self._obs, info = self.env.reset(**kwargs)
-        self._true_return = self._learned_return = 0.0
-        self._length = 0
-        self._start = time.perf_counter()
+        self._stats.reset()
         return self._obs, info
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
@@ -124,16 +151,9 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
         reward = float(self.reward_fn(np.asarray(self._obs)[None], np.asarray(action)[None], absorbing)[0])
         self._obs = obs
         info = {**info, "true_reward": float(true_reward)}
-        self._true_return += float(true_reward)
-        self._learned_return += reward
-        self._length += 1
-        if terminated or truncated:
-            info["episode"] = {
-                "r": self._true_return,
-                "l": self._length,
-                "learned_r": self._learned_return,
-                "t": round(time.perf_counter() - self._start, 6),
-            }
+        self._stats.step(
+            np.array([float(true_reward)]), np.array([reward]), np.array([terminated or truncated]), [info]
+        )
         return obs, reward, terminated, truncated, info
 
 
@@ -157,17 +177,13 @@ class LearnedRewardVec(VecEnvWrapper):
         self.env_steps = 0
         self._obs: np.ndarray | None = None
         self._actions: np.ndarray | None = None
-        self._true_returns = np.zeros(venv.num_envs)
-        self._learned_returns = np.zeros(venv.num_envs)
-        self._lengths = np.zeros(venv.num_envs, dtype=np.int64)
-        self._start = time.perf_counter()
+        self._stats = EpisodeStats(venv.num_envs)
 
     def reset(self) -> Any:
         if self._obs is not None:
             self.recorder.flush()
         self._obs = np.asarray(self.venv.reset())
-        self._true_returns[:] = self._learned_returns[:] = 0.0
-        self._lengths[:] = 0
+        self._stats.reset()
         return self._obs
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -184,18 +200,7 @@ class LearnedRewardVec(VecEnvWrapper):
             rewards = np.asarray(self.reward_fn(self._obs, self._actions, absorbing), dtype=np.float32)
         self.recorder.add(self._obs, self._actions, true_rewards, absorbing, dones, infos)
         self.env_steps += self.num_envs
-        self._true_returns += true_rewards
-        self._learned_returns += rewards
-        self._lengths += 1
-        for i in np.flatnonzero(dones):
-            infos[i]["episode"] = {
-                "r": float(self._true_returns[i]),
-                "l": int(self._lengths[i]),
-                "learned_r": float(self._learned_returns[i]),
-                "t": round(time.perf_counter() - self._start, 6),
-            }
-            self._true_returns[i] = self._learned_returns[i] = 0.0
-            self._lengths[i] = 0
+        self._stats.step(true_rewards, rewards, dones, infos)
         for info, true_reward in zip(infos, true_rewards):
             info["true_reward"] = float(true_reward)
         self._obs = np.asarray(obs)

@@ -18,11 +18,22 @@ def test_unknown_key_is_named():
 
 
 @pytest.mark.parametrize(
-    "bad",
-    [{"labels": -1}, {"horizon": "long"}, {"reward": "fake"}, {"feedback_until": 1.5}, {"labels": "many"}],
+    "bad, message",
+    [
+        ({"labels": -1}, "labels must be non-negative"),
+        ({"horizon": "long"}, "unknown horizon 'long'"),
+        ({"reward": "fake"}, "unknown reward 'fake'"),
+        ({"feedback_until": 1.5}, "feedback_until must be in"),
+        ({"labels": "many"}, "config.labels must be int"),
+        ({"teacher": "sage"}, "unknown teacher 'sage'"),
+        ({"teacher_params": {"bta": 1.0}}, "unknown teacher parameter 'bta'"),
+        ({"hyperparams": "abc"}, "config.hyperparams must be a mapping"),
+        ({"reward_model": {"hidden_sizes": ["a"]}}, r"reward_model.hidden_sizes\[0\] must be int"),
+        ({"reward_model": {"noise_robust": 1.0}}, "noise_robust must be in"),
+    ],
 )
-def test_bad_values_are_rejected(bad):
-    with pytest.raises((ValueError, TypeError)):
+def test_bad_values_are_rejected_by_name(bad, message):
+    with pytest.raises((ValueError, TypeError), match=message):
         from_dict(RunConfig, bad)
 
 

@@ -79,9 +79,15 @@ def test_end_to_end_cartpole_writes_a_complete_run_folder(tmp_path):
 
 
 @pytest.mark.parametrize("reward", ["true", "constant"])
-def test_controls_need_no_labels(reward):
+def test_controls_need_no_labels_and_see_their_reward(reward):
     run = RLHF("CartPole-v1", reward=reward, horizon="fixed", **TINY).learn()
     assert run.summary()["labels_used"] == 0 and run.summary()["reward_model_accuracy"] is None
+    # the agent's rewards: constant 1 everywhere, or the true reward (0 on absorbing steps)
+    rewards = run.agent.rollout_buffer.rewards
+    if reward == "constant":
+        assert np.all(rewards == 1.0)
+    else:
+        assert set(np.unique(rewards)) <= {0.0, 1.0}
 
 
 def test_off_policy_agent_buffer_is_relabelled_after_each_fit():
@@ -89,15 +95,22 @@ def test_off_policy_agent_buffer_is_relabelled_after_each_fit():
         "Pendulum-v1",
         labels=6,
         algo="sac",
+        feedback_until=0.9,
         **{**TINY, "hyperparams": {"learning_starts": 64, "batch_size": 32}},
     )
     run.learn()
     buf = run.agent.replay_buffer
-    n = buf.pos
-    expected = run.reward_model(
-        buf.observations[:n, 0], run.agent.policy.unscale_action(buf.actions[:n, 0]), buf.absorbing[:n, 0]
-    )
-    np.testing.assert_allclose(buf.rewards[:n, 0], expected, rtol=1e-5, atol=1e-6)
+    assert buf.pos == 512
+    # the steps as the environment saw them (env-unit actions), recorded independently of the buffer
+    steps = run.env.recorder.pool()[-3:]  # 512 steps = two 200-step episodes and 112 of a third
+    assert [len(t) for t in steps] == [200, 200, 112]
+    obs = np.concatenate([t.obs for t in steps])
+    actions = np.concatenate([t.actions for t in steps])
+    np.testing.assert_allclose(buf.observations[:512, 0], obs)
+    # every stored reward is the final reward model's, although most were collected under earlier fits
+    expected = run.reward_model(obs, actions, np.zeros(512, bool))
+    np.testing.assert_allclose(buf.rewards[:512, 0], expected, rtol=1e-4, atol=1e-5)
+    assert run.summary()["labels_used"] == 6
 
 
 def test_dqn_on_a_generic_discrete_task():
@@ -123,3 +136,7 @@ def test_teacher_by_name_or_object():
     custom = Teacher.preset("stoch", beta=0.3)
     run = RLHF("CartPole-v1", teacher=custom)
     assert run.teacher is custom and run.config.teacher == "stoch"
+    # the saved config rebuilds the same teacher
+    again = RLHF(config=run.config)
+    assert again.teacher.params == custom.params
+    assert RLHF("CartPole-v1", teacher="stoch", teacher_params={"beta": 0.3}).teacher.params == custom.params

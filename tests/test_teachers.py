@@ -85,3 +85,22 @@ def test_bad_parameters_are_rejected(bad):
 def test_unknown_preset_names_the_choices():
     with pytest.raises(ValueError, match="oracle, stoch"):
         Teacher.preset("sage")
+
+
+def test_thresholds_on_negative_returns(segment):
+    # Pendulum-like: recent episodes return -800 over 200 steps, segments of 50: margin m = -200
+    skip, equal = Teacher.preset("skip"), Teacher.preset("equal")
+    rng = np.random.default_rng(0)
+    # before any episode has finished, nothing is skipped and nothing is called equal
+    assert skip.answer(Query(segment([-1.0]), segment([-5.0])), rng) is not None
+    assert equal.answer(Query(segment([-10.0]), segment([-10.5])), rng).label == 1.0
+    for t in (skip, equal):
+        t.update_thresholds([-700.0, -900.0], segment_length=50, max_episode_steps=200)
+    assert skip.margin == pytest.approx(-200.0)
+    # skip when both segments are far worse than a typical one: m - (1 - 0.1)|m| = -380
+    assert skip.skip_threshold == pytest.approx(-380.0)
+    assert skip.answer(Query(segment([-390.0]), segment([-400.0])), rng) is None
+    assert skip.answer(Query(segment([-100.0]), segment([-400.0])), rng).label == 1.0
+    # equal when closer than 0.1 |m| = 20
+    assert equal.answer(Query(segment([-100.0]), segment([-115.0])), rng).label == 0.5
+    assert equal.answer(Query(segment([-100.0]), segment([-125.0])), rng).label == 1.0

@@ -40,7 +40,6 @@ def test_wrappers_pass_gymnasium_and_sb3_checkers():
         LearnedReward(gym.make("CartPole-v1"), cartpole_model()),
         LearnedReward(FixedHorizon(gym.make("Pendulum-v1"), 200), ConstantReward()),
     ):
-        check_env(env.unwrapped)
         check_env(env, skip_render_check=True)
         sb3_check_env(env, warn=False)
 
@@ -95,3 +94,26 @@ def test_natural_horizon_trajectories_end_terminated():
     t = venv.recorder.trajectories[0]
     assert t.terminated and not t.absorbing.any()
     assert abs(t.final_obs[2]) > 0.2 or abs(t.final_obs[0]) > 2.4  # the failure state is kept
+
+
+def test_vec_wrapper_scores_the_state_each_action_was_taken_in_across_auto_resets():
+    def reward_fn(obs, actions, absorbing):
+        return obs[:, 0] * 100 + actions
+
+    venv = LearnedRewardVec(DummyVecEnv([lambda: gym.make("CartPole-v1")] * 3), reward_fn)
+    venv.seed(3)
+    obs = venv.reset()
+    rng = np.random.default_rng(0)
+    resets = 0
+    for _ in range(150):
+        actions = rng.integers(0, 2, 3)
+        prev = obs
+        obs, rewards, dones, infos = venv.step(actions)
+        np.testing.assert_allclose(rewards, prev[:, 0] * 100 + actions, rtol=1e-5)
+        for i in np.flatnonzero(dones):
+            resets += 1
+            assert not np.allclose(infos[i]["terminal_observation"], obs[i])  # obs[i] is the new episode's
+    assert resets >= 6  # random CartPole episodes last about 20 steps
+    # the recorded trajectories hold the same (s, a) pairs, episode by episode
+    for t in venv.recorder.trajectories:
+        assert t.terminated and len(t) == t.true_return

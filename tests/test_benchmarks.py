@@ -1,0 +1,30 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_label_efficiency_smoke_runs_end_to_end_and_resumes(tmp_path):
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "label_efficiency.py"),
+        "--smoke",
+        "--seeds",
+        "1",
+        "--arms",
+        "cartpole-fixed-oracle-50",
+        "cartpole-fixed-true",
+        "--results",
+        str(tmp_path / "r"),
+    ]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    report = (tmp_path / "r_smoke" / "RESULTS.md").read_text()
+    assert "cartpole-fixed-oracle-50" in report and "--smoke" in report
+    assert (tmp_path / "r_smoke" / "label_efficiency.png").stat().st_size > 1000
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert "ran 0 runs" in again.stdout  # finished runs are cached, not rerun
