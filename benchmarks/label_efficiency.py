@@ -44,6 +44,13 @@ ARMS: dict[str, dict[str, Any]] = {
         "labels": 100,
         "teacher": "mistake",
     },
+    "cartpole-fixed-mistake-100-sa": {
+        "task": "CartPole-v1",
+        "horizon": "fixed",
+        "labels": 100,
+        "teacher": "mistake",
+        "reward_model": {"use_actions": True},
+    },
     "pendulum-oracle-100": {"task": "Pendulum-v1", "labels": 100},
     "pendulum-true": {"task": "Pendulum-v1", "reward": "true"},
 }

@@ -41,7 +41,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reward-model", dest="reward_model_checkpoint", help=docs["reward_model_checkpoint"])
     p.add_argument("--config", type=Path, help="a YAML file of RunConfig fields; flags given here win")
     p.add_argument(
-        "--out", type=Path, default=None, help="run folder (default: runs/<task>-<reward>-s<seed>)"
+        "--out",
+        type=Path,
+        default=None,
+        help="run folder (default: runs/<task>-<horizon>-<reward>-s<seed>); a taken one gets _2, _3, ...",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
@@ -81,7 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # small MLPs: one thread is fastest and leaves cores for parallel runs
     run = RLHF(config=user, verbose=0 if args.quiet else 1)
     cfg = run.config
-    out = args.out or Path("runs") / f"{cfg.task}-{cfg.horizon}-{cfg.reward}-s{cfg.seed}"
+    out = free_folder(args.out or Path("runs") / f"{cfg.task}-{cfg.horizon}-{cfg.reward}-s{cfg.seed}")
     run.learn(progress_bar=not args.no_progress and sys.stderr.isatty())
     run.save(out)
     s = run.summary()
@@ -91,6 +94,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{s['env_steps']} env steps, {s['wall_seconds']:.0f} s -> {out}"
     )
     return 0
+
+
+def free_folder(path: Path) -> Path:
+    """``path`` if it is new or empty, else the first free ``path_2``, ``path_3``, ...: a finished
+    run is never overwritten."""
+    candidate, k = path, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        k += 1
+        candidate = path.with_name(f"{path.name}_{k}")
+    return candidate
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

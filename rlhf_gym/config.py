@@ -50,9 +50,9 @@ class RewardModelConfig:
     grow with the number of labels beyond ``batch_size``."""
     batch_size: int = 32
     """Comparisons per Adam step (all of them when fewer)."""
-    noise_robust: float = 0.0
-    """Probability of a uniformly random answer in the likelihood: P = (1 - e) P_bt + e/2.
-    Christiano et al. (2017) use 0.1; 0 is plain Bradley-Terry."""
+    noise_robust: float = 0.1
+    """Probability of a uniformly random answer in the likelihood: P = (1 - e) P_bt + e/2, the
+    value of Christiano et al. (2017); 0 is plain Bradley-Terry."""
     reward_scale: float = 1.0
     """Root-mean-square of the learned reward the agent sees, after the absorbing state is
     shifted to zero (or the mean, for tasks that never terminate)."""

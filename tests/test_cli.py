@@ -50,6 +50,28 @@ def test_train_writes_the_run_folder(tmp_path):
     assert code == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["teacher"] == "stoch" and summary["labels_used"] == 4 and summary["seed"] == 1
+    # the same command again never overwrites the finished run
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "CartPole-v1",
+                "--reward",
+                "constant",
+                "--timesteps",
+                "256",
+                "--config",
+                str(cfg),
+                "--out",
+                str(tmp_path / "run"),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    assert json.loads((tmp_path / "run" / "summary.json").read_text()) == summary
+    assert json.loads((tmp_path / "run_2" / "summary.json").read_text())["reward"] == "constant"
 
 
 @pytest.mark.parametrize(

@@ -140,3 +140,16 @@ def test_teacher_by_name_or_object():
     again = RLHF(config=run.config)
     assert again.teacher.params == custom.params
     assert RLHF("CartPole-v1", teacher="stoch", teacher_params={"beta": 0.3}).teacher.params == custom.params
+
+
+def test_any_gymnasium_id_without_a_preset_trains_end_to_end():
+    # Discrete observations (one-hot in the reward model), a task with no preset: generic defaults
+    run = RLHF(
+        "FrozenLake-v1",
+        labels=4,
+        segment_length=4,
+        **{k: v for k, v in TINY.items() if k != "segment_length"},
+    )
+    run.learn()
+    assert run.task.family == "generic" and run.config.algo == "ppo"
+    assert run.summary()["labels_used"] == 4 and run.reward_model.input_dim == 16 + 4
