@@ -29,6 +29,8 @@ def write_report(
     report: Path,
     figure: Path,
     n_seeds: int,
+    section: str = "label_efficiency",
+    title: str = "Label efficiency (core RLHF loop)",
 ) -> None:
     import matplotlib
 
@@ -67,6 +69,73 @@ def write_report(
         )
 
     by = {arm: g.set_index("seed") for arm, g in df.groupby("arm")}
+    targets = core_targets(df, by, ceilings) if section == "label_efficiency" else []
+
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    sns.set_theme(style="whitegrid")
+    tasks = list(df["task"].unique())
+    fig = sns.catplot(
+        data=df,
+        x="true_return_mean",
+        y="arm",
+        col="task",
+        kind="box",
+        sharex=False,
+        sharey=False,
+        col_wrap=min(2, len(tasks)),
+        height=3.6,
+        aspect=1.5,
+        color="#9ecae1",
+    )
+    for ax, task in zip(fig.axes.flat, tasks):
+        sub = df[df["task"] == task]
+        sns.stripplot(data=sub, x="true_return_mean", y="arm", ax=ax, color="#08519c", size=4)
+        ax.axvline(randoms[task], color="grey", ls="--", lw=1)
+        ax.set_xlabel("true return")
+        ax.set_ylabel("")
+    fig.figure.suptitle(
+        f"rlhf-gym, {title}: true return of 20 deterministic episodes, {n_seeds} seeds "
+        "(dashed: random policy)",
+        y=1.03,
+    )
+    fig.savefig(figure, dpi=90, bbox_inches="tight")
+
+    try:
+        rel_fig = figure.relative_to(report.parent)
+    except ValueError:
+        rel_fig = figure
+    random_line = ", ".join(f"{t} {v:.1f}" for t, v in randoms.items())
+    block = "\n".join(
+        [
+            f"<!-- {section}:start -->",
+            f"## {title}",
+            "",
+            f"Command: `{command}` ({n_seeds} seeds per arm). Random-policy returns: {random_line}.",
+            "",
+            *(
+                ["### Targets", "", "| target | measured | |", "|---|---|---|", *targets, ""]
+                if targets
+                else []
+            ),
+            "### All arms",
+            "",
+            *rows,
+            "",
+            f"![{title}]({rel_fig})",
+            f"<!-- {section}:end -->",
+        ]
+    )
+    text = report.read_text() if report.is_file() else HEADER
+    pattern = re.compile(rf"<!-- {section}:start -->.*<!-- {section}:end -->", re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    report.write_text(text)
+
+
+def core_targets(df: Any, by: dict[str, Any], ceilings: dict[str, float]) -> list[str]:
+    """The core issue's targets, each with its measured figure and whether it was met."""
 
     def ret(arm: str) -> float:
         return _median(by[arm]["true_return_mean"].tolist()) if arm in by else float("nan")
@@ -119,66 +188,4 @@ def write_report(
             f"{t:.1f} | {check(t >= 0.9 * oracle)} |"
         )
 
-    figure.parent.mkdir(parents=True, exist_ok=True)
-    sns.set_theme(style="whitegrid")
-    tasks = list(df["task"].unique())
-    fig = sns.catplot(
-        data=df,
-        x="true_return_mean",
-        y="arm",
-        col="task",
-        kind="box",
-        sharex=False,
-        sharey=False,
-        col_wrap=min(2, len(tasks)),
-        height=3.6,
-        aspect=1.5,
-        color="#9ecae1",
-    )
-    for ax, task in zip(fig.axes.flat, tasks):
-        sub = df[df["task"] == task]
-        sns.stripplot(data=sub, x="true_return_mean", y="arm", ax=ax, color="#08519c", size=4)
-        ax.axvline(randoms[task], color="grey", ls="--", lw=1)
-        ax.set_xlabel("true return")
-        ax.set_ylabel("")
-    fig.figure.suptitle(
-        f"rlhf-gym label efficiency: true return of 20 deterministic episodes, {n_seeds} seeds "
-        "(dashed: random policy)",
-        y=1.03,
-    )
-    fig.savefig(figure, dpi=90, bbox_inches="tight")
-
-    try:
-        rel_fig = figure.relative_to(report.parent)
-    except ValueError:
-        rel_fig = figure
-    random_line = ", ".join(f"{t} {v:.1f}" for t, v in randoms.items())
-    section = "\n".join(
-        [
-            "<!-- label_efficiency:start -->",
-            "## Label efficiency (core RLHF loop)",
-            "",
-            f"Command: `{command}` ({n_seeds} seeds per arm). Random-policy returns: {random_line}.",
-            "",
-            "### Targets",
-            "",
-            "| target | measured | |",
-            "|---|---|---|",
-            *targets,
-            "",
-            "### All arms",
-            "",
-            *rows,
-            "",
-            f"![label efficiency]({rel_fig})",
-            "<!-- label_efficiency:end -->",
-        ]
-    )
-    text = report.read_text() if report.is_file() else HEADER
-    pattern = re.compile(r"<!-- label_efficiency:start -->.*<!-- label_efficiency:end -->", re.S)
-    text = (
-        pattern.sub(lambda _: section, text)
-        if pattern.search(text)
-        else text.rstrip() + "\n\n" + section + "\n"
-    )
-    report.write_text(text)
+    return targets
