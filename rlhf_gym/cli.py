@@ -18,7 +18,7 @@ from rlhf_gym.config import HORIZONS, QUERY_STRATEGIES, REWARDS, RunConfig, fiel
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    docs = field_docs(RunConfig)
+    docs = {k: v.replace("``", "") for k, v in field_docs(RunConfig).items()}
     p = sub.add_parser(
         "train",
         help="train an agent with RLHF (or a control) and write a run folder",
