@@ -110,7 +110,8 @@ def write_report(
             f"<!-- {section}:start -->",
             f"## {title}",
             "",
-            f"Command: `{command}` ({n_seeds} seed{'s' if n_seeds != 1 else ''} per arm). Random-policy returns: {random_line}.",
+            f"Command: `{command}` ({n_seeds} seed{'s' if n_seeds != 1 else ''} per arm). "
+            f"Random-policy returns: {random_line}.",
             "",
             *(
                 ["### Targets", "", "| target | measured | |", "|---|---|---|", *targets, ""]

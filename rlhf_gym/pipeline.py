@@ -134,8 +134,10 @@ class RLHF:
     # ----- the loop ---------------------------------------------------------------------
     def learn(self, total_timesteps: int | None = None, progress_bar: bool = False) -> RLHF:
         """Collect feedback, fit the reward model and train the agent; evaluate on the true reward."""
+        if total_timesteps is not None:  # recorded, so the saved config reproduces this run
+            self.config = merge(self.config, {"total_timesteps": total_timesteps})
         cfg = self.config
-        total = total_timesteps or cfg.total_timesteps
+        total = cfg.total_timesteps
         assert total is not None
         start = self._start = time.perf_counter()
         self.env = LearnedRewardVec(self._make_vec_env(), self._agent_reward(), cfg.trajectory_window)

@@ -129,6 +129,13 @@ def test_wrong_algorithm_for_the_action_space():
         RLHF("CartPole-v1", algo="sac", **TINY).learn()
 
 
+def test_learn_budget_is_recorded_in_the_config():
+    run = RLHF("CartPole-v1", reward="constant", **{**TINY, "total_timesteps": 10_000}).learn(
+        total_timesteps=256
+    )
+    assert run.config.total_timesteps == 256 and run.summary()["total_timesteps"] == 256
+
+
 def test_teacher_by_name_or_object():
     from rlhf_gym.teachers import Teacher
 
