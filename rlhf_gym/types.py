@@ -12,8 +12,21 @@ from typing import Protocol
 import numpy as np
 
 
+class _Steps:
+    """Steps with true rewards: their count and their undiscounted true return."""
+
+    true_rewards: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.true_rewards)
+
+    @property
+    def true_return(self) -> float:
+        return float(self.true_rewards.sum())
+
+
 @dataclass(frozen=True)
-class Trajectory:
+class Trajectory(_Steps):
     """One episode (or the finished part of one) as the agent lived it.
 
     Args:
@@ -40,16 +53,9 @@ class Trajectory:
     terminated: bool
     final_obs: np.ndarray
 
-    def __len__(self) -> int:
-        return len(self.true_rewards)
-
-    @property
-    def true_return(self) -> float:
-        return float(self.true_rewards.sum())
-
 
 @dataclass(frozen=True)
-class Segment:
+class Segment(_Steps):
     """A fixed-length window of a trajectory, the unit a teacher judges.
 
     Steps past a terminal state are absorbing steps: the terminal observation repeated, a
@@ -67,13 +73,6 @@ class Segment:
     actions: np.ndarray
     true_rewards: np.ndarray
     absorbing: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.true_rewards)
-
-    @property
-    def true_return(self) -> float:
-        return float(self.true_rewards.sum())
 
 
 @dataclass(frozen=True)
