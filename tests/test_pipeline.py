@@ -160,3 +160,8 @@ def test_any_gymnasium_id_without_a_preset_trains_end_to_end():
     run.learn()
     assert run.task.family == "generic" and run.config.algo == "ppo"
     assert run.summary()["labels_used"] == 4 and run.reward_model.input_dim == 16 + 4
+
+
+def test_a2c_learns_from_the_learned_reward_too():
+    run = RLHF("CartPole-v1", algo="a2c", labels=4, **{**TINY, "hyperparams": {"n_steps": 8}}).learn()
+    assert run.agent.__class__.__name__ == "A2C" and run.summary()["labels_used"] == 4
