@@ -147,46 +147,33 @@ def core_targets(df: Any, by: dict[str, Any], ceilings: dict[str, float]) -> lis
         joined = by[a][[col]].join(by[b][[col]], lsuffix="_a", rsuffix="_b", how="inner")
         return _median((joined[f"{col}_a"] / joined[f"{col}_b"]).tolist())
 
-    def check(ok: bool) -> str:
-        return "met" if ok else "**missed**"
+    targets: list[str] = []
 
-    targets = []
+    def target(text: str, value: float, ok: bool, digits: int = 1) -> None:
+        targets.append(f"| {text} | {value:.{digits}f} | {'met' if ok else '**missed**'} |")
+
     r = ret("cartpole-natural-oracle-50")
-    targets.append(
-        f"| CartPole natural, PPO 100k, 50 oracle comparisons: return >= 475 | {r:.1f} | {check(r >= 475)} |"
-    )
+    target("CartPole natural, PPO 100k, 50 oracle comparisons: return >= 475", r, r >= 475)
     r, c = ret("cartpole-fixed-oracle-50"), ret("cartpole-fixed-constant")
-    targets.append(f"| CartPole fixed, same settings: return >= 475 | {r:.1f} | {check(r >= 475)} |")
-    targets.append(
-        f"| CartPole fixed, constant-reward control far below (< 50% of 475) | {c:.1f} | {check(c < 237.5)} |"
-    )
+    target("CartPole fixed, same settings: return >= 475", r, r >= 475)
+    target("CartPole fixed, constant-reward control far below (< 50% of 475)", c, c < 237.5)
     if "Pendulum-v1" in ceilings:
-        pend = df[df["arm"] == "pendulum-oracle-100"]["normalised_return"].tolist()
-        n = _median(pend)
-        targets.append(
-            f"| Pendulum SAC, 100 oracle comparisons: normalised return >= 0.95 | {n:.3f} | "
-            f"{check(n >= 0.95)} |"
-        )
+        n = _median(df[df["arm"] == "pendulum-oracle-100"]["normalised_return"].tolist())
+        target("Pendulum SAC, 100 oracle comparisons: normalised return >= 0.95", n, n >= 0.95, 3)
     w = ratio("cartpole-natural-oracle-50", "cartpole-natural-true", "wall_seconds")
-    targets.append(
-        f"| Overhead: wall time RLHF / true reward, CartPole natural (paired seeds) <= 1.2 | {w:.3f} | "
-        f"{check(w <= 1.2)} |"
-    )
+    target("Overhead: wall time RLHF / true reward, CartPole natural (paired seeds) <= 1.2", w, w <= 1.2, 3)
     if "pendulum-true" in by:
         w = ratio("pendulum-oracle-100", "pendulum-true", "wall_seconds")
-        targets.append(
-            f"| Overhead: wall time RLHF / true reward, Pendulum SAC (paired seeds) <= 1.2 | {w:.3f} | "
-            f"{check(w <= 1.2)} |"
-        )
+        target("Overhead: wall time RLHF / true reward, Pendulum SAC (paired seeds) <= 1.2", w, w <= 1.2, 3)
     learned = df[df["reward"] == "learned"]
     e = float(learned["env_step_ratio"].max()) if len(learned) else float("nan")
-    targets.append(f"| Env steps / nominal timesteps, worst RLHF run <= 1.1 | {e:.3f} | {check(e <= 1.1)} |")
+    target("Env steps / nominal timesteps, worst RLHF run <= 1.1", e, e <= 1.1, 3)
     oracle = ret("cartpole-fixed-oracle-100")
     for teacher in ("stoch", "mistake"):
         t = ret(f"cartpole-fixed-{teacher}-100")
-        targets.append(
-            f"| CartPole fixed, 100 {teacher} comparisons >= 90% of oracle ({0.9 * oracle:.1f}) | "
-            f"{t:.1f} | {check(t >= 0.9 * oracle)} |"
+        target(
+            f"CartPole fixed, 100 {teacher} comparisons >= 90% of oracle ({0.9 * oracle:.1f})",
+            t,
+            t >= 0.9 * oracle,
         )
-
     return targets

@@ -198,9 +198,8 @@ class RewardModel:
     def preference_probabilities(self, queries: Sequence[Query]) -> np.ndarray:
         """P(first preferred) by every member, ``(E, Q)``."""
         returns = self.segment_returns([s for q in queries for s in (q.first, q.second)])
-        return np.exp(
-            -np.logaddexp(0.0, returns[:, 1::2] - returns[:, 0::2])
-        )  # a sigmoid that never overflows
+        # sigmoid(R1 - R2), written so that it never overflows
+        return np.exp(-np.logaddexp(0.0, returns[:, 1::2] - returns[:, 0::2]))
 
     # ----- fitting ----------------------------------------------------------------------
     def fit(self, comparisons: Sequence[Comparison]) -> FitReport:
