@@ -65,8 +65,34 @@ PRESET_ARMS: dict[str, dict[str, Any]] = {
     ]
     for kind in ("oracle", "true")
 }
-SUITES = {"core": ARMS, "presets": PRESET_ARMS}
-ALL_ARMS = {**ARMS, **PRESET_ARMS}
+# Feedback types at equal effort (issue 3): the budget in seconds is what the core issue's
+# comparison label counts cost (CartPole 50 x 4.0 s, Pendulum 100 x 4.67 s; rlhf_gym.effort).
+BUDGETS = {"CartPole-v1": 50 * (50 / 50 + 3.0), "Pendulum-v1": 100 * (50 / 30 + 3.0)}
+FEEDBACK = ("comparisons", "corrections", "demonstrations", "ratings", "tamer", "estops")
+FEEDBACK_ARMS: dict[str, dict[str, Any]] = {}
+for _short, _task in (("cartpole", "CartPole-v1"), ("pendulum", "Pendulum-v1")):
+    _base = {"task": _task, "horizon": "fixed"}
+    for _kind in FEEDBACK:
+        FEEDBACK_ARMS[f"{_short}-{_kind}"] = {**_base, "feedback": _kind, "budget_seconds": BUDGETS[_task]}
+    FEEDBACK_ARMS[f"{_short}-mix"] = {
+        **_base,
+        "feedback": ",".join(FEEDBACK),
+        "budget_seconds": BUDGETS[_task],
+    }
+    FEEDBACK_ARMS[f"{_short}-corrections-half"] = {
+        **_base,
+        "feedback": "corrections",
+        "budget_seconds": BUDGETS[_task] / 2,
+    }
+    FEEDBACK_ARMS[f"{_short}-true"] = {**_base, "reward": "true"}
+    FEEDBACK_ARMS[f"{_short}-constant"] = {**_base, "reward": "constant"}
+SUITES = {"core": ARMS, "presets": PRESET_ARMS, "feedback_types": FEEDBACK_ARMS}
+SECTIONS = {
+    "core": ("label_efficiency", "Label efficiency (core RLHF loop)"),
+    "presets": ("presets", "Other classic presets"),
+    "feedback_types": ("feedback_types", "Feedback types at equal effort"),
+}
+ALL_ARMS = {**ARMS, **PRESET_ARMS, **FEEDBACK_ARMS}
 SMOKE = {
     "total_timesteps": 600,
     "segment_length": 10,
@@ -86,6 +112,8 @@ def run_one(arm: str, seed: int, smoke: bool) -> dict[str, Any]:
     overrides = {**ALL_ARMS[arm], "seed": seed, **(SMOKE if smoke else {})}
     if smoke and overrides.get("reward", "learned") == "learned":
         overrides["labels"] = 6
+        if "budget_seconds" in overrides:
+            overrides["budget_seconds"] = 30.0
     if smoke and overrides["task"] == "Pendulum-v1":
         overrides["hyperparams"] = {"learning_starts": 100}
     run = RLHF(**overrides).learn()
@@ -112,21 +140,21 @@ def random_return(task_name: str, episodes: int = 20) -> float:
     return float(np.mean(returns))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None, suite: str = "core", command: str = COMMAND) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--suite", choices=list(SUITES), default="core")
+    parser.add_argument("--suite", choices=list(SUITES), default=suite)
     parser.add_argument("--arms", nargs="*", choices=list(ALL_ARMS), help="default: every arm of the suite")
     parser.add_argument("--smoke", action="store_true", help="tiny budgets, to check the script end to end")
     parser.add_argument("--fresh", action="store_true", help="ignore cached runs")
     parser.add_argument("--results", type=Path, help="run cache (default: benchmarks/results/<section>)")
     parser.add_argument("--report", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--figure", type=Path, help="default: benchmarks/figures/<section>.png")
-    args = parser.parse_args()
-    section = "label_efficiency" if args.suite == "core" else "presets"
+    args = parser.parse_args(argv)
+    section, title = SECTIONS[args.suite]
     args.arms = args.arms or list(SUITES[args.suite])
     args.results = args.results or HERE / "results" / section
     args.figure = args.figure or HERE / "figures" / f"{section}.png"
@@ -138,6 +166,8 @@ def main() -> int:
 
     # the long runs first, and the two arms of each overhead pair side by side
     order = sorted(args.arms, key=lambda a: ALL_ARMS[a]["task"] == "CartPole-v1")
+    if args.suite == "feedback_types":  # seed by seed, so that a partial run already covers every arm
+        order = list(args.arms)
     jobs = [(arm, seed) for seed in range(args.seeds) for arm in order]
     todo = [(a, s) for a, s in jobs if args.fresh or not (args.results / f"{a}-s{s}.json").is_file()]
     start = time.perf_counter()
@@ -166,13 +196,12 @@ def main() -> int:
     ]
     tasks = sorted({ALL_ARMS[a]["task"] for a in args.arms})
     randoms = {t: random_return(t) for t in tasks}
-    command = COMMAND + (" --smoke" if args.smoke else "")
-    if args.suite != "core":
+    command += " --smoke" if args.smoke else ""
+    if args.suite != suite or args.seeds != 5:
         command += f" --suite {args.suite} --seeds {args.seeds}"
     if args.smoke:
         args.report = args.results / "RESULTS.md"
         args.figure = args.results / f"{section}.png"
-    title = "Label efficiency (core RLHF loop)" if section == "label_efficiency" else "Other classic presets"
     write_report(summaries, randoms, command, args.report, args.figure, args.seeds, section, title)
     print(f"wrote {args.report} and {args.figure}")
     return 1 if failed else 0

@@ -49,18 +49,22 @@ def write_report(
         for r, t in zip(df["true_return_mean"], df["task"])
     ]
 
+    for col in ("feedback", "effort_seconds"):
+        if col not in df:
+            df[col] = float("nan")
     rows = [
-        "| arm | task | horizon | reward | teacher | labels | true return (median, min-max) | normalised | "
-        "env steps / timesteps | RM held-out acc. | wall s |",
-        "|" + "---|" * 11,
+        "| arm | task | horizon | reward | feedback | teacher | labels | effort s | "
+        "true return (median, min-max) | normalised | env steps / timesteps | RM held-out acc. | wall s |",
+        "|" + "---|" * 13,
     ]
     for arm, g in df.groupby("arm", sort=False):
         first = g.iloc[0]
         acc = g["reward_model_accuracy"].dropna()
         rows.append(
             f"| {arm} | {first['task']} | {first['horizon']} | {first['reward']} | "
+            f"{first['feedback'] if first['reward'] == 'learned' else '-'} | "
             f"{first['teacher'] if first['reward'] == 'learned' else '-'} | "
-            f"{_median(g['labels_used'].tolist()):.0f} | "
+            f"{_median(g['labels_used'].tolist()):.0f} | {_median(g['effort_seconds'].tolist()):.0f} | "
             f"{_median(g['true_return_mean'].tolist()):.1f} ({g['true_return_mean'].min():.1f} to "
             f"{g['true_return_mean'].max():.1f}) | {_median(g['normalised_return'].tolist()):.3f} | "
             f"{_median(g['env_step_ratio'].tolist()):.3f} | "
@@ -69,7 +73,9 @@ def write_report(
         )
 
     by = {arm: g.set_index("seed") for arm, g in df.groupby("arm")}
-    targets = core_targets(df, by, ceilings) if section == "label_efficiency" else []
+    targets = {"label_efficiency": core_targets, "feedback_types": feedback_targets}.get(
+        section, lambda *_: []
+    )(df, by, ceilings)
 
     figure.parent.mkdir(parents=True, exist_ok=True)
     sns.set_theme(style="whitegrid")
@@ -175,5 +181,35 @@ def core_targets(df: Any, by: dict[str, Any], ceilings: dict[str, float]) -> lis
             f"CartPole fixed, 100 {teacher} comparisons >= 90% of oracle ({0.9 * oracle:.1f})",
             t,
             t >= 0.9 * oracle,
+        )
+    return targets
+
+
+def feedback_targets(df: Any, by: dict[str, Any], ceilings: dict[str, float]) -> list[str]:
+    """The feedback-types issue's targets, at equal effort, per task."""
+    targets: list[str] = []
+
+    def norm(arm: str) -> float:
+        return _median(by[arm]["normalised_return"].tolist()) if arm in by else float("nan")
+
+    for short, task in (("cartpole", "CartPole-v1"), ("pendulum", "Pendulum-v1")):
+        if task not in ceilings:
+            continue
+        singles = {}
+        for kind in ("comparisons", "corrections", "demonstrations", "ratings", "tamer", "estops"):
+            n = singles[kind] = norm(f"{short}-{kind}")
+            verdict = "met" if n >= 0.8 else "**missed**"
+            targets.append(f"| {task}: {kind} normalised return >= 0.8 | {n:.3f} | {verdict} |")
+        best = max(singles, key=lambda k: singles[k] if singles[k] == singles[k] else -1e9)
+        m = norm(f"{short}-mix")
+        verdict = "met" if m >= singles[best] - 1e-9 else "**missed**"
+        targets.append(
+            f"| {task}: mix >= best single type ({best}, {singles[best]:.3f}) | {m:.3f} | {verdict} |"
+        )
+        half, comp = norm(f"{short}-corrections-half"), singles["comparisons"]
+        ok = half >= 0.9 * comp
+        targets.append(
+            f"| {task}: corrections at half effort >= 90% of comparisons ({0.9 * comp:.3f}) | {half:.3f} | "
+            f"{'met' if ok else '**missed**'} |"
         )
     return targets

@@ -118,7 +118,7 @@ class RLHFCallback(BaseCallback):
     def _on_rollout_start(self) -> None:
         while self.round_steps and self.num_timesteps >= self.round_steps[0]:
             self.round_steps.pop(0)
-            self.run.feedback_round(self.run.labels_for_next_round())
+            self.run.feedback_round(self.run.budget_for_next_round())
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self.next_eval:

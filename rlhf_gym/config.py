@@ -27,7 +27,15 @@ T = TypeVar("T")
 HORIZONS = ("natural", "fixed")
 REWARDS = ("learned", "true", "constant")
 QUERY_STRATEGIES = ("uniform", "disagreement", "entropy")
-FEEDBACK_TYPES = ("comparisons",)
+FEEDBACK_TYPES = ("comparisons", "corrections", "demonstrations", "ratings", "tamer", "estops")
+EFFORT_KEYS = (
+    "playback_speed",
+    "tamer_speed",
+    "decide_seconds",
+    "takeover_seconds",
+    "setup_seconds",
+    "stop_seconds",
+)
 TEACHER_PARAMS = tuple(f.name for f in dataclasses.fields(TeacherParams))
 
 
@@ -76,13 +84,28 @@ class RunConfig:
     """``natural``: episodes end on termination. ``fixed``: termination becomes an absorbing state
     until the time limit, so episode length carries no reward information."""
     feedback: str = "comparisons"
-    """The feedback type the teacher gives."""
+    """Feedback types, comma-separated: comparisons, corrections, demonstrations, ratings, tamer
+    (live +/- signals), estops. A mix splits every round's budget equally between its types."""
     teacher: str = "oracle"
-    """A synthetic teacher preset: oracle, stoch, mistake, skip, equal or myopic (B-Pref)."""
+    """A synthetic teacher preset: oracle, stoch, mistake, skip, equal, myopic (B-Pref) or lazy."""
     teacher_params: dict[str, float] = field(default_factory=dict)
-    """Overrides of the preset's B-Pref parameters: beta, gamma, eps_mistake, eps_skip, eps_equal."""
+    """Overrides of the preset's parameters: beta, gamma, eps_mistake, eps_skip, eps_equal, eps_lazy."""
     labels: int = 50
-    """Label budget: answered queries over the whole run."""
+    """Label budget: feedback items over the whole run (a comparison, a correction, a
+    demonstration episode, a rating, a key press or a stop each count one)."""
+    budget_seconds: float | None = None
+    """Effort budget in seconds of human time (see ``rlhf_gym.effort``); when set, it replaces
+    ``labels``."""
+    effort: dict[str, float] = field(default_factory=dict)
+    """Overrides of the effort model: playback_speed, tamer_speed, decide_seconds,
+    takeover_seconds, setup_seconds, stop_seconds."""
+    correction_length: int | None = None
+    """Steps a correction steers; ``None`` takes ``segment_length``."""
+    rating_levels: int = 10
+    """Levels of the rating scale."""
+    feedback_store: str | None = None
+    """A SQLite feedback store every record is committed to as it arrives (records already in it
+    are fitted too, but do not count toward the budget). The run folder always gets its own copy."""
     total_timesteps: int | None = None
     """Agent timesteps; ``None`` takes the task preset's."""
     seed: int = 0
@@ -129,7 +152,17 @@ class RunConfig:
         _choice(self, "horizon", HORIZONS)
         _choice(self, "reward", REWARDS)
         _choice(self, "query_strategy", QUERY_STRATEGIES)
-        _choice(self, "feedback", FEEDBACK_TYPES)
+        kinds = self.feedback_types
+        for kind in kinds:
+            if kind not in FEEDBACK_TYPES:
+                raise ValueError(
+                    f"unknown feedback type {kind!r}; expected one of {', '.join(FEEDBACK_TYPES)}"
+                )
+        if not kinds or len(set(kinds)) != len(kinds):
+            raise ValueError(f"feedback must name distinct types, got {self.feedback!r}")
+        for key in self.effort:
+            if key not in EFFORT_KEYS:
+                raise ValueError(f"unknown effort key {key!r}; expected one of {', '.join(EFFORT_KEYS)}")
         _choice(self, "teacher", tuple(PRESETS))
         for key in self.teacher_params:
             if key not in TEACHER_PARAMS:
@@ -146,16 +179,30 @@ class RunConfig:
             "trajectory_window",
             "eval_episodes",
             "final_eval_episodes",
+            "correction_length",
+            "budget_seconds",
         )
+        if self.rating_levels < 2:
+            raise ValueError(f"rating_levels must be at least 2, got {self.rating_levels}")
         for name in ("initial_label_fraction", "feedback_until", "initial_rollout_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
-        if self.reward == "learned" and self.labels == 0 and not self.reward_model_checkpoint:
+        if (
+            self.reward == "learned"
+            and self.labels == 0
+            and self.budget_seconds is None
+            and not self.reward_model_checkpoint
+        ):
             raise ValueError(
                 "labels must be positive when reward='learned'; use reward='constant' or 'true' "
                 "for the controls"
             )
+
+    @property
+    def feedback_types(self) -> tuple[str, ...]:
+        """The feedback types of ``feedback``, in order."""
+        return tuple(k.strip() for k in self.feedback.split(",") if k.strip())
 
 
 def _choice(obj: object, name: str, allowed: tuple[str, ...]) -> None:
@@ -180,8 +227,8 @@ def field_docs(cls: type) -> dict[str, str]:
     """The attribute docstring of every field of a config dataclass (used for ``--help``).
 
     Example:
-        >>> field_docs(RunConfig)["labels"]
-        'Label budget: answered queries over the whole run.'
+        >>> field_docs(RunConfig)["rating_levels"]
+        'Levels of the rating scale.'
     """
     tree = ast.parse(inspect.getsource(cls))
     body = tree.body[0].body  # type: ignore[attr-defined]

@@ -52,3 +52,52 @@ def comparison_loss(
         logits = returns_first - returns_second
         nll = F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits), reduction="none")
     return (weights * nll).sum(-1) / weights.sum(-1).clamp_min(1.0)
+
+
+def ordinal_probabilities(
+    scores: torch.Tensor, cutpoints: torch.Tensor, slope: torch.Tensor, noise: float = 0.0
+) -> torch.Tensor:
+    """P(level = k) of an ordered-logit (cumulative link) model: P(level <= k) =
+    sigmoid(slope (c_k - score)), with a chance ``noise`` of a uniformly random level.
+
+    Args:
+        scores: predicted scores (a segment's return, or the credit-weighted reward of the
+            steps before a key press), shape ``(E, M)``.
+        cutpoints: increasing thresholds ``c_0 < ... < c_{K-2}`` per member, shape ``(E, K-1)``.
+        slope: positive rationality per member, shape ``(E,)``.
+
+    Returns:
+        Shape ``(E, M, K)``; each row sums to one.
+
+    Example:
+        >>> p = ordinal_probabilities(torch.zeros(1, 1), torch.zeros(1, 1), torch.ones(1))
+        >>> p.squeeze().tolist()  # two levels, score on the threshold: a coin flip
+        [0.5, 0.5]
+    """
+    cdf = torch.sigmoid(slope[:, None, None] * (cutpoints[:, None, :] - scores[..., None]))
+    ones = torch.ones_like(cdf[..., :1])
+    p = torch.diff(cdf, dim=-1, prepend=torch.zeros_like(ones), append=ones)
+    k = p.shape[-1]
+    return (1.0 - noise) * p + noise / k if noise else p
+
+
+def ordinal_loss(
+    scores: torch.Tensor,
+    levels: torch.Tensor,
+    cutpoints: torch.Tensor,
+    slope: torch.Tensor,
+    weights: torch.Tensor,
+    noise: float = 0.0,
+) -> torch.Tensor:
+    """Negative log-likelihood of ordinal labels (ratings, or TAMER's +/- as two levels), per member.
+
+    Args:
+        scores: shape ``(E, M)``; levels: integer labels ``(M,)``; weights: ``(E, M)``.
+
+    Returns:
+        The weighted mean loss of each member, shape ``(E,)``.
+    """
+    p = ordinal_probabilities(scores, cutpoints, slope, noise)
+    picked = p.gather(-1, levels.view(1, -1, 1).expand(p.shape[0], -1, 1)).squeeze(-1)
+    nll = -torch.log(picked.clamp_min(1e-12))
+    return (weights * nll).sum(-1) / weights.sum(-1).clamp_min(1.0)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import json
 import math
 import time
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -25,14 +27,20 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlhf_gym.agents import RLHFCallback, make_agent, relabel_buffer
 from rlhf_gym.config import RunConfig, merge, save_yaml, to_dict
+from rlhf_gym.effort import Budget, EffortModel
 from rlhf_gym.evaluation import EvalResult, evaluate, reward_model_metrics
+from rlhf_gym.experts import get_expert
 from rlhf_gym.queries import pair_up, rank_queries
 from rlhf_gym.reward_model import FitReport, RewardModel
 from rlhf_gym.rollout import collect
 from rlhf_gym.segments import sample_segments
+from rlhf_gym.synthetic import SyntheticTeacher
 from rlhf_gym.tasks import get_task
 from rlhf_gym.teachers import PRESETS, Teacher
-from rlhf_gym.types import Comparison
+from rlhf_gym.types import Feedback, Trajectory
+
+if TYPE_CHECKING:
+    from rlhf_gym.store import FeedbackStore
 from rlhf_gym.wrappers import ConstantReward, LearnedReward, LearnedRewardVec
 
 
@@ -57,6 +65,22 @@ def resolve_config(config: RunConfig | dict[str, Any] | None = None, **overrides
             "hyperparams": {**task.algo_kwargs(algo), **cfg.hyperparams},
         },
     )
+
+
+FEEDBACK_FILE = "feedback.sqlite"
+
+
+def effort_schedule(seconds: float, rounds: int, initial_fraction: float) -> list[float]:
+    """Seconds of effort per round, split as ``label_schedule`` splits labels.
+
+    Example:
+        >>> effort_schedule(100.0, 2, 0.4)
+        [40.0, 30.0, 30.0]
+    """
+    if rounds == 0:
+        return [seconds]
+    first = seconds * initial_fraction
+    return [first] + [(seconds - first) / rounds] * rounds
 
 
 def label_schedule(labels: int, rounds: int, initial_fraction: float) -> list[int]:
@@ -113,22 +137,37 @@ class RLHF:
         self.agent_kwargs = hp
         probe = self.task.make(self.config.horizon)
         spaces = (probe.observation_space, probe.action_space)
-        probe.close()
         if self.config.reward_model_checkpoint:
             self.reward_model = RewardModel.load(self.config.reward_model_checkpoint, *spaces)
         else:
             self.reward_model = RewardModel(*spaces, self.config.reward_model, self.config.seed)
         self.asks_feedback = self.config.reward == "learned" and not self.config.reward_model_checkpoint
-        self.comparisons: list[Comparison] = []
+        self.feedback: list[Feedback] = []
+        self.feedback_seconds: list[float] = []  # effort of each record
+        self.effort_seconds = 0.0
+        self.store: FeedbackStore | None = None
+        if self.config.feedback_store and self.asks_feedback:
+            self.store = self._open_store(self.config.feedback_store)
+            self.feedback = self.store.records()
+            self.feedback_seconds = [row["effort_seconds"] for row in self.store.rows()]
+        self._own_labels = 0
+        self._synthetic: SyntheticTeacher | None = None
+        fps = float(probe.metadata.get("render_fps") or 30)
+        self.effort_model = EffortModel(fps=fps, **self.config.effort)
         self.initial_env_steps = 0
         self.skipped = 0
         self.metrics: list[dict[str, Any]] = []
         self.last_fit: FitReport | None = None
         self.final: EvalResult | None = None
         self.wall_seconds = 0.0
-        self._schedule = label_schedule(
-            self.config.labels, self.config.feedback_rounds, self.config.initial_label_fraction
+        probe.close()
+        cfg = self.config
+        schedule: list[float] = (
+            effort_schedule(cfg.budget_seconds, cfg.feedback_rounds, cfg.initial_label_fraction)
+            if cfg.budget_seconds is not None
+            else list(map(float, label_schedule(cfg.labels, cfg.feedback_rounds, cfg.initial_label_fraction)))
         )
+        self._planned = list(itertools.accumulate(schedule))  # budget due by the end of each round
         self._round = 0
 
     # ----- the loop ---------------------------------------------------------------------
@@ -152,7 +191,7 @@ class RLHF:
                 math.ceil(cfg.initial_rollout_fraction * total), self.n_envs * (cfg.segment_length or 1)
             )
             self.initial_env_steps = collect(self.env, self._initial_policy, steps)
-            self.feedback_round(self.labels_for_next_round(), strategy="uniform")
+            self.feedback_round(self.budget_for_next_round(), strategy="uniform")
             gap = cfg.feedback_until * total / max(cfg.feedback_rounds, 1)
             round_steps = [round(gap * k) for k in range(1, cfg.feedback_rounds + 1)]
         self.agent.learn(
@@ -166,39 +205,109 @@ class RLHF:
         )
         return self
 
-    def feedback_round(self, n_labels: int, strategy: str | None = None) -> FitReport | None:
-        """Ask the teacher ``n_labels`` queries about recent behaviour, then refit the reward model."""
-        cfg = self.config
+    def feedback_round(self, budget: Budget, strategy: str | None = None) -> FitReport | None:
+        """Spend ``budget`` on feedback about recent behaviour, split equally between the
+        feedback types, then refit the reward model on all feedback so far."""
         self._round += 1
-        if n_labels <= 0:
-            return self.last_fit
-        pool = self.env.recorder.pool()
-        h = cfg.segment_length
-        assert h is not None
-        self.teacher.update_thresholds(self.env.recorder.recent_returns(10), h, self.task.max_episode_steps)
-        segments = sample_segments(
-            pool, h, 2 * n_labels * cfg.candidate_factor, self.rng, self.task.absorbing_reward
-        )
-        fitted = self.reward_model if self.comparisons else None
-        ranked = rank_queries(pair_up(segments), strategy or cfg.query_strategy, fitted, self.rng)
-        new: list[Comparison] = []
-        for query in ranked:
-            if len(new) == n_labels:
-                break
-            answer = self.teacher.answer(query, self.rng)
-            if answer is None:
-                self.skipped += 1
-            else:
-                new.append(answer)
-        self.comparisons += new
-        if self.comparisons:
-            self.last_fit = self.reward_model.fit(self.comparisons)
+        kinds = self.config.feedback_types
+        new: list[tuple[Feedback, float]] = []
+        parts = budget.split(len(kinds))
+        for kind, part in zip(kinds, parts):
+            new += self._collect(kind, part, strategy)
+        self.effort_seconds += sum(part.spent for part in parts)  # watching that gave nothing included
+        for record, seconds in new:
+            if self.store is not None:
+                self.store.add(record, effort_seconds=seconds, info={"round": self._round})
+            self.feedback.append(record)
+            self.feedback_seconds.append(seconds)
+        self._own_labels += len(new)
+        if new or (self.feedback and self.last_fit is None):
+            self.last_fit = self.reward_model.fit(self.feedback)
             relabel_buffer(self.agent, self.reward_model)
         self._log({"round": self._round, "new_labels": len(new)}, model_metrics=True)
         return self.last_fit
 
-    def labels_for_next_round(self) -> int:
-        return self._schedule[self._round] if self._round < len(self._schedule) else 0
+    def _collect(self, kind: str, budget: Budget, strategy: str | None) -> list[tuple[Feedback, float]]:
+        """Feedback of one type from the synthetic teachers, within ``budget``."""
+        pool = self.env.recorder.pool()
+        if kind == "comparisons":
+            return self._compare(pool, budget, strategy)
+        teacher = self._synthetic_teacher()
+        if kind == "corrections":
+            return teacher.corrections(self._act, budget, self.rng)
+        if kind == "demonstrations":
+            return teacher.demonstrations(pool, budget, self.rng)
+        if kind == "ratings":
+            return teacher.ratings(pool, budget, self.rng)
+        if kind == "tamer":
+            return teacher.signals(pool, budget, self.rng)
+        return teacher.estops(pool, budget, self.rng)
+
+    def _compare(
+        self, pool: list[Trajectory], budget: Budget, strategy: str | None
+    ) -> list[tuple[Feedback, float]]:
+        """Comparisons: sample candidate pairs, rank them, ask the B-Pref teacher the best ones."""
+        cfg, h = self.config, self.config.segment_length
+        assert h is not None
+        cost = self.effort_model.comparison(h)
+        n = budget.labels if budget.labels is not None else int((budget.seconds or 0.0) // cost)
+        if n <= 0:
+            return []
+        self.teacher.update_thresholds(self.env.recorder.recent_returns(10), h, self.task.max_episode_steps)
+        segments = sample_segments(
+            pool, h, 2 * n * cfg.candidate_factor, self.rng, self.task.absorbing_reward
+        )
+        fitted = self.reward_model if self.last_fit is not None else None
+        ranked = rank_queries(pair_up(segments), strategy or cfg.query_strategy, fitted, self.rng)
+        out: list[tuple[Feedback, float]] = []
+        for query in ranked:
+            if not budget.affords(cost):
+                break
+            answer = self.teacher.answer(query, self.rng)
+            budget.spend(cost, items=int(answer is not None))  # a skip costs the time, not a label
+            if answer is None:
+                self.skipped += 1
+            else:
+                out.append((answer, cost))
+        return out
+
+    def _synthetic_teacher(self) -> SyntheticTeacher:
+        if self._synthetic is None:
+            cfg = self.config
+            assert cfg.segment_length is not None
+            self._synthetic = SyntheticTeacher(
+                self.task,
+                cfg.horizon,
+                self.teacher.params,
+                self.effort_model,
+                cfg.segment_length,
+                get_expert(self.task),
+                correction_length=cfg.correction_length,
+                levels=cfg.rating_levels,
+                name=self.teacher.name,
+                seed=cfg.seed,
+            )
+        return self._synthetic
+
+    def _act(self, obs: np.ndarray) -> Any:
+        """The agent's current stochastic action for one observation (uniform before an
+        off-policy agent starts learning, as SB3 itself acts)."""
+        agent = self.agent
+        if isinstance(agent, OffPolicyAlgorithm) and agent.num_timesteps < agent.learning_starts:
+            return agent.action_space.sample()
+        return agent.predict(obs, deterministic=False)[0]
+
+    def budget_for_next_round(self) -> Budget:
+        """What the next round may spend: its share of the schedule plus anything unspent."""
+        due = self._planned[self._round] if self._round < len(self._planned) else self._planned[-1]
+        if self.config.budget_seconds is not None:
+            return Budget(seconds=max(0.0, due - self.effort_seconds))
+        return Budget(labels=max(0, round(due) - self._own_labels))
+
+    def _open_store(self, path: str | Path) -> FeedbackStore:
+        from rlhf_gym.store import FeedbackStore
+
+        return FeedbackStore(path, meta={"task": self.task.name, "seed": self.config.seed})
 
     # ----- pieces -----------------------------------------------------------------------
     def _make_vec_env(self) -> DummyVecEnv:
@@ -232,7 +341,8 @@ class RLHF:
         base: dict[str, Any] = {
             "timesteps": self.agent.num_timesteps,
             "env_steps": self.env.env_steps,
-            "labels_used": len(self.comparisons),
+            "labels_used": self._own_labels,
+            "effort_seconds": round(self.effort_seconds, 2),
             "wall_seconds": round(time.perf_counter() - self._start, 3),
         }
         if model_metrics and self.last_fit is not None:
@@ -268,10 +378,14 @@ class RLHF:
             "reward": cfg.reward,
             "algo": cfg.algo,
             "seed": cfg.seed,
-            "labels_budget": cfg.labels if self.asks_feedback else 0,
-            "labels_used": len(self.comparisons),
+            "labels_budget": cfg.labels if self.asks_feedback and cfg.budget_seconds is None else None,
+            "budget_seconds": cfg.budget_seconds if self.asks_feedback else None,
+            "labels_used": self._own_labels,
+            "labels_by_type": dict(Counter(record.kind for record in self.feedback)),
+            "effort_seconds": round(self.effort_seconds, 2),
             "queries_skipped": self.skipped,
             "env_steps": self.env.env_steps,
+            "feedback_env_steps": self._synthetic.env_steps if self._synthetic else 0,
             "total_timesteps": int(self.agent.num_timesteps),
             "true_return_mean": self.final.mean if self.final else None,
             "true_return_std": self.final.std if self.final else None,
@@ -282,7 +396,8 @@ class RLHF:
         }
 
     def save(self, out: str | Path) -> Path:
-        """Write the run folder: config.yaml, metrics.csv, reward_model.*, agent.zip, summary.json."""
+        """Write the run folder: config.yaml, metrics.csv, reward_model.*, feedback.sqlite (every
+        feedback record, reloadable with ``FeedbackStore``), agent.zip, summary.json."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         save_yaml(self.config, out / "config.yaml")
@@ -293,6 +408,13 @@ class RLHF:
             writer.writerows(self.metrics)
         if self.config.reward == "learned":
             self.reward_model.save(out / "reward_model")
+        if self.feedback and not (
+            self.store and Path(self.store.path).resolve() == (out / FEEDBACK_FILE).resolve()
+        ):
+            with self._open_store(out / FEEDBACK_FILE) as store:
+                if len(store) == 0:
+                    for record, seconds in zip(self.feedback, self.feedback_seconds):
+                        store.add(record, effort_seconds=seconds)
         self.agent.save(out / "agent.zip")
         summary = {
             k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.summary().items()

@@ -23,11 +23,13 @@ from gymnasium import spaces
 from safetensors.numpy import load_file, save_file
 
 from rlhf_gym.config import RewardModelConfig, from_dict, to_dict
-from rlhf_gym.losses import comparison_loss, preference_probability
-from rlhf_gym.types import Comparison, Query, Segment
+from rlhf_gym.evidence import Evidence, gather
+from rlhf_gym.losses import comparison_loss, ordinal_loss
+from rlhf_gym.types import Feedback, Query, Segment
 
 FORMAT_VERSION = 1
 LEAKY_SLOPE = 0.01
+SCALAR_LR_FACTOR = 10.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ class RewardModel:
             self._act_half = np.where(finite, (high - low) / 2, 1.0).astype(np.float32)
         self.shift = 0.0
         self.scale = 1.0
+        self.neutral: float | None = None
         self.n_labels = 0
         self._init_weights(torch.Generator().manual_seed(seed))
 
@@ -202,58 +205,97 @@ class RewardModel:
         return np.exp(-np.logaddexp(0.0, returns[:, 1::2] - returns[:, 0::2]))
 
     # ----- fitting ----------------------------------------------------------------------
-    def fit(self, comparisons: Sequence[Comparison]) -> FitReport:
-        """Fit the ensemble from fresh weights on every comparison so far, then re-normalise.
+    def fit(self, feedback: Sequence[Feedback]) -> FitReport:
+        """Fit the ensemble from fresh weights on all feedback so far, then re-normalise.
+
+        Pair-like feedback (comparisons, corrections, demonstrations, e-stops) uses the
+        Bradley-Terry likelihood; ratings and TAMER signals the ordinal one, with thresholds
+        and a rationality learned per scale and member (see ``rlhf_gym.evidence``).
 
         Raises:
-            ValueError: no comparisons, or segments whose shapes do not match the spaces.
+            ValueError: no feedback, or steps whose shapes do not match the spaces.
         """
-        if not comparisons:
-            raise ValueError("cannot fit the reward model without comparisons")
         cfg = self.config
-        segs = [s for c in comparisons for s in (c.query.first, c.query.second)]
-        length = len(segs[0])
-        if any(len(s) != length for s in segs):
-            raise ValueError("all compared segments must have the same length")
-        obs = np.concatenate([s.obs for s in segs])
-        actions = np.concatenate([s.actions for s in segs])
-        absorbing = np.concatenate([s.absorbing for s in segs])
-        live = ~absorbing
+        ev = gather(feedback)
+        s, length = ev.absorbing.shape
+        obs = ev.obs.reshape(s * length, *ev.obs.shape[2:])
+        actions = ev.actions.reshape(s * length, *ev.actions.shape[2:])
+        live = ((ev.weights > 0) & ~ev.absorbing).ravel()
         self._fit_input_normaliser(obs[live] if live.any() else obs)
 
         self._fits += 1
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self._fits)
         self._init_weights(gen)
-        m, e = len(comparisons), cfg.ensemble_size
-        x = torch.from_numpy(self.features(obs, actions)).view(2 * m, length, -1)
-        absorb = torch.from_numpy(absorbing).view(2 * m, length)
-        labels = torch.tensor([c.label for c in comparisons], dtype=torch.float32)
+        e, n_pairs, m = cfg.ensemble_size, len(ev.pairs), ev.n_items
+        x = torch.from_numpy(self.features(obs, actions)).view(s, length, -1)
+        absorb, weights = torch.from_numpy(ev.absorbing), torch.from_numpy(ev.weights)
+        labels = torch.from_numpy(ev.pair_labels)
+        pairs, ordinal = torch.from_numpy(ev.pairs), torch.from_numpy(ev.ordinal)
+        levels, instrument = torch.from_numpy(ev.levels), torch.from_numpy(ev.instrument)
         counts = torch.from_numpy(
             np.random.default_rng([self.seed, self._fits]).multinomial(m, np.full(m, 1.0 / m), size=e)
         ).float()
+        # per scale: a first threshold, softplus gaps to the next ones, and a log-rationality
+        scales = [torch.zeros(e, k - 1) for _, k in ev.instruments]
+        log_slopes = [torch.zeros(e) for _ in ev.instruments]
 
-        params = self.parameters()
+        params = [*self.parameters(), *scales, *log_slopes]
         for p in params:
             p.requires_grad_(True)
         opt = torch.optim.Adam(
             [
                 {"params": self.weights, "weight_decay": cfg.weight_decay},
-                {"params": [*self.biases, self.absorbing_reward], "weight_decay": 0.0},
+                {"params": self.biases, "weight_decay": 0.0},
+                # single scalars (the absorbing reward, ordinal thresholds and rationalities) learn
+                # faster: no hidden layer amplifies their updates as it does the MLP's outputs
+                {
+                    "params": [self.absorbing_reward, *scales, *log_slopes],
+                    "weight_decay": 0.0,
+                    "lr": SCALAR_LR_FACTOR * cfg.learning_rate,
+                },
             ],
             lr=cfg.learning_rate,
         )
-        batch = min(cfg.batch_size, m)
+
+        def sample(n: int) -> torch.Tensor:
+            return (
+                torch.arange(n)
+                if n <= cfg.batch_size
+                else torch.randint(0, n, (cfg.batch_size,), generator=gen)
+            )
+
         loss = torch.zeros(())
         for _ in range(cfg.n_steps):
-            if batch == m:
-                idx = torch.arange(m)
-            else:
-                idx = torch.randint(0, m, (batch,), generator=gen)
-            seg = torch.stack([2 * idx, 2 * idx + 1], 1).view(-1)
-            returns = self._returns(x[seg], absorb[seg])
-            loss = comparison_loss(
-                returns[:, 0::2], returns[:, 1::2], labels[idx], counts[:, idx], cfg.noise_robust
-            ).sum()
+            idx_p, idx_o = sample(n_pairs), sample(len(ordinal))
+            seq = torch.cat([pairs[idx_p].view(-1), ordinal[idx_o]])
+            returns = self._returns(x[seq], absorb[seq], weights[seq])
+            total, weight = torch.zeros(e), 0.0
+            if len(idx_p):
+                w = counts[:, idx_p]
+                total = total + n_pairs * comparison_loss(
+                    returns[:, : 2 * len(idx_p) : 2],
+                    returns[:, 1 : 2 * len(idx_p) : 2],
+                    labels[idx_p],
+                    w,
+                    cfg.noise_robust,
+                )
+                weight += n_pairs
+            scores = returns[:, 2 * len(idx_p) :]
+            for j, raw in enumerate(scales):
+                on = instrument[idx_o] == j
+                if not on.any():
+                    continue
+                n_on = int((ev.instrument == j).sum())
+                total = total + n_on * ordinal_loss(
+                    scores[:, on],
+                    levels[idx_o][on],
+                    _thresholds(raw),
+                    log_slopes[j].exp(),
+                    counts[:, n_pairs + idx_o[on]],
+                    cfg.noise_robust,
+                )
+                weight += n_on
+            loss = total.sum() / weight
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -263,20 +305,26 @@ class RewardModel:
         self.n_labels = m
 
         with torch.no_grad():
-            returns = self._returns(x, absorb)
-            p = preference_probability(returns[:, 0::2], returns[:, 1::2])
-        strict = labels != 0.5
-        train_acc = _accuracy(p, labels, (counts > 0) & strict)
-        heldout = _accuracy(p, labels, (counts == 0) & strict)
-        self.calibrate(obs, actions, absorbing)
-        return FitReport(m, train_acc, heldout, float(loss.detach()) / e)
+            returns = self._returns(x, absorb, weights)
+        train_acc, heldout = (
+            _judged_accuracy(returns, ev, counts > 0),
+            _judged_accuracy(returns, ev, counts == 0),
+        )
+        # TAMER's +/- has a neutral point: a full credit window (weights summing to one) of
+        # rewards at the -/+ threshold. It is the reward's natural zero when signals were given.
+        signal = ("signal", 2)
+        self.neutral = (
+            float(scales[ev.instruments.index(signal)][:, 0].mean()) if signal in ev.instruments else None
+        )
+        self.calibrate(*ev.live_steps())
+        return FitReport(m, train_acc, heldout, float(loss.detach()))
 
-    def _returns(self, x: torch.Tensor, absorb: torch.Tensor) -> torch.Tensor:
-        """Predicted segment returns ``(E, S)`` from step features ``(S, H, D)``; each absorbing
-        step is worth the member's absorbing reward instead of the MLP's output."""
+    def _returns(self, x: torch.Tensor, absorb: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Weighted predicted returns ``(E, S)`` of step sequences with features ``(S, L, D)``;
+        each absorbing step is worth the member's absorbing reward instead of the MLP's output."""
         s, h = absorb.shape
         r = self._forward(x.reshape(s * h, -1)).view(-1, s, h)
-        return torch.where(absorb, self.absorbing_reward[:, None, None], r).sum(-1)
+        return (torch.where(absorb, self.absorbing_reward[:, None, None], r) * weights).sum(-1)
 
     def _fit_input_normaliser(self, obs: np.ndarray) -> None:
         self.obs_mean[:] = 0.0
@@ -296,7 +344,10 @@ class RewardModel:
         r = self.member_rewards(obs, actions, absorbing).mean(0)
         absorbing = np.asarray(absorbing, bool)
         live = r[~absorbing] if (~absorbing).any() else r
-        self.shift = float(self._np_abs.mean()) if absorbing.any() else float(live.mean())
+        if self.neutral is not None:
+            self.shift = self.neutral
+        else:
+            self.shift = float(self._np_abs.mean()) if absorbing.any() else float(live.mean())
         rms = float(np.sqrt(np.mean((live - self.shift) ** 2)))
         self.scale = max(rms, 1e-6) / self.config.reward_scale
 
@@ -397,6 +448,42 @@ class RewardModel:
         )
         model._sync_numpy()
         return model
+
+
+def _thresholds(raw: torch.Tensor) -> torch.Tensor:
+    """Increasing thresholds ``(E, K-1)`` from free parameters: the first, then softplus gaps
+    (initially one unit apart, centred on zero)."""
+    k = raw.shape[1]
+    gaps = torch.nn.functional.softplus(raw[:, 1:] + _SOFTPLUS_INV_1)
+    return torch.cat([raw[:, :1] - (k - 2) / 2, gaps], 1).cumsum(1)
+
+
+_SOFTPLUS_INV_1 = math.log(math.e - 1)  # softplus(x) = 1
+
+
+def _judged_accuracy(returns: torch.Tensor, ev: Evidence, judges: torch.Tensor) -> float:
+    """Accuracy of the labels as judged by the members marked in ``judges`` ``(E, items)``.
+
+    Pair labels (ties left out): is the preferred sequence predicted better? When there are
+    no strict pairs, ordinal labels are judged by concordance: of two labels on one scale
+    with different levels, is the higher one's score higher? ``nan`` if nothing is judged.
+    """
+    n_pairs = len(ev.pairs)
+    labels = torch.from_numpy(ev.pair_labels)
+    strict = labels != 0.5
+    if strict.any():
+        p = torch.sigmoid(returns[:, ev.pairs[:, 0]] - returns[:, ev.pairs[:, 1]])
+        return _accuracy(p, labels, judges[:, :n_pairs] & strict)
+    judges = judges[:, n_pairs:]
+    judged = judges.any(0).numpy()
+    if not judged.any():
+        return float("nan")
+    scores = ((returns[:, ev.ordinal] * judges).sum(0) / judges.sum(0).clamp_min(1)).numpy()[judged]
+    levels, scale = ev.levels[judged], ev.instrument[judged]
+    higher = (levels[:, None] > levels[None]) & (scale[:, None] == scale[None])
+    if not higher.any():
+        return float("nan")
+    return float((scores[:, None] > scores[None])[higher].mean())
 
 
 def _accuracy(p: torch.Tensor, labels: torch.Tensor, judges: torch.Tensor) -> float:

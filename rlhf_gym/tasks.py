@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from gymnasium import spaces
 
+from rlhf_gym import snapshots
 from rlhf_gym.config import HORIZONS, from_dict, load_yaml
+from rlhf_gym.experts import EXPERTS
 from rlhf_gym.wrappers import FixedHorizon
 
 ALGOS = ("ppo", "a2c", "dqn", "sac")
@@ -41,6 +44,9 @@ class Task:
         hyperparams: SB3 keyword arguments per algorithm; ``n_envs`` is read from here too.
         run: overrides of ``RunConfig`` fields for this task.
         description: one line for ``rlhf-gym tasks``.
+        expert: the registered name of the task's scripted expert controller (a key of
+            ``rlhf_gym.experts.EXPERTS``), used by synthetic teachers for corrections and
+            demonstrations; ``None`` if it has none.
 
     Example:
         >>> task = get_task("CartPole-v1")
@@ -49,6 +55,12 @@ class Task:
         >>> env = task.make(horizon="fixed")
         >>> env.spec.max_episode_steps if env.spec else 500
         500
+        >>> obs, _ = env.reset(seed=0)
+        >>> snap = task.snapshot(env, obs)
+        >>> first = env.step(1)
+        >>> restored = task.restore(env, snap)
+        >>> bool((env.step(1)[0] == first[0]).all())
+        True
     """
 
     name: str
@@ -62,6 +74,7 @@ class Task:
     hyperparams: dict[str, dict[str, Any]] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    expert: str | None = None
 
     def make(self, horizon: str = "natural", render_mode: str | None = None) -> gym.Env:
         """Build the environment with its true reward, in the given horizon mode."""
@@ -76,6 +89,39 @@ class Task:
     def algo_kwargs(self, algo: str) -> dict[str, Any]:
         """The tuned keyword arguments for ``algo``, or SB3's defaults if the preset has none."""
         return dict(self.hyperparams.get(algo, {}))
+
+    def snapshot(self, env: gym.Env, obs: np.ndarray) -> snapshots.Snapshot:
+        """Save the state of ``env`` (built by ``make``), currently at observation ``obs``.
+
+        Raises:
+            ValueError: ``env`` is not this task's environment, or its state cannot be
+                snapshotted (see ``rlhf_gym.snapshots``).
+        """
+        self._check_env(env)
+        return snapshots.snapshot(env, obs)
+
+    def restore(self, env: gym.Env, snap: snapshots.Snapshot) -> np.ndarray:
+        """Put ``env`` (built by ``make`` in the snapshot's horizon mode) into the saved state;
+        return the saved observation.
+
+        Raises:
+            ValueError: ``env`` or ``snap`` belongs to another task, or ``env`` to another
+                horizon mode.
+        """
+        self._check_env(env)
+        if isinstance(snap, snapshots.Snapshot) and snap.env_id != self.env_id:
+            raise ValueError(
+                f"snapshot of {snap.env_id} cannot be restored by task {self.name!r} ({self.env_id})"
+            )
+        return snapshots.restore(env, snap)
+
+    def _check_env(self, env: gym.Env) -> None:
+        spec = env.unwrapped.spec
+        if spec is None or spec.id != self.env_id:
+            raise ValueError(
+                f"environment {spec.id if spec else type(env.unwrapped).__name__} is not task "
+                f"{self.name!r}'s; expected one built by its make() ({self.env_id})"
+            )
 
 
 def check_spaces(env: gym.Env, name: str) -> None:
@@ -116,6 +162,8 @@ def _load_preset(path: Path) -> Task:
     for algo in [task.algo, *task.hyperparams]:
         if algo not in ALGOS:
             raise ValueError(f"unknown algorithm {algo!r} in {where}; expected one of {', '.join(ALGOS)}")
+    if task.expert is not None and task.expert not in EXPERTS:
+        raise ValueError(f"unknown expert {task.expert!r} in {where}; expected one of {', '.join(EXPERTS)}")
     return task
 
 

@@ -31,6 +31,15 @@ class TeacherParams:
             are at or below ``eps_skip * margin``.
         eps_equal: scale of the equal threshold: returns closer than ``eps_equal * margin``
             are labelled equal (0.5).
+        eps_lazy: laziness of the teachers of the other feedback types: they correct, stop or
+            press a key only when the gap they see exceeds ``eps_lazy`` times the gap between
+            the expert and a random policy (``rlhf_gym.synthetic``).
+
+    For the other feedback types, ``beta`` and ``eps_mistake`` keep their meaning where it
+    has one: a corrector or demonstrator takes a random action with probability
+    ``eps_mistake`` at each step; a rater gives a random level, a TAMER teacher the wrong key
+    and an e-stopper stops at a random time with that probability; a finite ``beta`` makes
+    ratings and key presses noisy (``rlhf_gym.synthetic``).
 
     ``margin`` is B-Pref's adaptive scale ``m``: the mean true return of the last 10 finished
     training episodes times ``segment_length / max_episode_steps``, refreshed before every
@@ -49,13 +58,14 @@ class TeacherParams:
     eps_mistake: float = 0.0
     eps_skip: float = 0.0
     eps_equal: float = 0.0
+    eps_lazy: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.beta > 0:
             raise ValueError(f"teacher beta must be positive (inf for a rational teacher), got {self.beta}")
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"teacher gamma must be in (0, 1], got {self.gamma}")
-        for name in ("eps_mistake", "eps_skip", "eps_equal"):
+        for name in ("eps_mistake", "eps_skip", "eps_equal", "eps_lazy"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"teacher {name} must be in [0, 1], got {getattr(self, name)}")
 
@@ -68,6 +78,7 @@ PRESETS: dict[str, TeacherParams] = {
     "skip": TeacherParams(eps_skip=0.1),
     "equal": TeacherParams(eps_equal=0.1),
     "myopic": TeacherParams(gamma=0.9),
+    "lazy": TeacherParams(eps_lazy=0.2),  # ours: acts only on large gaps (other feedback types)
 }
 
 

@@ -7,7 +7,7 @@ alone. Arrays are numpy; nothing here imports torch or SB3.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -83,6 +83,10 @@ class Query:
     second: Segment
 
 
+Pair = tuple[Segment, Segment, float]
+"""``(first, second, label)``: evidence that ``first`` is preferred with probability ``label``."""
+
+
 @dataclass(frozen=True)
 class Comparison:
     """A teacher's answer to a query.
@@ -101,10 +105,130 @@ class Comparison:
     label: float
     probability: float = float("nan")
     teacher: str = ""
+    kind: ClassVar[str] = "comparison"
 
     @property
     def is_tie(self) -> bool:
         return self.label == 0.5
+
+    def pairs(self) -> list[Pair]:
+        return [(self.query.first, self.query.second, self.label)]
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The corrector took over from a restored state: ``corrected`` is preferred over
+    ``original``, the agent's own continuation from the same state (RLHF-Blender's route 1;
+    Jain et al.'s improvement in the reward-rational choice view).
+
+    Args:
+        original: the agent's continuation for the correction window.
+        corrected: the corrector's segment of the same length from the same state.
+        teacher: who corrected.
+    """
+
+    original: Segment
+    corrected: Segment
+    teacher: str = ""
+    kind: ClassVar[str] = "correction"
+
+    def pairs(self) -> list[Pair]:
+        return [(self.corrected, self.original, 1.0)]
+
+
+@dataclass(frozen=True)
+class Demonstration:
+    """An expert episode; each of its segments is preferred over an agent segment recorded
+    beside it when it was given (T-REX, Brown et al. 2019; Ibarz et al. 2018).
+
+    Args:
+        episode: the demonstrated episode.
+        demo: the episode cut into segments (absorbing-padded at the end).
+        against: one agent segment per demo segment, of the same length.
+        teacher: who demonstrated.
+    """
+
+    episode: Trajectory
+    demo: tuple[Segment, ...]
+    against: tuple[Segment, ...]
+    teacher: str = ""
+    kind: ClassVar[str] = "demonstration"
+
+    def pairs(self) -> list[Pair]:
+        return [(d, a, 1.0) for d, a in zip(self.demo, self.against)]
+
+
+@dataclass(frozen=True)
+class Rating:
+    """An ordinal score of one segment: ``level`` out of ``levels`` (0 is worst), as in
+    RLHF-Blender's rating feedback.
+
+    Args:
+        segment: the rated segment.
+        level: the rating, ``0 <= level < levels``.
+        levels: how many levels the scale has.
+        teacher: who rated.
+    """
+
+    segment: Segment
+    level: int
+    levels: int
+    teacher: str = ""
+    kind: ClassVar[str] = "rating"
+
+    def pairs(self) -> list[Pair]:
+        return []
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A live +/- key press (TAMER; Knox and Stone 2009), credited to the steps before it.
+
+    Args:
+        steps: the steps the press may refer to, oldest first.
+        credit: weight of each step, Deep TAMER's probability that the press was about that
+            step given the human's reaction delay (Warnell et al. 2018); shape ``(len(steps),)``.
+        positive: ``True`` for +, ``False`` for -.
+        teacher: who pressed.
+    """
+
+    steps: Segment
+    credit: np.ndarray
+    positive: bool
+    teacher: str = ""
+    kind: ClassVar[str] = "signal"
+
+    def pairs(self) -> list[Pair]:
+        return []
+
+
+@dataclass(frozen=True)
+class EStop:
+    """The teacher stopped the agent: what it did before the stop is preferred over what it
+    did, or would have done, next (the e-stop of the reward-rational choice view).
+
+    Args:
+        before: the steps before the stop.
+        after: the agent's continuation from the stop, of the same length.
+        teacher: who stopped.
+    """
+
+    before: Segment
+    after: Segment
+    teacher: str = ""
+    kind: ClassVar[str] = "estop"
+
+    def pairs(self) -> list[Pair]:
+        return [(self.before, self.after, 1.0)]
+
+
+Feedback = Comparison | Correction | Demonstration | Rating | Signal | EStop
+"""Any feedback record. Pair-like records give ``pairs()`` for the Bradley-Terry likelihood;
+``Rating`` and ``Signal`` are evaluative and use the ordinal likelihood."""
+
+FEEDBACK_RECORDS: dict[str, type] = {
+    cls.kind: cls for cls in (Comparison, Correction, Demonstration, Rating, Signal, EStop)
+}
 
 
 class RewardFunction(Protocol):

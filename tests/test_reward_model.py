@@ -107,5 +107,5 @@ def test_corrupt_or_missing_checkpoint(tmp_path):
 
 
 def test_fit_without_labels_is_an_error():
-    with pytest.raises(ValueError, match="without comparisons"):
+    with pytest.raises(ValueError, match="without feedback"):
         RewardModel(*cartpole_spaces(), CFG).fit([])

@@ -49,3 +49,30 @@ def test_unknown_key_in_a_preset(tmp_path, monkeypatch):
     tasks._load_preset.cache_clear()
     with pytest.raises(ValueError, match=r"unknown key 'max_steps' in task preset Mine\.yaml"):
         get_task("Mine")
+
+
+def test_snapshot_and_restore_through_the_task():
+    task = get_task("MountainCar-v0")
+    env = task.make("fixed")
+    obs, _ = env.reset(seed=0)
+    snap = task.snapshot(env, obs)
+    first = [env.step(2)[:2] for _ in range(3)]
+    other = task.make("fixed")
+    other.reset(seed=1)
+    assert (task.restore(other, snap) == obs).all()
+    second = [other.step(2)[:2] for _ in range(3)]
+    assert all((a[0] == b[0]).all() and a[1] == b[1] for a, b in zip(first, second))
+
+
+def test_a_task_rejects_another_tasks_env_and_snapshot():
+    cartpole, pendulum = get_task("CartPole-v1"), get_task("Pendulum-v1")
+    env = pendulum.make()
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"environment Pendulum-v1 is not task 'CartPole-v1'"):
+        cartpole.snapshot(env, obs)
+    with pytest.raises(ValueError, match=r"environment Pendulum-v1 is not task 'CartPole-v1'"):
+        cartpole.restore(env, pendulum.snapshot(env, obs))
+    cart_env = cartpole.make()
+    cart_env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"snapshot of Pendulum-v1 cannot be restored by task 'CartPole-v1'"):
+        cartpole.restore(cart_env, pendulum.snapshot(env, obs))

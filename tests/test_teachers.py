@@ -12,12 +12,13 @@ def sigmoid(x):
 
 
 def test_presets_are_bpref_parameters():
-    assert set(PRESETS) == {"oracle", "stoch", "mistake", "skip", "equal", "myopic"}
+    assert set(PRESETS) == {"oracle", "stoch", "mistake", "skip", "equal", "myopic", "lazy"}
     assert PRESETS["stoch"].beta == 1.0 and math.isinf(PRESETS["oracle"].beta)
     assert PRESETS["mistake"].eps_mistake == 0.1
     assert PRESETS["skip"].eps_skip == 0.1
     assert PRESETS["equal"].eps_equal == 0.1
     assert PRESETS["myopic"].gamma == 0.9
+    assert PRESETS["lazy"].eps_lazy == 0.2  # ours, for the other feedback types
 
 
 def test_oracle_prefers_larger_return_and_ties_at_half(segment):

@@ -1,0 +1,129 @@
+"""Feedback records as evidence about one reward: the arrays the reward model's likelihoods read.
+
+In the reward-rational choice view (Jeon, Milli and Dragan, 2020) every feedback type is a
+choice whose likelihood depends on the reward of some steps. Two likelihoods cover them:
+
+- **pairs** (Bradley-Terry): a comparison, a correction (corrected over original), a
+  demonstration (each demo segment over an agent segment) and an e-stop (the steps before
+  the stop over those after it) all say "this sequence of steps is better than that one";
+- **ordinal** (cumulative link): a rating says where one segment's return lies on a scale,
+  and a TAMER key press (two levels, - and +) where the credit-weighted reward of the steps
+  before it lies.
+
+``gather`` pads every sequence of steps to one length, with a weight per step (1 for a real
+step, the credit for a TAMER step, 0 for padding), so one batched pass scores them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlhf_gym.types import Feedback, Rating, Segment, Signal
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Every step sequence the feedback mentions, and what the feedback says about them.
+
+    Args:
+        obs: observations, shape ``(S, L, *obs_shape)`` (S sequences padded to L steps).
+        actions: shape ``(S, L, *action_shape)``.
+        absorbing: shape ``(S, L)``.
+        weights: weight of each step in its sequence's score, shape ``(S, L)``.
+        pairs: ``(P, 2)`` sequence indices, the first said to be better with probability
+            ``pair_labels``.
+        pair_labels: shape ``(P,)``.
+        ordinal: sequence index of each ordinal label, shape ``(O,)``.
+        levels: the label, ``0 <= level < instrument's levels``, shape ``(O,)``.
+        instrument: which scale each label is on (an index into ``instruments``), shape ``(O,)``.
+        instruments: ``(name, levels)`` of every scale: ``("rating", K)``, ``("signal", 2)``.
+    """
+
+    obs: np.ndarray
+    actions: np.ndarray
+    absorbing: np.ndarray
+    weights: np.ndarray
+    pairs: np.ndarray
+    pair_labels: np.ndarray
+    ordinal: np.ndarray
+    levels: np.ndarray
+    instrument: np.ndarray
+    instruments: tuple[tuple[str, int], ...]
+
+    @property
+    def n_items(self) -> int:
+        """Labels to fit: pairs plus ordinal labels."""
+        return len(self.pairs) + len(self.ordinal)
+
+    def live_steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(obs, actions, absorbing)`` of every real (non-padding) step, flattened."""
+        real = self.weights > 0
+        return self.obs[real], self.actions[real], self.absorbing[real]
+
+
+def gather(feedback: Sequence[Feedback]) -> Evidence:
+    """Collect the step sequences and labels of any mix of feedback records.
+
+    Raises:
+        ValueError: nothing to fit, or sequences whose observation or action shapes differ.
+    """
+    seqs: list[tuple[Segment, np.ndarray]] = []
+    pairs: list[tuple[int, int]] = []
+    labels: list[float] = []
+    ordinal: list[int] = []
+    levels: list[int] = []
+    instrument: list[int] = []
+    instruments: list[tuple[str, int]] = []
+
+    def add(segment: Segment, weights: np.ndarray | None = None) -> int:
+        seqs.append((segment, np.ones(len(segment), np.float32) if weights is None else weights))
+        return len(seqs) - 1
+
+    for record in feedback:
+        for first, second, label in record.pairs():
+            pairs.append((add(first), add(second)))
+            labels.append(label)
+        if isinstance(record, Rating | Signal):
+            if isinstance(record, Rating):
+                scale, level, index = ("rating", record.levels), record.level, add(record.segment)
+            else:
+                scale = ("signal", 2)
+                level = int(record.positive)
+                index = add(record.steps, np.asarray(record.credit, np.float32))
+            if not 0 <= level < scale[1]:
+                raise ValueError(f"{scale[0]} level {level} is outside 0..{scale[1] - 1}")
+            if scale not in instruments:
+                instruments.append(scale)
+            ordinal.append(index)
+            levels.append(level)
+            instrument.append(instruments.index(scale))
+    if not seqs:
+        raise ValueError("cannot fit the reward model without feedback")
+    shapes = {(s.obs.shape[1:], s.actions.shape[1:]) for s, _ in seqs}
+    if len(shapes) > 1:
+        raise ValueError(f"feedback mixes observation/action shapes {sorted(shapes)}; expected one task")
+    length = max(len(s) for s, _ in seqs)
+    first = seqs[0][0]
+    n = len(seqs)
+    obs = np.zeros((n, length, *first.obs.shape[1:]), first.obs.dtype)
+    actions = np.zeros((n, length, *first.actions.shape[1:]), first.actions.dtype)
+    absorbing = np.zeros((n, length), bool)
+    weights = np.zeros((n, length), np.float32)
+    for i, (s, w) in enumerate(seqs):
+        h = len(s)
+        obs[i, :h], actions[i, :h], absorbing[i, :h], weights[i, :h] = s.obs, s.actions, s.absorbing, w
+    return Evidence(
+        obs,
+        actions,
+        absorbing,
+        weights,
+        np.array(pairs, np.int64).reshape(-1, 2),
+        np.array(labels, np.float32),
+        np.array(ordinal, np.int64),
+        np.array(levels, np.int64),
+        np.array(instrument, np.int64),
+        tuple(instruments),
+    )
