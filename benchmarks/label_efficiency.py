@@ -166,9 +166,10 @@ def main(argv: list[str] | None = None, suite: str = "core", command: str = COMM
 
     # the long runs first, and the two arms of each overhead pair side by side
     order = sorted(args.arms, key=lambda a: ALL_ARMS[a]["task"] == "CartPole-v1")
-    if args.suite == "feedback_types":  # seed by seed, so that a partial run already covers every arm
-        order = list(args.arms)
     jobs = [(arm, seed) for seed in range(args.seeds) for arm in order]
+    if args.suite == "feedback_types":  # task by task, seed by seed: a partial run covers whole seeds
+        jobs = [(a, s) for a in args.arms for s in range(args.seeds)]
+        jobs.sort(key=lambda j: (ALL_ARMS[j[0]]["task"] != "CartPole-v1", j[1]))
     todo = [(a, s) for a, s in jobs if args.fresh or not (args.results / f"{a}-s{s}.json").is_file()]
     start = time.perf_counter()
     failed = 0

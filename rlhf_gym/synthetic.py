@@ -16,13 +16,14 @@ the expert, measured once per task.
 - **Ratings.** Rate recent agent segments on ``levels`` equal-width bins of the return,
   from the random policy's (worst) to the expert's (best), as RLHF-Blender bins returns.
 - **TAMER signals.** Watch recent episodes, slowed down as TAMER studies do; once a second,
-  press + when the next second goes better than halfway between random and expert, - when worse. Each press is credited
-  to the steps 0.2 to 4 s before it, uniformly (Deep TAMER, Warnell et al. 2018).
+  press + when the last second went better than halfway between random and expert, - when
+  worse. Each press is credited to the steps 0.2 to 4 s before it, uniformly (Deep TAMER,
+  Warnell et al. 2018).
 - **E-stops.** Watch recent episodes; stop at the first step where the next ``H`` steps go
   worse than the last ``H`` did. What came before the stop is preferred over what came after.
 
-Teachers see a little of the future (the next second or segment), as a person watching a
-pole start to fall knows it will fall.
+Correctors and e-stoppers see a little of the future (the next segment), as a person
+watching a pole start to fall knows it will fall; a TAMER teacher reacts to what it saw.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ SIGNAL_INTERVAL = 1.0
 """Seconds between a synthetic TAMER teacher's judgements (an assumption: about one key press
 a second at most)."""
 FORESIGHT = 1.0
-"""Seconds ahead a TAMER teacher looks when it judges."""
+"""Seconds of the most recent behaviour a TAMER teacher judges when it presses."""
 
 
 @dataclass(frozen=True)
@@ -255,23 +256,22 @@ class SyntheticTeacher:
         about once a second."""
         p, ref = self.params, self.reference
         rate = self.effort.fps * self.effort.tamer_speed  # steps per second watched
-        every, ahead = max(1, round(SIGNAL_INTERVAL * rate)), max(1, round(FORESIGHT * rate))
+        every, seen = max(1, round(SIGNAL_INTERVAL * rate)), max(1, round(FORESIGHT * rate))
         back = math.ceil(SIGNAL_DELAY[1] * rate)
         band = p.eps_lazy * ref.span / 2
         out: list[Item] = []
         for traj in reversed(pool):
             end = _watch_end(traj, rate * SIGNAL_DELAY[1])
             for t in range(every, end + 1, every):
-                if t + ahead > len(traj) and not _finished(traj):
-                    break  # the future of an unfinished episode is unknown
                 if not self._spend_watching(budget, every, self.effort.tamer_speed):
                     return out
-                delta = float(cut(traj, t, ahead, self.task.absorbing_reward).true_rewards.mean()) - ref.mid
+                # a reaction to what was just seen: the last second
+                delta = float(traj.true_rewards[max(0, t - seen) : t].mean()) - ref.mid
                 if abs(delta) <= band:
                     continue
                 positive = delta > 0
                 if not math.isinf(p.beta):
-                    positive = bool(rng.random() < _sigmoid(p.beta * delta * ahead))
+                    positive = bool(rng.random() < _sigmoid(p.beta * delta * seen))
                 if p.eps_mistake and rng.random() < p.eps_mistake:
                     positive = not positive
                 lo = max(0, t - back)

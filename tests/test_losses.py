@@ -32,3 +32,17 @@ def test_weights_select_items():
     assert float(only_good) == pytest.approx(-math.log(1 / (1 + math.exp(-3))), rel=1e-5)
     noisy = comparison_loss(r1, r2, labels, torch.tensor([[1.0, 0.0]]), noise=0.1)
     assert float(noisy) == pytest.approx(-math.log(0.9 / (1 + math.exp(-3)) + 0.05), rel=1e-5)
+
+
+def test_ordinal_likelihood_prefers_the_level_the_score_falls_in():
+    from rlhf_gym.losses import ordinal_loss, ordinal_probabilities
+
+    cut = torch.tensor([[-1.0, 1.0]])  # three levels
+    p = ordinal_probabilities(torch.tensor([[-3.0, 0.0, 3.0]]), cut, torch.ones(1))
+    assert p.argmax(-1).tolist() == [[0, 1, 2]]
+    assert torch.allclose(p.sum(-1), torch.ones(1, 3))
+    good = ordinal_loss(torch.tensor([[3.0]]), torch.tensor([2]), cut, torch.ones(1), torch.ones(1, 1))
+    bad = ordinal_loss(torch.tensor([[-3.0]]), torch.tensor([2]), cut, torch.ones(1), torch.ones(1, 1))
+    assert good < bad
+    noisy = ordinal_probabilities(torch.tensor([[50.0]]), cut, torch.ones(1), noise=0.3)
+    assert noisy.min() == pytest.approx(0.1)  # a 30% chance of a uniformly random level

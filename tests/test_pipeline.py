@@ -165,3 +165,53 @@ def test_any_gymnasium_id_without_a_preset_trains_end_to_end():
 def test_a2c_learns_from_the_learned_reward_too():
     run = RLHF("CartPole-v1", algo="a2c", labels=4, **{**TINY, "hyperparams": {"n_steps": 8}}).learn()
     assert run.agent.__class__.__name__ == "A2C" and run.summary()["labels_used"] == 4
+
+
+@pytest.mark.parametrize(
+    "feedback", ["corrections", "demonstrations", "ratings", "tamer", "estops", "comparisons,corrections"]
+)
+def test_every_feedback_type_trains_end_to_end_within_its_effort_budget(feedback, tmp_path):
+    run = RLHF("CartPole-v1", horizon="fixed", feedback=feedback, budget_seconds=40.0, seed=1, **TINY).learn()
+    s = run.summary()
+    assert s["labels_used"] > 0 and 0 < s["effort_seconds"] <= 40.0 + 1e-6
+    kinds = {"comparisons": "comparison", "corrections": "correction", "demonstrations": "demonstration"}
+    kinds |= {"ratings": "rating", "tamer": "signal", "estops": "estop"}
+    assert set(s["labels_by_type"]) == {kinds[k] for k in feedback.split(",")}
+    assert run.last_fit is not None
+    run.save(tmp_path / "run")
+    from rlhf_gym.store import FeedbackStore
+
+    with FeedbackStore(tmp_path / "run" / "feedback.sqlite") as store:  # stored and reloadable
+        assert [r.kind for r in store.records()] == [r.kind for r in run.feedback]
+        assert store.info()["effort_seconds"] == pytest.approx(sum(run.feedback_seconds))
+
+
+def test_a_feedback_store_is_written_as_labels_arrive_and_reloaded(tmp_path):
+    from rlhf_gym.store import FeedbackStore
+
+    path = tmp_path / "labels.sqlite"
+    kw = {"task": "CartPole-v1", "horizon": "fixed", "feedback": "ratings", "feedback_store": str(path)}
+    kw |= TINY
+    first = RLHF(labels=6, **kw)
+    first.learn()
+    with FeedbackStore(path) as store:
+        assert len(store) == 6
+    again = RLHF(labels=4, **kw)
+    assert len(again.feedback) == 6  # the stored labels are fitted too
+    again.learn()
+    assert again.summary()["labels_used"] == 4 and len(again.feedback) == 10
+
+
+def test_labels_budget_counts_items_of_every_type():
+    run = RLHF("CartPole-v1", horizon="fixed", feedback="ratings,estops", labels=10, **TINY).learn()
+    assert run.summary()["labels_used"] <= 10
+    # split equally each round; what e-stops leave unspent (too few failures) carries over
+    assert run.summary()["labels_by_type"]["rating"] >= 5
+
+
+def test_feedback_types_need_an_expert_and_a_known_name():
+    with pytest.raises(ValueError, match="unknown feedback type 'critiques'"):
+        RLHF("CartPole-v1", feedback="critiques")
+    run = RLHF("FrozenLake-v1", feedback="corrections", labels=2, **TINY)
+    with pytest.raises(ValueError, match="expert"):
+        run.learn()
