@@ -125,3 +125,64 @@ class RLHFCallback(BaseCallback):
             self.next_eval += self.eval_freq
             self.run.log_evaluation(self.run.config.eval_episodes)
         return True
+
+
+def behaviour_clone(
+    agent: BaseAlgorithm,
+    obs: np.ndarray,
+    actions: np.ndarray,
+    steps: int,
+    rng: np.random.Generator,
+    batch_size: int = 64,
+) -> float:
+    """Fit the agent's policy to ``(obs, actions)`` pairs by maximum likelihood (behaviour cloning).
+
+    PPO and A2C maximise the log-probability of their own policy, SAC that of its squashed
+    Gaussian actor, DQN the softmax of its Q-values. Actions are in the environment's units.
+
+    Returns:
+        The last batch's negative log-likelihood.
+    """
+    import torch
+
+    policy = agent.policy
+    n = len(obs)
+    if n == 0 or steps <= 0:
+        return float("nan")
+    obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32)
+    opt: torch.optim.Optimizer
+    if isinstance(agent, SAC):
+        scaled = np.clip(policy.scale_action(np.asarray(actions, np.float32)), -0.999, 0.999)
+        act_t = torch.as_tensor(scaled, dtype=torch.float32)
+        actor = agent.actor
+
+        def log_prob(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+            mean, log_std, kwargs = actor.get_action_dist_params(o)
+            return actor.action_dist.proba_distribution(mean, log_std, **kwargs).log_prob(a)
+
+        opt = actor.optimizer
+    elif isinstance(agent, DQN):
+        act_t = torch.as_tensor(np.asarray(actions), dtype=torch.long).view(-1, 1)
+
+        def log_prob(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+            return torch.log_softmax(agent.q_net(o), -1).gather(1, a).squeeze(1)
+
+        opt = policy.optimizer
+    else:
+        dtype = torch.long if isinstance(agent.action_space, spaces.Discrete) else torch.float32
+        act_t = torch.as_tensor(np.asarray(actions), dtype=dtype)
+
+        def log_prob(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+            return policy.evaluate_actions(o, a)[1]  # type: ignore[operator]
+
+        opt = policy.optimizer
+    policy.set_training_mode(True)
+    loss = torch.zeros(())
+    for _ in range(steps):
+        idx = torch.as_tensor(rng.integers(0, n, min(batch_size, n)))
+        loss = -log_prob(obs_t[idx], act_t[idx]).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    policy.set_training_mode(False)
+    return float(loss.detach())

@@ -30,6 +30,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--feedback", help=docs["feedback"])
     p.add_argument("--teacher", help=docs["teacher"])
     p.add_argument("--labels", type=int, help=docs["labels"])
+    p.add_argument("--budget-seconds", type=float, dest="budget_seconds", help=docs["budget_seconds"])
     p.add_argument("--timesteps", type=int, dest="total_timesteps", help=docs["total_timesteps"])
     p.add_argument("--seed", type=int, help=docs["seed"])
     p.add_argument("--reward", choices=REWARDS, help=docs["reward"])
@@ -72,6 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "feedback",
         "teacher",
         "labels",
+        "budget_seconds",
         "total_timesteps",
         "seed",
         "reward",
@@ -90,7 +92,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     s = run.summary()
     print(
         f"{cfg.task} ({cfg.horizon} horizon, {cfg.reward} reward, teacher {cfg.teacher}): true return "
-        f"{s['true_return_mean']:.1f} +/- {s['true_return_std']:.1f} with {s['labels_used']} labels, "
+        f"{s['true_return_mean']:.1f} +/- {s['true_return_std']:.1f} with {s['labels_used']} labels "
+        f"({s['effort_seconds']:.0f} s of effort), "
         f"{s['env_steps']} env steps, {s['wall_seconds']:.0f} s -> {out}"
     )
     return 0

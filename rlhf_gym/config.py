@@ -103,6 +103,9 @@ class RunConfig:
     """Steps a correction steers; ``None`` takes ``segment_length``."""
     rating_levels: int = 10
     """Levels of the rating scale."""
+    bc_steps: int = 0
+    """Behaviour-cloning steps on the demonstrated and corrected actions after every feedback
+    round (0: off). Before learning starts, this is the RLHF pipeline's instruction tuning."""
     feedback_store: str | None = None
     """A SQLite feedback store every record is committed to as it arrives (records already in it
     are fitted too, but do not count toward the budget). The run folder always gets its own copy."""
@@ -169,7 +172,7 @@ class RunConfig:
                 raise ValueError(
                     f"unknown teacher parameter {key!r}; expected one of {', '.join(TEACHER_PARAMS)}"
                 )
-        _positive(self, "labels", "feedback_rounds", "seed", allow_zero=True)
+        _positive(self, "labels", "feedback_rounds", "seed", "bc_steps", allow_zero=True)
         _positive(
             self,
             "total_timesteps",

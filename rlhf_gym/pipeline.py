@@ -25,7 +25,7 @@ import numpy as np
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from rlhf_gym.agents import RLHFCallback, make_agent, relabel_buffer
+from rlhf_gym.agents import RLHFCallback, behaviour_clone, make_agent, relabel_buffer
 from rlhf_gym.config import RunConfig, merge, save_yaml, to_dict
 from rlhf_gym.effort import Budget, EffortModel
 from rlhf_gym.evaluation import EvalResult, evaluate, reward_model_metrics
@@ -37,7 +37,7 @@ from rlhf_gym.segments import sample_segments
 from rlhf_gym.synthetic import SyntheticTeacher
 from rlhf_gym.tasks import get_task
 from rlhf_gym.teachers import PRESETS, Teacher
-from rlhf_gym.types import Feedback, Trajectory
+from rlhf_gym.types import Correction, Demonstration, Feedback, Trajectory
 
 if TYPE_CHECKING:
     from rlhf_gym.store import FeedbackStore
@@ -103,7 +103,7 @@ class RLHF:
     Args:
         task: a task preset or Gymnasium id (see ``rlhf-gym tasks``).
         config: a ``RunConfig`` or a mapping of its fields; keyword overrides win.
-        teacher: a teacher preset name (oracle, stoch, mistake, skip, equal, myopic) or a custom
+        teacher: a teacher preset name (oracle, stoch, mistake, skip, equal, myopic, lazy) or a custom
             ``Teacher``; by default the preset named by ``config.teacher``.
         verbose: 1 prints one line per feedback round and evaluation.
         **overrides: any ``RunConfig`` field, e.g. ``labels=50, seed=1``.
@@ -224,6 +224,8 @@ class RLHF:
         if new or (self.feedback and self.last_fit is None):
             self.last_fit = self.reward_model.fit(self.feedback)
             relabel_buffer(self.agent, self.reward_model)
+            if self.config.bc_steps:
+                behaviour_clone(self.agent, *expert_steps(self.feedback), self.config.bc_steps, self.rng)
         self._log({"round": self._round, "new_labels": len(new)}, model_metrics=True)
         return self.last_fit
 
@@ -421,6 +423,24 @@ class RLHF:
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         return out
+
+
+def expert_steps(feedback: list[Feedback]) -> tuple[np.ndarray, np.ndarray]:
+    """``(obs, actions)`` of every live step a teacher acted in: demonstrations and corrections."""
+    steps = [
+        (s.obs[~s.absorbing], s.actions[~s.absorbing])
+        for r in feedback
+        for s in (
+            [r.episode]
+            if isinstance(r, Demonstration)
+            else [r.corrected]
+            if isinstance(r, Correction)
+            else []
+        )
+    ]
+    if not steps:
+        return np.zeros((0,)), np.zeros((0,))
+    return np.concatenate([o for o, _ in steps]), np.concatenate([a for _, a in steps])
 
 
 def _fmt(v: Any) -> str:

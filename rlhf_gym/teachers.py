@@ -110,7 +110,7 @@ class Teacher:
 
     @classmethod
     def preset(cls, name: str, **overrides: float) -> Teacher:
-        """One of ``PRESETS`` (oracle, stoch, mistake, skip, equal, myopic), optionally adjusted."""
+        """One of ``PRESETS`` (oracle, stoch, mistake, skip, equal, myopic, lazy), optionally adjusted."""
         if name not in PRESETS:
             raise ValueError(f"unknown teacher {name!r}; expected one of {', '.join(PRESETS)}")
         return cls(replace(PRESETS[name], **overrides), name)

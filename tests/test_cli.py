@@ -80,6 +80,8 @@ def test_train_writes_the_run_folder(tmp_path):
         (["--task", "NoSuchTask-v0"], "unknown task 'NoSuchTask-v0'"),
         (["--labels", "-5"], "labels must be non-negative"),
         (["--teacher", "sage"], "unknown teacher 'sage'"),
+        (["--feedback", "comparisons,hugs"], "unknown feedback type 'hugs'"),
+        (["--budget-seconds", "-1"], "budget_seconds must be positive"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):
@@ -108,3 +110,29 @@ def test_unknown_yaml_key_and_wrong_checkpoint(tmp_path):
     result = run_cli("train", "--task", "CartPole-v1", "--reward-model", str(pendulum))
     assert result.returncode == 2 and "trained for observation space" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_train_with_other_feedback_types_and_an_effort_budget(tmp_path, capsys):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(
+        "segment_length: 5\nfeedback_rounds: 1\neval_freq: 10000\nfinal_eval_episodes: 2\n"
+        "reward_model: {hidden_sizes: [8], n_steps: 20}\n"
+        "hyperparams: {n_steps: 16, batch_size: 32, n_epochs: 1}\n"
+    )
+    argv = ["train", "--task", "CartPole-v1", "--horizon", "fixed", "--feedback", "ratings,estops"]
+    argv += [
+        "--budget-seconds",
+        "30",
+        "--timesteps",
+        "256",
+        "--config",
+        str(cfg),
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    assert main([*argv, "-q"]) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["budget_seconds"] == 30.0 and 0 < summary["effort_seconds"] <= 30.0
+    assert set(summary["labels_by_type"]) <= {"rating", "estop"} and "rating" in summary["labels_by_type"]
+    assert (tmp_path / "r" / "feedback.sqlite").is_file()
+    assert "s of effort" in capsys.readouterr().out

@@ -215,3 +215,16 @@ def test_feedback_types_need_an_expert_and_a_known_name():
     run = RLHF("FrozenLake-v1", feedback="corrections", labels=2, **TINY)
     with pytest.raises(ValueError, match="expert"):
         run.learn()
+
+
+def test_bc_steps_clone_the_demonstrated_actions_before_learning():
+    import torch
+
+    def first_layer(bc_steps):
+        run = RLHF(
+            "CartPole-v1", horizon="fixed", feedback="demonstrations", labels=1, bc_steps=bc_steps, **TINY
+        )
+        run.learn(total_timesteps=16)
+        return next(run.agent.policy.parameters()).detach().clone()
+
+    assert not torch.equal(first_layer(0), first_layer(50))

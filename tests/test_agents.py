@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from rlhf_gym.agents import behaviour_clone, make_agent
+from rlhf_gym.experts import get_expert
+from rlhf_gym.synthetic import run
+from rlhf_gym.tasks import get_task
+
+
+def expert_data(name: str, episodes: int):
+    task = get_task(name)
+    expert, env = get_expert(task), task.make()
+    trajs = [run(env, expert, env.reset(seed=k)[0], task.max_episode_steps)[0] for k in range(episodes)]
+    return task, np.concatenate([t.obs for t in trajs]), np.concatenate([t.actions for t in trajs])
+
+
+@pytest.mark.parametrize(
+    ("task", "algo"), [("CartPole-v1", "ppo"), ("CartPole-v1", "dqn"), ("Pendulum-v1", "sac")]
+)
+def test_behaviour_cloning_raises_the_likelihood_of_the_experts_actions(task, algo):
+    task, obs, actions = expert_data(task, 2)
+    agent = make_agent(algo, DummyVecEnv([task.make]), {}, 0, False)
+    rng = np.random.default_rng(0)
+
+    def nll():  # one full-batch step: the loss it reports is that of the policy before the step
+        return behaviour_clone(agent, obs, actions, 1, rng, batch_size=len(obs))
+
+    before = nll()
+    behaviour_clone(agent, obs, actions, 300, rng)
+    assert nll() < before - 0.1
+
+
+def test_behaviour_cloning_moves_a_sac_actor_toward_the_pendulum_expert():
+    task, obs, actions = expert_data("Pendulum-v1", 2)
+    agent = make_agent("sac", DummyVecEnv([task.make]), {}, 0, False)
+    error = lambda: np.abs(agent.predict(obs, deterministic=True)[0] - actions).mean()  # noqa: E731
+    before = error()
+    behaviour_clone(agent, obs, actions, 300, np.random.default_rng(0))
+    assert error() < 0.6 * before
+    assert np.isnan(behaviour_clone(agent, obs[:0], actions[:0], 10, np.random.default_rng(0)))
