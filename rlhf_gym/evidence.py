@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_gym.types import Feedback, Rating, Segment, Signal
+from rlhf_gym.types import Correction, Demonstration, Feedback, Rating, Segment, Signal
 
 
 @dataclass(frozen=True)
@@ -127,3 +127,21 @@ def gather(feedback: Sequence[Feedback]) -> Evidence:
         np.array(instrument, np.int64),
         tuple(instruments),
     )
+
+
+def expert_steps(feedback: list[Feedback]) -> tuple[np.ndarray, np.ndarray]:
+    """``(obs, actions)`` of every live step a teacher acted in: demonstrations and corrections."""
+    steps = [
+        (s.obs[~s.absorbing], s.actions[~s.absorbing])
+        for r in feedback
+        for s in (
+            [r.episode]
+            if isinstance(r, Demonstration)
+            else [r.corrected]
+            if isinstance(r, Correction)
+            else []
+        )
+    ]
+    if not steps:
+        return np.zeros((0,)), np.zeros((0,))
+    return np.concatenate([o for o, _ in steps]), np.concatenate([a for _, a in steps])

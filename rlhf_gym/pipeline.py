@@ -28,16 +28,14 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from rlhf_gym.agents import RLHFCallback, behaviour_clone, make_agent, relabel_buffer
 from rlhf_gym.config import RunConfig, merge, save_yaml, to_dict
 from rlhf_gym.effort import Budget, EffortModel
+from rlhf_gym.elicit import FeedbackCollector
 from rlhf_gym.evaluation import EvalResult, evaluate, reward_model_metrics
-from rlhf_gym.experts import get_expert
-from rlhf_gym.queries import pair_up, rank_queries
+from rlhf_gym.evidence import expert_steps
 from rlhf_gym.reward_model import FitReport, RewardModel
 from rlhf_gym.rollout import collect
-from rlhf_gym.segments import sample_segments
-from rlhf_gym.synthetic import SyntheticTeacher
 from rlhf_gym.tasks import get_task
 from rlhf_gym.teachers import PRESETS, Teacher
-from rlhf_gym.types import Correction, Demonstration, Feedback, Trajectory
+from rlhf_gym.types import Feedback
 
 if TYPE_CHECKING:
     from rlhf_gym.store import FeedbackStore
@@ -151,11 +149,10 @@ class RLHF:
             self.feedback = self.store.records()
             self.feedback_seconds = [row["effort_seconds"] for row in self.store.rows()]
         self._own_labels = 0
-        self._synthetic: SyntheticTeacher | None = None
         fps = float(probe.metadata.get("render_fps") or 30)
         self.effort_model = EffortModel(fps=fps, **self.config.effort)
+        self.collector = FeedbackCollector(self.task, self.config, self.teacher, self.effort_model)
         self.initial_env_steps = 0
-        self.skipped = 0
         self.metrics: list[dict[str, Any]] = []
         self.last_fit: FitReport | None = None
         self.final: EvalResult | None = None
@@ -213,7 +210,10 @@ class RLHF:
         new: list[tuple[Feedback, float]] = []
         parts = budget.split(len(kinds))
         for kind, part in zip(kinds, parts):
-            new += self._collect(kind, part, strategy)
+            fitted = self.reward_model if self.last_fit is not None else None
+            new += self.collector.collect(
+                kind, part, self.env.recorder, fitted, self._act, self.rng, strategy
+            )
         self.effort_seconds += sum(part.spent for part in parts)  # watching that gave nothing included
         for record, seconds in new:
             if self.store is not None:
@@ -228,68 +228,6 @@ class RLHF:
                 behaviour_clone(self.agent, *expert_steps(self.feedback), self.config.bc_steps, self.rng)
         self._log({"round": self._round, "new_labels": len(new)}, model_metrics=True)
         return self.last_fit
-
-    def _collect(self, kind: str, budget: Budget, strategy: str | None) -> list[tuple[Feedback, float]]:
-        """Feedback of one type from the synthetic teachers, within ``budget``."""
-        pool = self.env.recorder.pool()
-        if kind == "comparisons":
-            return self._compare(pool, budget, strategy)
-        teacher = self._synthetic_teacher()
-        if kind == "corrections":
-            return teacher.corrections(self._act, budget, self.rng)
-        if kind == "demonstrations":
-            return teacher.demonstrations(pool, budget, self.rng)
-        if kind == "ratings":
-            return teacher.ratings(pool, budget, self.rng)
-        if kind == "tamer":
-            return teacher.signals(pool, budget, self.rng)
-        return teacher.estops(pool, budget, self.rng)
-
-    def _compare(
-        self, pool: list[Trajectory], budget: Budget, strategy: str | None
-    ) -> list[tuple[Feedback, float]]:
-        """Comparisons: sample candidate pairs, rank them, ask the B-Pref teacher the best ones."""
-        cfg, h = self.config, self.config.segment_length
-        assert h is not None
-        cost = self.effort_model.comparison(h)
-        n = budget.labels if budget.labels is not None else int((budget.seconds or 0.0) // cost)
-        if n <= 0:
-            return []
-        self.teacher.update_thresholds(self.env.recorder.recent_returns(10), h, self.task.max_episode_steps)
-        segments = sample_segments(
-            pool, h, 2 * n * cfg.candidate_factor, self.rng, self.task.absorbing_reward
-        )
-        fitted = self.reward_model if self.last_fit is not None else None
-        ranked = rank_queries(pair_up(segments), strategy or cfg.query_strategy, fitted, self.rng)
-        out: list[tuple[Feedback, float]] = []
-        for query in ranked:
-            if not budget.affords(cost):
-                break
-            answer = self.teacher.answer(query, self.rng)
-            budget.spend(cost, items=int(answer is not None))  # a skip costs the time, not a label
-            if answer is None:
-                self.skipped += 1
-            else:
-                out.append((answer, cost))
-        return out
-
-    def _synthetic_teacher(self) -> SyntheticTeacher:
-        if self._synthetic is None:
-            cfg = self.config
-            assert cfg.segment_length is not None
-            self._synthetic = SyntheticTeacher(
-                self.task,
-                cfg.horizon,
-                self.teacher.params,
-                self.effort_model,
-                cfg.segment_length,
-                get_expert(self.task),
-                correction_length=cfg.correction_length,
-                levels=cfg.rating_levels,
-                name=self.teacher.name,
-                seed=cfg.seed,
-            )
-        return self._synthetic
 
     def _act(self, obs: np.ndarray) -> Any:
         """The agent's current stochastic action for one observation (uniform before an
@@ -385,9 +323,9 @@ class RLHF:
             "labels_used": self._own_labels,
             "labels_by_type": dict(Counter(record.kind for record in self.feedback)),
             "effort_seconds": round(self.effort_seconds, 2),
-            "queries_skipped": self.skipped,
+            "queries_skipped": self.collector.skipped,
             "env_steps": self.env.env_steps,
-            "feedback_env_steps": self._synthetic.env_steps if self._synthetic else 0,
+            "feedback_env_steps": self.collector.env_steps,
             "total_timesteps": int(self.agent.num_timesteps),
             "true_return_mean": self.final.mean if self.final else None,
             "true_return_std": self.final.std if self.final else None,
@@ -423,24 +361,6 @@ class RLHF:
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         return out
-
-
-def expert_steps(feedback: list[Feedback]) -> tuple[np.ndarray, np.ndarray]:
-    """``(obs, actions)`` of every live step a teacher acted in: demonstrations and corrections."""
-    steps = [
-        (s.obs[~s.absorbing], s.actions[~s.absorbing])
-        for r in feedback
-        for s in (
-            [r.episode]
-            if isinstance(r, Demonstration)
-            else [r.corrected]
-            if isinstance(r, Correction)
-            else []
-        )
-    ]
-    if not steps:
-        return np.zeros((0,)), np.zeros((0,))
-    return np.concatenate([o for o, _ in steps]), np.concatenate([a for _, a in steps])
 
 
 def _fmt(v: Any) -> str:

@@ -10,24 +10,22 @@ exactly what ending the episode is worth) and scaled to a fixed root-mean-square
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from gymnasium import spaces
-from safetensors.numpy import load_file, save_file
 
-from rlhf_gym.config import RewardModelConfig, from_dict, to_dict
+from rlhf_gym.checkpoints import FORMAT_VERSION as FORMAT_VERSION  # re-exported
+from rlhf_gym.checkpoints import describe_space, load_reward_model, save_reward_model
+from rlhf_gym.config import RewardModelConfig
 from rlhf_gym.evidence import Evidence, gather
 from rlhf_gym.losses import comparison_loss, ordinal_loss
 from rlhf_gym.types import Feedback, Query, Segment
 
-FORMAT_VERSION = 1
 LEAKY_SLOPE = 0.01
 SCALAR_LR_FACTOR = 10.0
 
@@ -49,15 +47,6 @@ class FitReport:
     train_accuracy: float
     heldout_accuracy: float
     loss: float
-
-
-def describe_space(space: spaces.Space) -> dict[str, Any]:
-    """A JSON description of a Box or Discrete space, used to check checkpoints."""
-    if isinstance(space, spaces.Discrete):
-        return {"type": "Discrete", "n": int(space.n)}
-    if isinstance(space, spaces.Box):
-        return {"type": "Box", "shape": list(space.shape)}
-    raise ValueError(f"the reward model supports Box and Discrete spaces, got {type(space).__name__}")
 
 
 class RewardModel:
@@ -354,23 +343,7 @@ class RewardModel:
     # ----- checkpoints ------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Write ``path.safetensors`` (tensors) and ``path.json`` (metadata); no pickle."""
-        path = Path(path).with_suffix("")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {f"w{i}": w for i, w in enumerate(self._np_w)}
-        tensors |= {f"b{i}": b for i, b in enumerate(self._np_b)}
-        tensors |= {"absorbing_reward": self._np_abs, "obs_mean": self.obs_mean, "obs_std": self.obs_std}
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, f"{path}.safetensors")
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "observation_space": self.obs_info,
-            "action_space": self.action_info,
-            "config": to_dict(self.config),
-            "shift": self.shift,
-            "scale": self.scale,
-            "n_labels": self.n_labels,
-            "seed": self.seed,
-        }
-        Path(f"{path}.json").write_text(json.dumps(meta, indent=2))
+        save_reward_model(self, path)
 
     @classmethod
     def load(
@@ -383,71 +356,7 @@ class RewardModel:
             ValueError: the checkpoint is corrupt, of another format version, or was trained
                 for different spaces.
         """
-        path = Path(path).with_suffix("")
-        meta_path, tensor_path = Path(f"{path}.json"), Path(f"{path}.safetensors")
-        for p in (meta_path, tensor_path):
-            if not p.is_file():
-                raise FileNotFoundError(f"reward-model checkpoint file {str(p)!r} does not exist")
-        try:
-            meta = json.loads(meta_path.read_text())
-            tensors = load_file(str(tensor_path))
-        except Exception as err:
-            raise ValueError(f"reward-model checkpoint {str(path)!r} is corrupt: {err}") from None
-        required = (
-            "format_version",
-            "observation_space",
-            "action_space",
-            "config",
-            "shift",
-            "scale",
-            "n_labels",
-            "seed",
-        )
-        missing = [k for k in required if not isinstance(meta, dict) or k not in meta]
-        if missing:
-            raise ValueError(
-                f"reward-model checkpoint {str(path)!r} is corrupt: its metadata lacks {', '.join(missing)}"
-            )
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"reward-model checkpoint {str(path)!r} has format version "
-                f"{meta.get('format_version')}; this rlhf-gym reads version {FORMAT_VERSION}"
-            )
-        for kind, space in (("observation_space", observation_space), ("action_space", action_space)):
-            want = describe_space(space)
-            if meta[kind] != want:
-                raise ValueError(
-                    f"reward-model checkpoint was trained for {kind.replace('_', ' ')} "
-                    f"{meta[kind]}, but the environment has {want}"
-                )
-        model = cls(
-            observation_space, action_space, from_dict(RewardModelConfig, meta["config"]), meta["seed"]
-        )
-        shapes = {f"w{i}": tuple(w.shape) for i, w in enumerate(model.weights)}
-        shapes |= {f"b{i}": tuple(b.shape) for i, b in enumerate(model.biases)}
-        shapes |= {
-            "absorbing_reward": tuple(model.absorbing_reward.shape),
-            "obs_mean": model.obs_mean.shape,
-            "obs_std": model.obs_std.shape,
-        }
-        for name, shape in shapes.items():
-            got = tuple(tensors[name].shape) if name in tensors else "nothing"
-            if got != shape:
-                raise ValueError(
-                    f"reward-model checkpoint {str(path)!r} is corrupt: tensor {name} should have "
-                    f"shape {shape}, got {got}"
-                )
-        model.weights = [torch.from_numpy(tensors[f"w{i}"]) for i in range(len(model.weights))]
-        model.biases = [torch.from_numpy(tensors[f"b{i}"]) for i in range(len(model.biases))]
-        model.absorbing_reward = torch.from_numpy(tensors["absorbing_reward"])
-        model.obs_mean, model.obs_std = tensors["obs_mean"], tensors["obs_std"]
-        model.shift, model.scale, model.n_labels = (
-            float(meta["shift"]),
-            float(meta["scale"]),
-            meta["n_labels"],
-        )
-        model._sync_numpy()
-        return model
+        return load_reward_model(cls, path, observation_space, action_space)
 
 
 def _thresholds(raw: torch.Tensor) -> torch.Tensor:
