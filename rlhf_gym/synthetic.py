@@ -351,7 +351,7 @@ class SyntheticTeacher:
     def _max_episodes(self, budget: Budget) -> int:
         """A bound on episodes watched for corrections when the budget is in labels (a perfect
         agent needs none)."""
-        return 20 * (budget.labels or 0) + 10 if budget.labels is not None else 1_000_000
+        return 5 * (budget.labels or 0) + 5 if budget.labels is not None else 1_000_000
 
 
 def _finished(traj: Trajectory) -> bool:
