@@ -86,13 +86,17 @@ for _short, _task in (("cartpole", "CartPole-v1"), ("pendulum", "Pendulum-v1")):
     }
     FEEDBACK_ARMS[f"{_short}-true"] = {**_base, "reward": "true"}
     FEEDBACK_ARMS[f"{_short}-constant"] = {**_base, "reward": "constant"}
-# Sensitivity checks on CartPole (no targets): TAMER watched at real-time speed instead of the
-# effort model's 1/4, and demonstrations with behaviour cloning (the instruction-tuning stage).
+# Sensitivity checks (no targets of their own): TAMER on CartPole watched at real-time speed instead
+# of the effort model's 1/4, and demonstrations with behaviour cloning (the instruction-tuning stage).
 FEEDBACK_ARMS["cartpole-tamer-realtime"] = {
     **FEEDBACK_ARMS["cartpole-tamer"],
     "effort": {"tamer_speed": 1.0},
 }
-FEEDBACK_ARMS["cartpole-demonstrations-bc"] = {**FEEDBACK_ARMS["cartpole-demonstrations"], "bc_steps": 200}
+for _short in ("cartpole", "pendulum"):
+    FEEDBACK_ARMS[f"{_short}-demonstrations-bc"] = {
+        **FEEDBACK_ARMS[f"{_short}-demonstrations"],
+        "bc_steps": 200,
+    }
 SUITES = {"core": ARMS, "presets": PRESET_ARMS, "feedback_types": FEEDBACK_ARMS}
 SECTIONS = {
     "core": ("label_efficiency", "Label efficiency (core RLHF loop)"),

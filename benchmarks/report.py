@@ -200,6 +200,10 @@ def feedback_targets(df: Any, by: dict[str, Any], ceilings: dict[str, float]) ->
             n = singles[kind] = norm(f"{short}-{kind}")
             verdict = "met" if n >= 0.8 else "**missed**"
             targets.append(f"| {task}: {kind} normalised return >= 0.8 | {n:.3f} | {verdict} |")
+        if f"{short}-demonstrations-bc" in by:
+            n = norm(f"{short}-demonstrations-bc")
+            verdict = "met" if n >= 0.8 else "**missed**"
+            targets.append(f"| {task}: demonstrations with behaviour cloning, >= 0.8 | {n:.3f} | {verdict} |")
         best = max(singles, key=lambda k: singles[k] if singles[k] == singles[k] else -1e9)
         m = norm(f"{short}-mix")
         verdict = "met" if m >= singles[best] - 1e-9 else "**missed**"
