@@ -17,6 +17,7 @@ import itertools
 import json
 import math
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,6 +190,12 @@ class RLHF:
             )
             self.initial_env_steps = collect(self.env, self._initial_policy, steps)
             self.feedback_round(self.budget_for_next_round(), strategy="uniform")
+            if not self.feedback:
+                warnings.warn(
+                    f"the first round gave no feedback ({cfg.feedback} on {cfg.task}); the agent learns "
+                    "from an unfitted reward model until a later round gives some",
+                    stacklevel=2,
+                )
             gap = cfg.feedback_until * total / max(cfg.feedback_rounds, 1)
             round_steps = [round(gap * k) for k in range(1, cfg.feedback_rounds + 1)]
         self.agent.learn(

@@ -35,7 +35,7 @@ class FitReport:
     """What one fit achieved.
 
     Args:
-        n_labels: comparisons fitted (ties included).
+        n_labels: items fitted: pairs (ties included) and ordinal labels.
         train_accuracy: accuracy on the labels it was fitted on: each label judged by the mean of
             the members whose bootstrap sample held it (ties left out).
         heldout_accuracy: out-of-bag accuracy: each label judged only by members whose
@@ -303,7 +303,9 @@ class RewardModel:
         # rewards at the -/+ threshold. It is the reward's natural zero when signals were given.
         signal = ("signal", 2)
         self.neutral = (
-            float(scales[ev.instruments.index(signal)][:, 0].mean()) if signal in ev.instruments else None
+            float(_thresholds(scales[ev.instruments.index(signal)])[:, 0].mean())
+            if signal in ev.instruments
+            else None
         )
         self.calibrate(*ev.live_steps())
         return FitReport(m, train_acc, heldout, float(loss.detach()))
@@ -326,8 +328,9 @@ class RewardModel:
     def calibrate(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> None:
         """Set the output normalisation from a batch of steps.
 
-        The shift is the absorbing state's reward when the batch has absorbing steps (so
-        ending is worth zero, as it is for an agent whose episode ends), else the mean. The
+        The shift is TAMER's +/- threshold when the last fit saw signals (the reward's natural
+        zero), else the absorbing state's reward when the batch has absorbing steps (so ending
+        is worth zero, as it is for an agent whose episode ends), else the mean. The
         scale makes the root-mean-square of the shifted live rewards ``config.reward_scale``.
         """
         r = self.member_rewards(obs, actions, absorbing).mean(0)

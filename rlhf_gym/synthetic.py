@@ -102,18 +102,29 @@ def run(env: gym.Env, policy: Policy, obs: np.ndarray, max_steps: int) -> tuple[
 def measure_reference(
     task: Task, horizon: str, expert: Policy, episodes: int = 5, seed: int = 0
 ) -> Reference:
-    """Mean true reward per step of random actions and of the expert, over whole episodes."""
+    """Mean true reward per step of random actions and of the expert over the task's whole
+    horizon, an episode that terminates early paying the absorbing reward for the rest (as
+    the segments teachers judge are padded).
+
+    Raises:
+        ValueError: the expert does no better than random, so there is no yardstick.
+    """
     env = task.make(horizon)
     env.action_space.seed(seed)
     per_step = []
     for policy in (lambda _: env.action_space.sample(), expert):
-        rewards = []
+        total = 0.0
         for k in range(episodes):
             obs, _ = env.reset(seed=seed + k)
             traj, _, _ = run(env, policy, obs, task.max_episode_steps)
-            rewards.append(traj.true_rewards)
-        per_step.append(float(np.concatenate(rewards).mean()))
+            total += traj.true_return + (task.max_episode_steps - len(traj)) * task.absorbing_reward
+        per_step.append(total / (episodes * task.max_episode_steps))
     env.close()
+    if not per_step[1] > per_step[0]:
+        raise ValueError(
+            f"the expert of task {task.name!r} earns {per_step[1]:.3g} per step, no more than a random "
+            f"policy ({per_step[0]:.3g}); the synthetic teachers need an expert that does better"
+        )
     return Reference(*per_step)
 
 
@@ -157,6 +168,13 @@ class SyntheticTeacher:
         self.expert = expert
         self.reference = reference or measure_reference(task, horizon, expert, seed=seed)
         self.correction_length = correction_length or segment_length
+        for name, steps in (
+            ("segment_length", segment_length),
+            ("correction_length", self.correction_length),
+        ):
+            if steps > task.max_episode_steps:
+                limit = task.max_episode_steps
+                raise ValueError(f"{name} {steps} is longer than an episode of {task.name} ({limit} steps)")
         self.levels = levels
         self.name = name
         self.env_steps = 0
@@ -181,20 +199,21 @@ class SyntheticTeacher:
                 self.task.restore(env, start)
                 fix, _, _ = run(env, self._noisy(self.expert, env, rng), obs, h)
                 self.env_steps += len(original) + len(fix)
-                watched += h
                 if len(fix) == h or fix.terminated:
                     old, new = (
                         cut(original, 0, h, self.task.absorbing_reward),
                         cut(fix, 0, h, self.task.absorbing_reward),
                     )
                     if new.true_return - old.true_return > threshold:
-                        cost = self.effort.correction(watched, h)
+                        cost = self.effort.correction(watched, h)  # watched until the takeover
                         if not budget.affords(cost):
+                            self._spend_watching(budget, watched)
                             return out
                         budget.spend(cost)
                         out.append((Correction(old, new, self.name), cost))
                         corrected = True
                         continue
+                watched += h
                 if after is None:
                     break
                 obs = self.task.restore(env, after)
@@ -218,7 +237,10 @@ class SyntheticTeacher:
             cost = self.effort.demonstration(live)
             if not budget.affords(cost):
                 break
-            demo = tuple(cut(episode, s, h, self.task.absorbing_reward) for s in range(0, live, h))
+            starts = [s for s in range(0, live, h) if s + h <= len(episode) or _finished(episode)]
+            if not starts:
+                break
+            demo = tuple(cut(episode, s, h, self.task.absorbing_reward) for s in starts)
             against = tuple(sample_segments(pool, h, len(demo), rng, self.task.absorbing_reward))
             budget.spend(cost)
             out.append((Demonstration(episode, demo, against, self.name), cost))
@@ -307,6 +329,7 @@ class SyntheticTeacher:
             t = int(stops[0])
             cost = self.effort.estop(t)
             if not budget.affords(cost):
+                self._spend_watching(budget, t)
                 return out
             budget.spend(cost)
             before, after = (
@@ -340,7 +363,8 @@ class SyntheticTeacher:
     def _spend_watching(self, budget: Budget, steps: int, speed: float | None = None) -> bool:
         """Charge watching time that gave no feedback; ``False`` when the budget cannot cover it."""
         seconds = self.effort.watch(steps, speed)
-        if budget.seconds is None:
+        if budget.seconds is None:  # a label budget: the time still counts, but does not limit
+            budget.spend(seconds, 0)
             return True
         if not budget.affords(seconds, 0):
             budget.spend(max(0.0, budget.seconds - budget.spent), 0)

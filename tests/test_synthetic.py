@@ -84,7 +84,7 @@ def test_records_have_the_promised_shapes(pendulum):
     (c, cost), *_ = teacher.corrections(policy, Budget(labels=1), rng)
     assert isinstance(c, Correction) and len(c.original) == len(c.corrected) == H
     assert c.corrected.true_return > c.original.true_return  # a correction improves on the agent
-    assert cost >= EffortModel(fps=30).correction(H, H)
+    assert cost >= EffortModel(fps=30).correction(0, H)
     (d, _), *_ = teacher.demonstrations(pool, Budget(labels=1), rng)
     assert isinstance(d, Demonstration) and len(d.demo) == len(d.against) == 200 // H
     (r, _), *_ = teacher.ratings(pool, Budget(labels=1), rng)
@@ -133,3 +133,38 @@ def test_deep_tamer_credit_is_uniform_over_the_delay_window():
     assert credit[-2:].sum() == 0.0  # the last 0.2 s: too soon for a human to react to
     assert credit[:20].sum() == pytest.approx(0.0, abs=1e-6)  # more than 4 s ago
     assert np.allclose(credit[credit > 1e-6], 1 / (rate * (SIGNAL_DELAY[1] - SIGNAL_DELAY[0])))
+
+
+def test_natural_horizon_yardstick_counts_the_absorbing_rest_of_the_horizon():
+    task = get_task("CartPole-v1")
+    expert = get_expert(task)
+    teacher = SyntheticTeacher(task, "natural", TeacherParams(), EffortModel(fps=50), 30, expert)
+    assert teacher.reference.expert == pytest.approx(1.0) and teacher.reference.random < 0.2
+    env = task.make("natural")
+    env.action_space.seed(0)
+    pool = [run(env, lambda _: env.action_space.sample(), env.reset(seed=k)[0], 500)[0] for k in range(20)]
+    pool.append(run(env, expert, env.reset(seed=99)[0], 500)[0])
+    levels = {r.level for r, _ in teacher.ratings(pool, Budget(labels=40), np.random.default_rng(0))}
+    assert len(levels) > 1
+    demos = teacher.demonstrations(pool, Budget(labels=1), np.random.default_rng(0))  # 30 does not divide 500
+    assert len(demos[0][0].demo) == 16
+
+
+def test_an_expert_no_better_than_random_is_refused():
+    task = get_task("CartPole-v1")
+    with pytest.raises(ValueError, match="no more than a random policy"):
+        SyntheticTeacher(task, "fixed", TeacherParams(), EffortModel(fps=50), 50, lambda obs: 0)
+    with pytest.raises(ValueError, match="longer than an episode"):
+        SyntheticTeacher(task, "fixed", TeacherParams(), EffortModel(fps=50), 600, get_expert(task))
+
+
+def test_a_correction_costs_the_watching_before_the_takeover_and_a_label_budget_counts_watching(pendulum):
+    _, pool, teacher, policy = pendulum
+    budget = Budget(labels=1)
+    (_, cost), *_ = teacher.corrections(policy, budget, np.random.default_rng(4))
+    effort = EffortModel(fps=30)
+    watched = round((cost - effort.correction(0, H)) * 30)
+    assert watched % H == 0  # whole windows watched before the one corrected
+    signals = Budget(labels=5)
+    teacher.signals(pool, signals, np.random.default_rng(0))
+    assert signals.spent > 0  # watching time is reported under a label budget too
