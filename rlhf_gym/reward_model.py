@@ -105,7 +105,6 @@ class RewardModel:
             self._act_half = np.where(finite, (high - low) / 2, 1.0).astype(np.float32)
         self.shift = 0.0
         self.scale = 1.0
-        self.neutral: float | None = None
         self.n_labels = 0
         self._init_weights(torch.Generator().manual_seed(seed))
 
@@ -299,14 +298,6 @@ class RewardModel:
             _judged_accuracy(returns, ev, counts > 0),
             _judged_accuracy(returns, ev, counts == 0),
         )
-        # TAMER's +/- has a neutral point: a full credit window (weights summing to one) of
-        # rewards at the -/+ threshold. It is the reward's natural zero when signals were given.
-        signal = ("signal", 2)
-        self.neutral = (
-            float(_thresholds(scales[ev.instruments.index(signal)])[:, 0].mean())
-            if signal in ev.instruments
-            else None
-        )
         self.calibrate(*ev.live_steps())
         return FitReport(m, train_acc, heldout, float(loss.detach()))
 
@@ -328,18 +319,14 @@ class RewardModel:
     def calibrate(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> None:
         """Set the output normalisation from a batch of steps.
 
-        The shift is TAMER's +/- threshold when the last fit saw signals (the reward's natural
-        zero), else the absorbing state's reward when the batch has absorbing steps (so ending
-        is worth zero, as it is for an agent whose episode ends), else the mean. The
+        The shift is the absorbing state's reward when the batch has absorbing steps (so
+        ending is worth zero, as it is for an agent whose episode ends), else the mean. The
         scale makes the root-mean-square of the shifted live rewards ``config.reward_scale``.
         """
         r = self.member_rewards(obs, actions, absorbing).mean(0)
         absorbing = np.asarray(absorbing, bool)
         live = r[~absorbing] if (~absorbing).any() else r
-        if self.neutral is not None:
-            self.shift = self.neutral
-        else:
-            self.shift = float(self._np_abs.mean()) if absorbing.any() else float(live.mean())
+        self.shift = float(self._np_abs.mean()) if absorbing.any() else float(live.mean())
         rms = float(np.sqrt(np.mean((live - self.shift) ** 2)))
         self.scale = max(rms, 1e-6) / self.config.reward_scale
 
