@@ -28,3 +28,21 @@ def test_label_efficiency_smoke_runs_end_to_end_and_resumes(tmp_path):
     assert (tmp_path / "r_smoke" / "label_efficiency.png").stat().st_size > 1000
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert "ran 0 runs" in again.stdout  # finished runs are cached, not rerun
+
+
+@pytest.mark.slow
+def test_feedback_types_smoke_runs_end_to_end(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "feedback_types.py"), "--smoke", "--seeds", "1"]
+    cmd += [
+        "--arms",
+        "cartpole-corrections",
+        "cartpole-tamer",
+        "cartpole-true",
+        "--results",
+        str(tmp_path / "r"),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "r_smoke" / "RESULTS.md").read_text()
+    assert "Feedback types at equal effort" in report and "cartpole-tamer" in report
+    assert "feedback_types.py --smoke" in report
