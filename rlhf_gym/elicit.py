@@ -22,6 +22,7 @@ from rlhf_gym.segments import sample_segments
 from rlhf_gym.synthetic import Item, SyntheticTeacher
 from rlhf_gym.tasks import Task
 from rlhf_gym.teachers import Teacher
+from rlhf_gym.types import Trajectory
 
 
 class FeedbackCollector:
@@ -69,7 +70,7 @@ class FeedbackCollector:
         """
         pool = recorder.pool()
         if kind == "comparisons":
-            return self._compare(recorder, budget, reward_model, rng, strategy)
+            return self._compare(pool, recorder.recent_returns(10), budget, reward_model, rng, strategy)
         teacher = self._synthetic_teacher()
         if kind == "corrections":
             return teacher.corrections(policy, budget, rng)
@@ -85,7 +86,8 @@ class FeedbackCollector:
 
     def _compare(
         self,
-        recorder: TrajectoryRecorder,
+        pool: list[Trajectory],
+        recent_returns: list[float],
         budget: Budget,
         reward_model: RewardModel | None,
         rng: np.random.Generator,
@@ -98,10 +100,8 @@ class FeedbackCollector:
         n = budget.labels if budget.labels is not None else int((budget.seconds or 0.0) // cost)
         if n <= 0:
             return []
-        self.teacher.update_thresholds(recorder.recent_returns(10), h, self.task.max_episode_steps)
-        segments = sample_segments(
-            recorder.pool(), h, 2 * n * cfg.candidate_factor, rng, self.task.absorbing_reward
-        )
+        self.teacher.update_thresholds(recent_returns, h, self.task.max_episode_steps)
+        segments = sample_segments(pool, h, 2 * n * cfg.candidate_factor, rng, self.task.absorbing_reward)
         ranked = rank_queries(pair_up(segments), strategy or cfg.query_strategy, reward_model, rng)
         out: list[Item] = []
         for query in ranked:

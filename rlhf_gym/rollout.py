@@ -64,11 +64,11 @@ class TrajectoryRecorder:
 
     def _close(self, i: int, terminated: bool, final_obs: np.ndarray) -> None:
         steps, self._open[i] = self._open[i], []
-        self.trajectories.append(_trajectory(steps, terminated, final_obs))
+        self.trajectories.append(to_trajectory(steps, terminated, final_obs))
 
     def pool(self) -> list[Trajectory]:
         """Finished trajectories plus the unfinished part of every open episode, oldest first."""
-        open_parts = [_trajectory(steps, False, steps[-1][0]) for steps in self._open if steps]
+        open_parts = [to_trajectory(steps, False, steps[-1][0]) for steps in self._open if steps]
         return [*self.trajectories, *open_parts]
 
     def recent_returns(self, n: int = 10) -> list[float]:
@@ -77,9 +77,10 @@ class TrajectoryRecorder:
         return list(self.episode_returns)[-n:]
 
 
-def _trajectory(
+def to_trajectory(
     steps: list[tuple[np.ndarray, np.ndarray, float, bool]], terminated: bool, final_obs: np.ndarray
 ) -> Trajectory:
+    """A ``Trajectory`` from ``(obs, action, true_reward, absorbing)`` steps."""
     obs, actions, rewards, absorbing = zip(*steps)
     return Trajectory(
         np.stack(obs),

@@ -37,9 +37,10 @@ import gymnasium as gym
 import numpy as np
 
 from rlhf_gym.effort import Budget, EffortModel
+from rlhf_gym.rollout import to_trajectory
 from rlhf_gym.segments import cut, sample_segments
 from rlhf_gym.tasks import Task
-from rlhf_gym.teachers import Teacher, TeacherParams
+from rlhf_gym.teachers import Teacher, TeacherParams, sigmoid
 from rlhf_gym.types import Correction, Demonstration, EStop, Feedback, Rating, Segment, Signal, Trajectory
 
 Policy = Callable[[np.ndarray], Any]
@@ -83,20 +84,16 @@ def run(env: gym.Env, policy: Policy, obs: np.ndarray, max_steps: int) -> tuple[
     Returns:
         The steps as a trajectory, the last observation, and whether the episode ended.
     """
-    steps: list[tuple[np.ndarray, Any, float, bool]] = []
+    steps: list[tuple[np.ndarray, np.ndarray, float, bool]] = []
     terminated = truncated = False
     for _ in range(max_steps):
         action = policy(obs)
         nxt, reward, terminated, truncated, info = env.step(action)
-        steps.append((obs, action, float(reward), bool(info.get("absorbing", False))))
+        steps.append((obs, np.asarray(action), float(reward), bool(info.get("absorbing", False))))
         obs = nxt
         if terminated or truncated:
             break
-    o, a, r, absorbing = zip(*steps)
-    traj = Trajectory(
-        np.stack(o), np.stack([np.asarray(x) for x in a]), np.array(r), np.array(absorbing), terminated, obs
-    )
-    return traj, obs, terminated or truncated
+    return to_trajectory(steps, terminated, obs), obs, terminated or truncated
 
 
 def measure_reference(
@@ -293,7 +290,7 @@ class SyntheticTeacher:
                     continue
                 positive = delta > 0
                 if not math.isinf(p.beta):
-                    positive = bool(rng.random() < _sigmoid(p.beta * delta * seen))
+                    positive = bool(rng.random() < sigmoid(p.beta * delta * seen))
                 if p.eps_mistake and rng.random() < p.eps_mistake:
                     positive = not positive
                 lo = max(0, t - back)
@@ -399,7 +396,3 @@ def _credit(n: int, rate: float) -> np.ndarray:
     ago_start = ago_end - 1 / rate
     overlap = np.clip(np.minimum(ago_end, hi) - np.maximum(ago_start, lo), 0.0, None)
     return (overlap / (hi - lo)).astype(np.float32)
-
-
-def _sigmoid(x: float) -> float:
-    return 0.5 * (1 + math.tanh(x / 2))

@@ -82,7 +82,7 @@ PRESETS: dict[str, TeacherParams] = {
 }
 
 
-def _sigmoid(x: float) -> float:
+def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
@@ -145,7 +145,7 @@ class Teacher:
         diff = self.weighted_return(query.first) - self.weighted_return(query.second)
         if math.isinf(self.params.beta):
             return 1.0 if diff > 0 else 0.0 if diff < 0 else 0.5
-        return _sigmoid(self.params.beta * diff)
+        return sigmoid(self.params.beta * diff)
 
     def answer(self, query: Query, rng: np.random.Generator) -> Comparison | None:
         """Answer one query, in B-Pref's order: skip, equal mask, myopic label, mistake, equal."""
