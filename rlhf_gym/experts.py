@@ -215,12 +215,36 @@ class AcrobotPump:
         return 2 if obs[5] > 0 else 0
 
 
+def _lazy(module: str, name: str) -> Callable[[], Expert]:
+    """A factory that imports ``module`` (an environment's, or an adapter's) only when called."""
+
+    def build() -> Expert:
+        from importlib import import_module
+
+        expert: Expert = getattr(import_module(module), name)()
+        return expert
+
+    build.__qualname__ = f"{module}.{name}"
+    return build
+
+
 EXPERTS: dict[str, Callable[[], Expert]] = {
     "cartpole_lqr": CartPoleLQR,
     "pendulum_swing_up": PendulumSwingUp,
     "mountain_car_pump": MountainCarPump,
     "mountain_car_continuous_pump": MountainCarContinuousPump,
     "acrobot_pump": AcrobotPump,
+    # The project's own environments keep their experts beside their physics.
+    "reach_ik": _lazy("rlhf_gym.envs.reach", "ReachExpert"),
+    "reach_discrete_ik": _lazy("rlhf_gym.envs.reach", "ReachDiscreteExpert"),
+    "pick_place_script": _lazy("rlhf_gym.envs.pick_place", "PickPlaceExpert"),
+    "catch_tracker": _lazy("rlhf_gym.envs.catch", "CatchExpert"),
+    "pong_tracker": _lazy("rlhf_gym.envs.pong", "PongExpert"),
+    # Adapters of other suites' tasks (optional extras).
+    "reacher_ik": _lazy("rlhf_gym.envs.adapters", "ReacherExpert"),
+    "pusher_script": _lazy("rlhf_gym.envs.adapters", "PusherExpert"),
+    "lunar_lander_heuristic": _lazy("rlhf_gym.envs.adapters", "LunarLanderExpert"),
+    "ale_pong_tracker": _lazy("rlhf_gym.envs.adapters", "AlePongExpert"),
 }
 """Every registered expert, by the name a preset's ``expert`` field uses."""
 

@@ -10,8 +10,9 @@ the same actions from a restored state then gives bit-identical observations, re
 
 Each layer class that holds state has a ``LayerState`` handler in ``HANDLERS``. A wrapper
 without a handler is taken to be stateless and passed through; an unwrapped environment
-without one cannot be snapshotted (only Gymnasium's classic-control environments are
-supported so far). Support for another environment is one ``register`` call.
+without one cannot be snapshotted. Gymnasium's classic-control environments are registered
+here; the project's own environments and the adapters register themselves when their module
+loads. Support for another environment is one ``register`` call.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from rlhf_gym.wrappers import FixedHorizon, LearnedReward
 
 # Every gymnasium.Env keeps its random generator here; it is drawn from by reset() without a
 # seed (and by Acrobot's optional torque noise), so it is part of the state.
-_RANDOM = ("_np_random", "_np_random_seed")
+RANDOM = ("_np_random", "_np_random_seed")
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,12 @@ register(LearnedReward, LayerState(state=("_obs", "_stats")))
 CLASSIC_CONTROL = (CartPoleEnv, PendulumEnv, MountainCarEnv, Continuous_MountainCarEnv, AcrobotEnv)
 register(
     CartPoleEnv,
-    LayerState(state=("state", "steps_beyond_terminated", *_RANDOM), params=("_sutton_barto_reward",)),
+    LayerState(state=("state", "steps_beyond_terminated", *RANDOM), params=("_sutton_barto_reward",)),
 )
-register(PendulumEnv, LayerState(state=("state", "last_u", *_RANDOM), params=("g",)))
-register(MountainCarEnv, LayerState(state=("state", *_RANDOM), params=("goal_velocity",)))
-register(Continuous_MountainCarEnv, LayerState(state=("state", *_RANDOM), params=("goal_velocity",)))
-register(AcrobotEnv, LayerState(state=("state", *_RANDOM), params=("torque_noise_max", "book_or_nips")))
+register(PendulumEnv, LayerState(state=("state", "last_u", *RANDOM), params=("g",)))
+register(MountainCarEnv, LayerState(state=("state", *RANDOM), params=("goal_velocity",)))
+register(Continuous_MountainCarEnv, LayerState(state=("state", *RANDOM), params=("goal_velocity",)))
+register(AcrobotEnv, LayerState(state=("state", *RANDOM), params=("torque_noise_max", "book_or_nips")))
 
 
 @dataclass(frozen=True, eq=False)
@@ -178,7 +179,7 @@ def snapshot(env: gym.Env, obs: np.ndarray) -> Snapshot:
     """Save the state of ``env``, which is currently at observation ``obs``.
 
     Raises:
-        ValueError: the environment is not one snapshots support (classic control so far),
+        ValueError: the environment has no registered handler,
             or ``obs`` does not have the shape of its observation space.
     """
     layers = _layers(env)
@@ -187,7 +188,7 @@ def snapshot(env: gym.Env, obs: np.ndarray) -> Snapshot:
         supported = ", ".join(cls.__name__ for cls in HANDLERS if not issubclass(cls, gym.Wrapper))
         raise ValueError(
             f"cannot snapshot {type(base).__name__} ({_env_id(env)}): snapshots are supported for "
-            f"classic-control tasks ({supported})"
+            f"{supported}"
         )
     obs = np.array(obs, copy=True)
     shape = env.observation_space.shape

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from functools import cache
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+import rlhf_gym.envs  # noqa: F401  (registers rlhf_gym/<Name>-v0)
 from rlhf_gym import snapshots
 from rlhf_gym.config import HORIZONS, from_dict, load_yaml
 from rlhf_gym.experts import EXPERTS
@@ -26,6 +29,10 @@ from rlhf_gym.wrappers import FixedHorizon
 ALGOS = ("ppo", "a2c", "dqn", "sac")
 DISCRETE_ONLY = ("dqn",)
 CONTINUOUS_ONLY = ("sac",)
+FAMILIES = ("classic", "robotics", "game", "generic")
+
+EXTRAS = {"mujoco": "mujoco", "box2d": "Box2D", "atari": "ale_py"}
+"""Each optional extra of tasks, and the module it installs."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,13 @@ class Task:
         expert: the registered name of the task's scripted expert controller (a key of
             ``rlhf_gym.experts.EXPERTS``), used by synthetic teachers for corrections and
             demonstrations; ``None`` if it has none.
+        keys: the keyboard map, pygame key name -> action. For a ``Discrete`` action space
+            each key is one action; for a ``Box`` each key is an offset added to ``noop``
+            (see ``action_for_keys``).
+        noop: the action when no mapped key is held.
+        extra: the optional extra the task needs (``mujoco``, ``box2d`` or ``atari``), or
+            ``None``.
+        env_kwargs: keyword arguments for ``gym.make`` (e.g. ``obs_type: ram``).
 
     Example:
         >>> task = get_task("CartPole-v1")
@@ -75,16 +89,60 @@ class Task:
     run: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     expert: str | None = None
+    keys: dict[str, Any] = field(default_factory=dict)
+    noop: Any = 0
+    extra: str | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def make(self, horizon: str = "natural", render_mode: str | None = None) -> gym.Env:
         """Build the environment with its true reward, in the given horizon mode."""
         if horizon not in HORIZONS:
             raise ValueError(f"unknown horizon {horizon!r}; expected one of {', '.join(HORIZONS)}")
-        env = gym.make(self.env_id, max_episode_steps=self.max_episode_steps, render_mode=render_mode)
+        self._import_extra()
+        env = gym.make(
+            self.env_id, max_episode_steps=self.max_episode_steps, render_mode=render_mode, **self.env_kwargs
+        )
         check_spaces(env, self.name)
         if horizon == "fixed":
             env = FixedHorizon(env, self.max_episode_steps, self.absorbing_reward)
         return env
+
+    def _import_extra(self) -> None:
+        if self.extra is None:
+            return
+        try:
+            module = import_module(EXTRAS[self.extra])
+        except ImportError as err:
+            raise ImportError(
+                f"task {self.name!r} needs the {self.extra!r} extra ({err}); install it with "
+                f'pip install "rlhf-gym[{self.extra}]"'
+            ) from None
+        if self.extra == "atari":
+            gym.register_envs(module)
+
+    def action_for_keys(self, pressed: Sequence[str], space: spaces.Space) -> Any:
+        """The action for the keys held down, in the order they were pressed.
+
+        For a ``Discrete`` space the most recently pressed mapped key wins; for a ``Box`` the
+        offsets of every held key are added to ``noop`` and clipped to the bounds. With no
+        mapped key held the action is ``noop``.
+
+        Example:
+            >>> task = get_task("Pendulum-v1")
+            >>> env = task.make()
+            >>> task.action_for_keys(["left"], env.action_space).tolist()
+            [2.0]
+            >>> task.action_for_keys([], env.action_space).tolist()
+            [0.0]
+        """
+        mapped = [k for k in pressed if k in self.keys]
+        if isinstance(space, spaces.Discrete):
+            return int(self.keys[mapped[-1]]) if mapped else int(self.noop)
+        assert isinstance(space, spaces.Box)
+        action = np.array(self.noop, dtype=np.float64).reshape(space.shape)
+        for k in mapped:
+            action = action + np.asarray(self.keys[k], dtype=np.float64).reshape(space.shape)
+        return np.clip(action, space.low, space.high).astype(space.dtype)
 
     def algo_kwargs(self, algo: str) -> dict[str, Any]:
         """The tuned keyword arguments for ``algo``, or SB3's defaults if the preset has none."""
@@ -162,6 +220,10 @@ def _load_preset(path: Path) -> Task:
     for algo in [task.algo, *task.hyperparams]:
         if algo not in ALGOS:
             raise ValueError(f"unknown algorithm {algo!r} in {where}; expected one of {', '.join(ALGOS)}")
+    if task.family not in FAMILIES:
+        raise ValueError(f"unknown family {task.family!r} in {where}; expected one of {', '.join(FAMILIES)}")
+    if task.extra is not None and task.extra not in EXTRAS:
+        raise ValueError(f"unknown extra {task.extra!r} in {where}; expected one of {', '.join(EXTRAS)}")
     if task.expert is not None and task.expert not in EXPERTS:
         raise ValueError(f"unknown expert {task.expert!r} in {where}; expected one of {', '.join(EXPERTS)}")
     return task
@@ -179,6 +241,10 @@ def get_task(name: str) -> Task:
         path = d / f"{name}.yaml"
         if path.is_file():
             return _load_preset(path)
+    for preset in preset_names():  # a preset can also be named by its Gymnasium id
+        task = get_task(preset)
+        if task.env_id == name:
+            return task
     try:
         spec = gym.spec(name)
     except gym.error.Error:

@@ -117,7 +117,7 @@ def test_the_snapshot_holds_copies():
 def test_unsupported_environment():
     env = gym.make("FrozenLake-v1")
     env.reset(seed=0)
-    with pytest.raises(ValueError, match=r"cannot snapshot FrozenLakeEnv .*supported for classic-control"):
+    with pytest.raises(ValueError, match=r"cannot snapshot FrozenLakeEnv .*supported for CartPoleEnv"):
         snapshot(env, np.array(0))
 
 
