@@ -119,6 +119,7 @@ class Task:
             ) from None
         if self.extra == "atari":
             gym.register_envs(module)
+        import_module("rlhf_gym.envs.adapters")  # snapshot handlers of the adapted environments
 
     def action_for_keys(self, pressed: Sequence[str], space: spaces.Space) -> Any:
         """The action for the keys held down, in the order they were pressed.
