@@ -9,8 +9,8 @@ the repository's ``envs/`` folder, then the copy shipped inside the wheel.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import import_module
 from pathlib import Path

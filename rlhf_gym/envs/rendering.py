@@ -85,4 +85,4 @@ def to_pixels(xy: Any, scale: float, origin: tuple[float, float]) -> tuple[int, 
         >>> to_pixels((1.0, 0.5), scale=100, origin=(200, 200))
         (300, 150)
     """
-    return int(round(origin[0] + scale * float(xy[0]))), int(round(origin[1] - scale * float(xy[1])))
+    return round(origin[0] + scale * float(xy[0])), round(origin[1] - scale * float(xy[1]))
