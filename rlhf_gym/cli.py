@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rlhf_gym.config import HORIZONS, QUERY_STRATEGIES, REWARDS, RunConfig, field_docs, load_yaml
+from rlhf_gym.human import NoDisplayError
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
-    sub.add_parser("tasks", help="list the task presets")
+    sub.add_parser("tasks", help="list the tasks: family, actions, horizon, extras")
+    p = sub.add_parser(
+        "play",
+        help="play a task by keyboard in a window",
+        description="Play a task by keyboard. The task's keys are shown under the frame; Esc or "
+        "closing the window quits, Backspace restarts the episode, Tab pauses.",
+    )
+    p.add_argument("--task", required=True, help="a task name (rlhf-gym tasks)")
+    p.add_argument("--horizon", choices=HORIZONS, default="natural", help="natural or fixed horizon")
+    p.add_argument("--fps", type=float, help="steps per second (default: the task's render fps)")
+    p.add_argument("--zoom", type=float, default=1.0, help="scale of the frame in the window")
+    p.add_argument("--seed", type=int, help="seed of the first episode")
+    p.add_argument("--episodes", type=int, help="quit after this many episodes")
     return parser
 
 
@@ -112,11 +125,10 @@ def free_folder(path: Path) -> Path:
 def cmd_tasks(args: argparse.Namespace) -> int:
     from rlhf_gym.tasks import list_tasks
 
-    rows = [("task", "family", "algo", "horizon", "timesteps", "description")]
+    rows = [("task", "family", "actions", "horizon", "algo", "extra", "description")]
     for t in list_tasks():
-        rows.append(
-            (t.name, t.family, t.algo, str(t.max_episode_steps), str(t.total_timesteps), t.description)
-        )
+        horizon, extra = str(t.max_episode_steps), t.extra or "-"
+        rows.append((t.name, t.family, t.action_type(), horizon, t.algo, extra, t.description))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
@@ -124,12 +136,26 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_play(args: argparse.Namespace) -> int:
+    from rlhf_gym.human.play import play
+    from rlhf_gym.tasks import get_task
+
+    for name in ("fps", "episodes"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            raise ValueError(f"--{name} must be positive, got {getattr(args, name)}")
+    task = get_task(args.task)
+    result = play(task, args.horizon, args.fps, args.zoom, args.seed, max_episodes=args.episodes)
+    returns = ", ".join(f"{r:.1f}" for r in result.returns) or "none"
+    print(f"{task.name}: {len(result.episodes)} episode(s), true returns {returns}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"train": cmd_train, "tasks": cmd_tasks}[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError) as err:
+        return {"train": cmd_train, "tasks": cmd_tasks, "play": cmd_play}[args.command](args)
+    except (ValueError, TypeError, FileNotFoundError, ImportError, NoDisplayError) as err:
         if os.environ.get("RLHF_GYM_DEBUG"):
             raise
         print(f"rlhf-gym: error: {err}", file=sys.stderr)

@@ -145,6 +145,24 @@ class Task:
             action = action + np.asarray(self.keys[k], dtype=np.float64).reshape(space.shape)
         return np.clip(action, space.low, space.high).astype(space.dtype)
 
+    def action_type(self) -> str:
+        """The action space in a few words, e.g. ``Discrete(2)`` or ``Box(3)``; ``needs
+        [extra]`` if the task's extra is not installed.
+
+        Example:
+            >>> get_task("Pendulum-v1").action_type()
+            'Box(1)'
+        """
+        try:
+            env = self.make()
+        except ImportError:
+            return f"needs [{self.extra}]"
+        space = env.action_space
+        env.close()
+        if isinstance(space, spaces.Discrete):
+            return f"Discrete({space.n})"
+        return f"Box({','.join(map(str, space.shape))})"
+
     def algo_kwargs(self, algo: str) -> dict[str, Any]:
         """The tuned keyword arguments for ``algo``, or SB3's defaults if the preset has none."""
         return dict(self.hyperparams.get(algo, {}))
