@@ -1,17 +1,56 @@
 import gymnasium as gym
 import pytest
 
-from rlhf_gym.tasks import get_task, list_tasks, preset_names
+from rlhf_gym import tasks
+from rlhf_gym.tasks import FAMILIES, get_task, list_tasks, preset_names
 from rlhf_gym.wrappers import FixedHorizon
 
 PRESETS = ["Acrobot-v1", "CartPole-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1"]
 
 
-def test_the_five_classic_presets():
+def test_every_preset_is_complete():
     assert set(PRESETS) <= set(preset_names())
     for task in list_tasks():
-        assert task.family == "classic"
+        assert task.family in FAMILIES and task.description
         assert task.algo in task.hyperparams, f"{task.name} has no tuned hyperparameters for {task.algo}"
+        assert task.expert is not None, f"{task.name} has no expert"
+        assert task.keys, f"{task.name} has no key map"
+        try:
+            env = task.make()
+        except ImportError:
+            continue  # an adapter whose extra is not installed
+        for pressed in ([], *([k] for k in task.keys)):
+            action = task.action_for_keys(pressed, env.action_space)
+            assert env.action_space.contains(action), f"{task.name}: keys {pressed} give {action!r}"
+
+
+def test_a_preset_is_found_by_its_gymnasium_id_too(tmp_path, monkeypatch):
+    (tmp_path / "Lake.yaml").write_text("env_id: FrozenLake-v1\nfamily: game\n")
+    monkeypatch.setenv("RLHF_GYM_PRESETS", str(tmp_path))
+    assert get_task("FrozenLake-v1").name == "Lake"
+
+
+def test_a_missing_extra_names_the_install_command(tmp_path, monkeypatch):
+    (tmp_path / "Arcade.yaml").write_text("env_id: CartPole-v1\nextra: atari\n")
+    monkeypatch.setenv("RLHF_GYM_PRESETS", str(tmp_path))
+    monkeypatch.setitem(tasks.EXTRAS, "atari", "no_such_module_for_this_test")
+    task = get_task("Arcade")
+    with pytest.raises(
+        ImportError, match=r"task 'Arcade' needs the 'atari' extra .*pip install \"rlhf-gym\[atari\]\""
+    ):
+        task.make()
+    assert task.action_type() == "needs [atari]"
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [("family: arcade", "unknown family 'arcade'"), ("extra: gpu", "unknown extra 'gpu'")],
+)
+def test_unknown_family_or_extra(tmp_path, monkeypatch, line, message):
+    (tmp_path / "Odd.yaml").write_text(f"env_id: CartPole-v1\n{line}\n")
+    monkeypatch.setenv("RLHF_GYM_PRESETS", str(tmp_path))
+    with pytest.raises(ValueError, match=message):
+        get_task("Odd")
 
 
 @pytest.mark.parametrize("name", PRESETS)
