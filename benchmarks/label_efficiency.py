@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -97,13 +98,39 @@ for _short in ("cartpole", "pendulum"):
         **FEEDBACK_ARMS[f"{_short}-demonstrations"],
         "bc_steps": 200,
     }
-SUITES = {"core": ARMS, "presets": PRESET_ARMS, "feedback_types": FEEDBACK_ARMS}
+# The task suite (issue 4): every task's true-reward ceiling and RLHF with oracle comparisons at
+# the label budget its preset states (run.labels), in the fixed horizon. The project's own tasks
+# never terminate, so a constant reward carries no signal there and is left out.
+OWN_TASKS = ("Reach-v0", "ReachDiscrete-v0", "PickPlace-v0", "Catch-v0", "Pong-v0")
+ADAPTED_TASKS = ("Reacher-v5", "Pusher-v5", "LunarLander-v3", "PongRam-v5")
+
+
+def task_arms(names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """A ceiling arm and an oracle-comparisons arm per task."""
+    arms: dict[str, dict[str, Any]] = {}
+    for name in names:
+        base = {"task": name, "horizon": "fixed"}
+        arms[f"{name}-true"] = {**base, "reward": "true"}
+        arms[f"{name}-oracle"] = base
+    return arms
+
+
+TASK_ARMS, ADAPTER_ARMS = task_arms(OWN_TASKS), task_arms(ADAPTED_TASKS)
+SUITES = {
+    "core": ARMS,
+    "presets": PRESET_ARMS,
+    "feedback_types": FEEDBACK_ARMS,
+    "tasks": TASK_ARMS,
+    "adapters": ADAPTER_ARMS,
+}
 SECTIONS = {
     "core": ("label_efficiency", "Label efficiency (core RLHF loop)"),
     "presets": ("presets", "Other classic presets"),
     "feedback_types": ("feedback_types", "Feedback types at equal effort"),
+    "tasks": ("tasks", "The project's own tasks: ceilings and RLHF"),
+    "adapters": ("adapters", "Adapted tasks (MuJoCo, Box2D, Atari): ceilings and RLHF"),
 }
-ALL_ARMS = {**ARMS, **PRESET_ARMS, **FEEDBACK_ARMS}
+ALL_ARMS = {**ARMS, **PRESET_ARMS, **FEEDBACK_ARMS, **TASK_ARMS, **ADAPTER_ARMS}
 SMOKE = {
     "total_timesteps": 600,
     "segment_length": 10,
@@ -151,7 +178,14 @@ def random_return(task_name: str, episodes: int = 20) -> float:
     return float(np.mean(returns))
 
 
-def main(argv: list[str] | None = None, suite: str = "core", command: str = COMMAND) -> int:
+def main(
+    argv: list[str] | None = None,
+    suite: str = "core",
+    command: str = COMMAND,
+    notes: Callable[[list[str]], list[str]] | None = None,
+) -> int:
+    """Run the suite's arms (cached), then write its RESULTS.md section and figure; ``notes``
+    gives extra lines for the section from the suite's task names."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -214,7 +248,8 @@ def main(argv: list[str] | None = None, suite: str = "core", command: str = COMM
     if args.smoke:
         args.report = args.results / "RESULTS.md"
         args.figure = args.results / f"{section}.png"
-    write_report(summaries, randoms, command, args.report, args.figure, args.seeds, section, title)
+    extra = notes(tasks) if notes else []
+    write_report(summaries, randoms, command, args.report, args.figure, args.seeds, section, title, extra)
     print(f"wrote {args.report} and {args.figure}")
     return 1 if failed else 0
 

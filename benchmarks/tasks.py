@@ -1,0 +1,79 @@
+"""The task suite: every task's speed, expert, random baseline, true-reward ceiling and RLHF result.
+
+    python benchmarks/tasks.py                      # the project's own tasks, 5 seeds, all cores
+    python benchmarks/tasks.py --suite adapters     # MuJoCo, Box2D and Atari (needs their extras)
+    python benchmarks/tasks.py --smoke              # tiny budgets: checks the script end to end
+
+For each task it measures environment steps per second (random actions, one environment,
+through ``gym.make`` as users build it, and on the bare environment), the scripted expert's
+and a uniform-random policy's mean true return, then trains the preset's agent on the true
+reward (the ceiling) and on a reward learned from oracle comparisons at the label budget the
+preset states (``run.labels``), both in the fixed horizon. Runs are cached in
+``benchmarks/results/<suite>/`` (git-ignored); the tables and the figure go into
+``benchmarks/RESULTS.md`` and ``benchmarks/figures/``. Options are those of
+``label_efficiency.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+STEPS = 20_000
+
+
+def steps_per_second(env, n: int = STEPS) -> float:
+    """Steps per second of ``env`` over ``n`` random actions, resets included."""
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    actions = [env.action_space.sample() for _ in range(n)]
+    start = time.perf_counter()
+    for action in actions:
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+    return n / (time.perf_counter() - start)
+
+
+def task_notes(names: list[str]) -> list[str]:
+    """A table per task: steps/s through ``gym.make`` and bare, expert and random returns."""
+    from rlhf_gym.experts import get_expert, mean_return
+    from rlhf_gym.tasks import get_task
+
+    rows = [
+        "| task | family | actions | horizon | labels (preset) | steps/s, gym.make | steps/s, bare env | "
+        "expert return | random return |",
+        "|" + "---|" * 9,
+    ]
+    for name in names:
+        task = get_task(name)
+        made = task.make()
+        bare = task.make().unwrapped
+        fast, raw = steps_per_second(made), steps_per_second(bare)
+        made.close()
+        bare.close()
+        expert, rand = mean_return(task, get_expert(task)), mean_return(task, None)
+        rows.append(
+            f"| {name} | {task.family} | {task.action_type()} | {task.max_episode_steps} | "
+            f"{task.run.get('labels', '-')} | {fast:,.0f} | {raw:,.0f} | {expert:.1f} | {rand:.1f} |"
+        )
+    return [
+        f"Speed and reference returns (20 seeded episodes each; steps/s over {STEPS:,} random steps of one "
+        "environment on one core):",
+        "",
+        *rows,
+        "",
+    ]
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    sys.path.insert(0, str(HERE))
+    from label_efficiency import main
+
+    argv = sys.argv[1:]
+    suite = "adapters" if "adapters" in argv else "tasks"
+    sys.exit(main(argv, suite=suite, command="python benchmarks/tasks.py", notes=task_notes))
