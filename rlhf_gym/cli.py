@@ -71,7 +71,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zoom", type=float, default=1.0, help="scale of the frame in the window")
     p.add_argument("--seed", type=int, help="seed of the first episode")
     p.add_argument("--episodes", type=int, help="quit after this many episodes")
+    _add_sweep(sub)
     return parser
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="run a YAML grid of runs (resumable) and write a tidy results table",
+        description="Run every run of a sweep spec (benchmarks/sweeps/*.yaml) that is not done yet in "
+        "the output folder, in local processes or on Ray, and write results.parquet.",
+    )
+    p.add_argument("spec", type=Path, help="the sweep spec (YAML)")
+    p.add_argument("--out", type=Path, help="sweep folder (default: sweeps/<spec name>)")
+    p.add_argument("--workers", type=int, help="local processes (default: every core)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local", help="where the runs run")
+    p.add_argument("--address", help="a Ray cluster to join (default: start a local Ray instance)")
+    p.add_argument("--retry-failed", action="store_true", help="rerun the runs that failed before")
+    p.add_argument("--csv", action="store_true", help="also write results.csv")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p = sub.add_parser("plot", help="seaborn figures of a sweep's results")
+    p.add_argument("results", type=Path, help="a sweep folder, or its results.parquet / .csv")
+    p.add_argument("--out", type=Path, help="figure folder (default: <sweep folder>/figures)")
+    p = sub.add_parser("report", help="a markdown report of a sweep's results")
+    p.add_argument("results", type=Path, help="a sweep folder, or its results.parquet / .csv")
+    p.add_argument("--title", default=None, help="the report's heading (default: the sweep's name)")
+    p.add_argument("--out", type=Path, help="write the report to this file (default: print it)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -150,11 +176,70 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from rlhf_gym.sweep import Sweep, run_sweep, status
+
+    sweep = Sweep.from_yaml(args.spec)
+    out = args.out or Path("sweeps") / sweep.name
+    if args.dry_run:
+        for run in sweep.runs():
+            print(f"{run.key}  {status(out, run.key):6}  seed {run.config['seed']}  {run.arm}")
+        return 0
+    report = run_sweep(
+        sweep, out, args.workers, args.backend, args.address, args.retry_failed, not args.no_progress
+    )
+    if args.csv:
+        from rlhf_gym.plots import load_table
+
+        load_table(out).to_csv(out / "results.csv", index=False)
+    print(
+        f"{sweep.name}: {report.done} run(s) done, {report.failed} failed, {report.skipped} already there, "
+        f"{report.wall_seconds:.0f} s -> {out / 'results.parquet'}"
+    )
+    for error in report.errors:
+        print(f"  failed: {error}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from rlhf_gym.plots import load_table, plot
+
+    folder = args.results if args.results.is_dir() else args.results.parent
+    for path in plot(load_table(args.results), args.out or folder / "figures"):
+        print(path)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import json
+
+    from rlhf_gym.plots import load_table, report
+
+    folder = args.results if args.results.is_dir() else args.results.parent
+    meta = folder / "sweep.json"
+    name = json.loads(meta.read_text())["name"] if meta.is_file() else folder.name
+    text = report(load_table(args.results), args.title or name)
+    if args.out:
+        args.out.write_text(text + "\n")
+        print(args.out)
+    else:
+        print(text)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"train": cmd_train, "tasks": cmd_tasks, "play": cmd_play}[args.command](args)
+        commands = {
+            "train": cmd_train,
+            "tasks": cmd_tasks,
+            "play": cmd_play,
+            "sweep": cmd_sweep,
+            "plot": cmd_plot,
+            "report": cmd_report,
+        }
+        return commands[args.command](args)
     except (ValueError, TypeError, FileNotFoundError, ImportError, NoDisplayError) as err:
         if os.environ.get("RLHF_GYM_DEBUG"):
             raise

@@ -1,0 +1,205 @@
+"""Figures and a markdown report from a sweep's tidy table (``rlhf_gym.results``).
+
+``plot`` draws what the sweep varied, with 95% bootstrap confidence intervals across seeds:
+learning curves against agent steps and against labels (always), normalised return against
+the budget per feedback type (when the budget varies), and across teachers and query
+strategies (when those vary). ``report`` writes one markdown table per task: the controls
+first, then every arm, with the median and IQR of the final return, the labels needed to
+reach 90% of the ceiling, and the area under the learning curve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+CONTROL_PREFIXES = ("ceiling", "control")
+
+
+def load_table(results: str | Path) -> pd.DataFrame:
+    """A sweep folder's ``results.parquet`` (or a ``.parquet``/``.csv`` file) as a table."""
+    import pandas as pd
+
+    path = Path(results)
+    if path.is_dir():
+        path = path / "results.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"no results at {results}; expected a sweep folder or a .parquet/.csv table")
+    table = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    missing = {"arm", "task", "point", "true_return", "normalised_return"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path} is not a sweep results table: it lacks {', '.join(sorted(missing))}")
+    return table
+
+
+def _finals(table: pd.DataFrame) -> pd.DataFrame:
+    return table[(table["point"] == "final") & (table["status"] == "done")]
+
+
+def _learned(table: pd.DataFrame) -> pd.DataFrame:
+    return table[~table["arm"].str.startswith(CONTROL_PREFIXES)]
+
+
+def _varies(table: pd.DataFrame, column: str) -> bool:
+    return column in table and table[column].nunique(dropna=True) > 1
+
+
+def plot(table: pd.DataFrame, out: str | Path) -> list[Path]:
+    """Write the figures for ``table`` into the folder ``out``; return their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import seaborn as sns
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sns.set_theme(style="whitegrid")
+    done = table[table["status"] == "done"]
+    paths = []
+    for x, name, label in (
+        ("timesteps", "curves_steps", "agent steps"),
+        ("labels", "curves_labels", "labels"),
+    ):
+        data = done if x == "timesteps" else _learned(done)
+        if data.empty:
+            continue
+        grid = sns.relplot(
+            data=data,
+            x=x,
+            y="true_return",
+            hue="arm",
+            col="task",
+            kind="line",
+            errorbar=("ci", 95),
+            facet_kws={"sharex": False, "sharey": False},
+            height=3.6,
+            aspect=1.4,
+        )
+        grid.set_axis_labels(label, "true return")
+        paths.append(
+            _save(grid.figure, out / f"{name}.png", f"True return against {label} (95% CI over seeds)")
+        )
+    finals = _learned(_finals(table))
+    for column, name, title in (
+        ("teacher", "teachers", "Robustness across teachers"),
+        ("query_strategy", "queries", "Query strategies"),
+    ):
+        if _varies(finals, column):
+            grid = sns.catplot(
+                data=finals,
+                x=column,
+                y="normalised_return",
+                col="task",
+                kind="bar",
+                errorbar=("ci", 95),
+                height=3.6,
+                aspect=1.3,
+                sharey=False,
+            )
+            grid.set_axis_labels(column, "normalised return")
+            paths.append(_save(grid.figure, out / f"{name}.png", f"{title}: final normalised return"))
+    budget = next((c for c in ("budget_seconds", "labels") if _varies(finals, c)), None)
+    if budget is not None and "feedback" in finals:
+        grid = sns.relplot(
+            data=finals,
+            x=budget,
+            y="normalised_return",
+            hue="feedback",
+            col="task",
+            kind="line",
+            marker="o",
+            errorbar=("ci", 95),
+            height=3.6,
+            aspect=1.3,
+            facet_kws={"sharey": False},
+        )
+        grid.set_axis_labels(
+            "effort budget (s)" if budget == "budget_seconds" else "labels", "normalised return"
+        )
+        paths.append(
+            _save(grid.figure, out / "budget.png", "Normalised return against the budget, per feedback type")
+        )
+    return paths
+
+
+def _save(fig: Any, path: Path, title: str) -> Path:
+    fig.suptitle(title, y=1.03)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def labels_to_reach(runs: pd.DataFrame, level: float = 0.9) -> float:
+    """Median over seeds of the labels used at the first evaluation with a normalised return of
+    at least ``level`` (NaN if fewer than half the seeds get there)."""
+    import numpy as np
+
+    hits = []
+    for _, run in runs.groupby("key"):
+        run = run.sort_values("timesteps")
+        reached = run[run["normalised_return"] >= level]
+        hits.append(float(reached["labels"].iloc[0]) if len(reached) else np.inf)
+    median = float(np.median(hits)) if hits else np.nan
+    return median if np.isfinite(median) else np.nan
+
+
+def auc(runs: pd.DataFrame) -> float:
+    """Median over seeds of the area under the normalised-return curve, per unit of agent steps
+    (the mean normalised return over training; 1 is the ceiling from the start)."""
+    import numpy as np
+
+    areas = []
+    for _, run in runs.groupby("key"):
+        run = run.sort_values("timesteps")
+        x, y = run["timesteps"].to_numpy(float), run["normalised_return"].to_numpy(float)
+        if len(x) > 1 and x[-1] > x[0]:
+            areas.append(float(np.trapezoid(y, x) / (x[-1] - x[0])))
+    return float(np.median(areas)) if areas else np.nan
+
+
+def report(table: pd.DataFrame, title: str = "Sweep results", command: str | None = None) -> str:
+    """A markdown report: per task, the controls then each arm, with medians and IQRs over seeds."""
+    import numpy as np
+
+    lines = [f"## {title}", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    for task, rows in table.groupby("task", sort=False):
+        lines += [
+            f"### {task}",
+            "",
+            "| arm | seeds | failed | true return, median [IQR] | normalised, median [IQR] | "
+            "labels to 90% | AUC | wall s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        arms = list(dict.fromkeys(rows["arm"]))
+        arms.sort(key=lambda a: not a.startswith(CONTROL_PREFIXES))
+        for arm in arms:
+            runs = rows[rows["arm"] == arm]
+            finals = _finals(runs)
+            failed = runs[runs["status"] == "failed"]["key"].nunique()
+
+            def iqr(col: str, runs_final: Any = finals) -> str:
+                v = runs_final[col].dropna().to_numpy(float)
+                if not len(v):
+                    return "-"
+                q1, med, q3 = np.percentile(v, [25, 50, 75])
+                return f"{med:.3g} [{q1:.3g}, {q3:.3g}]"
+
+            reach = (
+                labels_to_reach(runs[runs["status"] == "done"])
+                if not arm.startswith(CONTROL_PREFIXES)
+                else np.nan
+            )
+            lines.append(
+                f"| {arm} | {finals['key'].nunique()} | {failed} | {iqr('true_return')} | "
+                f"{iqr('normalised_return')} | {'-' if np.isnan(reach) else f'{reach:.0f}'} | "
+                f"{auc(runs[runs['status'] == 'done']):.3f} | {finals['wall_seconds'].median():.0f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)

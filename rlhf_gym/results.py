@@ -1,0 +1,131 @@
+"""A sweep folder as one tidy table: a row per run and evaluation point.
+
+Columns:
+- ``key``, ``arm``, ``status`` (``done`` or ``failed``), ``error`` (for failed runs);
+- every ``RunConfig`` field, nested ones flattened with dots (``reward_model.ensemble_size``,
+  ``hyperparams.n_steps``; lists and mappings inside them as JSON text);
+- ``point``: ``eval`` for an evaluation during training, ``final`` for the final one;
+- ``timesteps``, ``env_steps``, ``labels``, ``effort_seconds``, ``wall_seconds`` at that point;
+- ``true_return`` (mean true return of the evaluation episodes) and ``normalised_return``:
+  ``(R - R_random) / (R_ceiling - R_random)``, where ``R_ceiling`` is the median final
+  return of the sweep's true-reward runs of the same task, horizon, algorithm and timesteps,
+  and ``R_random`` the mean return of uniform random actions (20 seeded episodes);
+- ``reward_model_accuracy`` (held-out) and ``reward_correlation`` (with the true reward, on
+  recent rollouts), from the last reward-model fit before the point.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+METRICS = {
+    "timesteps": "timesteps",
+    "env_steps": "env_steps",
+    "labels_used": "labels",
+    "effort_seconds": "effort_seconds",
+    "wall_seconds": "wall_seconds",
+    "true_return_mean": "true_return",
+    "reward_model_accuracy": "reward_model_accuracy",
+    "reward_correlation": "reward_correlation",
+}
+CEILING_KEYS = ("task", "horizon", "algo", "total_timesteps")
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings become dotted columns; lists, and mappings inside lists, JSON text.
+
+    Example:
+        >>> flatten({"a": 1, "b": {"c": [1, 2], "d": {"e": None}}})
+        {'a': 1, 'b.c': '[1, 2]', 'b.d.e': None}
+    """
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out |= flatten(v, f"{name}.")
+        elif isinstance(v, (list, tuple)):
+            out[name] = json.dumps(v)
+        else:
+            out[name] = v
+    return out
+
+
+def results_table(out: str | Path) -> pd.DataFrame:
+    """The tidy table of a sweep folder (see the module docstring); one row per failed run too."""
+    import pandas as pd
+
+    from rlhf_gym.config import load_yaml
+
+    rows: list[dict[str, Any]] = []
+    for folder in sorted(Path(out, "runs").iterdir()):
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        config = flatten(load_yaml(folder / "config.yaml"))
+        if (folder / "summary.json").is_file():
+            meta = json.loads((folder / "summary.json").read_text())
+            metrics = pd.read_csv(folder / "metrics.csv")
+            fitted = metrics.reindex(columns=["reward_model_accuracy", "reward_correlation"]).ffill()
+            metrics[fitted.columns] = fitted
+            evals = (
+                metrics[metrics["true_return_mean"].notna()] if "true_return_mean" in metrics else metrics[:0]
+            )
+            for _, m in evals.iterrows():
+                point = "final" if m.get("final") is True or str(m.get("final")) == "True" else "eval"
+                values = {new: m.get(old) for old, new in METRICS.items()}
+                rows.append(
+                    {"key": meta["key"], "arm": meta["arm"], "status": "done", "error": None}
+                    | config
+                    | {"point": point}
+                    | values
+                )
+        elif (folder / "error.json").is_file():
+            meta = json.loads((folder / "error.json").read_text())
+            rows.append(
+                {"key": meta["key"], "arm": meta["arm"], "status": "failed", "error": meta["error"]}
+                | config
+                | {"point": "final", "wall_seconds": meta["wall_seconds"]}
+            )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    for col in METRICS.values():
+        if col not in table:
+            table[col] = float("nan")
+    table["normalised_return"] = normalised(table, random_returns(out, table))
+    return table
+
+
+def normalised(table: pd.DataFrame, randoms: dict[tuple[str, str], float]) -> pd.Series:
+    """Each row's normalised return against its ceiling group's true-reward runs."""
+    import numpy as np
+    import pandas as pd
+
+    finals = table[(table["reward"] == "true") & (table["point"] == "final") & (table["status"] == "done")]
+    ceilings = finals.groupby(list(CEILING_KEYS))["true_return"].median().to_dict()
+    values = []
+    for row in table.itertuples(index=False):
+        ceiling = ceilings.get(tuple(getattr(row, k) for k in CEILING_KEYS), np.nan)
+        rand = randoms.get((row.task, row.horizon), np.nan)
+        span = ceiling - rand
+        values.append((row.true_return - rand) / span if span and not np.isnan(span) else np.nan)
+    return pd.Series(values, index=table.index, dtype=float)
+
+
+def random_returns(out: str | Path, table: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """Mean return of uniform random actions per (task, horizon), cached in ``random_returns.json``."""
+    from rlhf_gym.experts import mean_return
+    from rlhf_gym.tasks import get_task
+
+    path = Path(out, "random_returns.json")
+    cache: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
+    for task, horizon in table[["task", "horizon"]].drop_duplicates().itertuples(index=False):
+        name = f"{task}|{horizon}"
+        if name not in cache:
+            cache[name] = mean_return(get_task(task), None, horizon)
+    path.write_text(json.dumps(cache, indent=2))
+    return {tuple(k.split("|")): v for k, v in cache.items()}  # type: ignore[misc]
