@@ -179,3 +179,16 @@ def test_the_ray_backend_gives_the_local_table(tmp_path):
     run_sweep(sweep, tmp_path / "ray", backend="ray", progress=False)
     same = ["arm", "seed", "true_return", "labels", "env_steps", "timesteps", "normalised_return"]
     pd.testing.assert_frame_equal(finals(tmp_path / "local")[same], finals(tmp_path / "ray")[same])
+
+
+def test_every_published_sweep_spec_resolves():
+    from pathlib import Path
+
+    specs = sorted((Path(__file__).parents[1] / "benchmarks" / "sweeps").glob("*.yaml"))
+    assert {p.stem for p in specs} >= {"smoke", "feedback_types", "teachers", "queries", "tasks"}
+    for path in specs:
+        runs = Sweep.from_yaml(path).runs()
+        assert len({r.key for r in runs}) == len(runs)
+        assert {"ceiling (true reward)", "control (constant reward)"} & {
+            r.arm.split(" task=")[0] for r in runs
+        }
