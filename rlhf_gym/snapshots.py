@@ -187,8 +187,7 @@ def snapshot(env: gym.Env, obs: np.ndarray) -> Snapshot:
     if type(base) not in HANDLERS:
         supported = ", ".join(cls.__name__ for cls in HANDLERS if not issubclass(cls, gym.Wrapper))
         raise ValueError(
-            f"cannot snapshot {type(base).__name__} ({_env_id(env)}): snapshots are supported for "
-            f"{supported}"
+            f"cannot snapshot {type(base).__name__} ({_env_id(env)}): snapshots are supported for {supported}"
         )
     obs = np.array(obs, copy=True)
     shape = env.observation_space.shape
