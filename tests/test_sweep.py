@@ -171,9 +171,8 @@ def test_the_ray_backend_needs_its_extra(tmp_path, monkeypatch):
         run_sweep(sweep, tmp_path, backend="ray", progress=False)
 
 
-@pytest.mark.slow
 def test_the_ray_backend_gives_the_local_table(tmp_path):
-    pytest.importorskip("ray")
+    pytest.importorskip("ray")  # the ray extra; CI installs it
     sweep = Sweep.from_dict({**TWO_BY_TWO, "grid": {"teacher": ["oracle", "stoch"]}})
     run_sweep(sweep, tmp_path / "local", workers=2, progress=False)
     run_sweep(sweep, tmp_path / "ray", backend="ray", progress=False)
