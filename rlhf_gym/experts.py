@@ -17,7 +17,11 @@ uniformly), identical in both horizon modes ``task.make("natural")`` and
     Acrobot-v1                acrobot_pump                   -77.9   -500.0
 
 For scale, SAC on Pendulum's true reward gets about -150. Reproduce the table with
-``python -m rlhf_gym.experts`` (a few seconds).
+``python -m rlhf_gym.experts`` (it prints every task with an expert).
+
+The project's own environments (``rlhf_gym.envs``) and the adapted tasks
+(``rlhf_gym.envs.adapters``) keep their experts beside their physics, with their tables;
+``EXPERTS`` imports them on first use.
 """
 
 from __future__ import annotations

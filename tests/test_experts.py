@@ -5,7 +5,7 @@ import pytest
 from gymnasium import spaces
 
 from rlhf_gym.experts import EXPERTS, get_expert, mean_return
-from rlhf_gym.tasks import Task, get_task
+from rlhf_gym.tasks import Task, get_task, preset_names
 
 # Per task: the expert's mean return on seeds 0-4 must exceed the threshold and random's must
 # not. Measured (20 seeds, experts.py): expert 500 / -138 / -105 / 92 / -78, random 22 / -1179
@@ -29,10 +29,13 @@ def test_the_expert_beats_random_by_a_clear_margin(name):
     assert mean_return(task, None, "natural", SEEDS) < THRESHOLDS[name] - 50
 
 
-@pytest.mark.parametrize("name", sorted(THRESHOLDS))
+@pytest.mark.parametrize("name", preset_names())
 def test_actions_are_in_the_action_space_and_deterministic(name):
     task = get_task(name)
-    env = task.make()
+    try:
+        env = task.make()
+    except ImportError:
+        pytest.skip(f"{name} needs the {task.extra} extra")
     expert = get_expert(task)
     obs, _ = env.reset(seed=0)
     action = expert(obs)
