@@ -161,7 +161,7 @@ class Task:
         env.close()
         if isinstance(space, spaces.Discrete):
             return f"Discrete({space.n})"
-        return f"Box({','.join(map(str, space.shape))})"
+        return f"Box({','.join(map(str, space.shape or ()))})"
 
     def algo_kwargs(self, algo: str) -> dict[str, Any]:
         """The tuned keyword arguments for ``algo``, or SB3's defaults if the preset has none."""
