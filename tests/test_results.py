@@ -1,0 +1,71 @@
+"""The tidy table of a sweep folder, from hand-written run folders with known numbers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rlhf_gym.config import RunConfig, save_yaml, to_dict
+from rlhf_gym.pipeline import resolve_config
+from rlhf_gym.results import results_table
+from rlhf_gym.sweep import Run, record, run_key
+
+
+def write_run(out, arm, returns, **overrides):
+    """A finished run whose evaluations gave ``returns`` (the last one final)."""
+    config = resolve_config(RunConfig(task="CartPole-v1", horizon="fixed", **overrides))
+    data = to_dict(config)
+    run = Run(run_key(data), arm, data)
+    metrics = [{"timesteps": 1000 * (i + 1), "env_steps": 1000 * (i + 1), "labels_used": 10 * (i + 1),
+                "effort_seconds": 40.0 * (i + 1), "wall_seconds": float(i + 1), "true_return_mean": r}
+               for i, r in enumerate(returns)]  # fmt: skip
+    metrics.insert(
+        1, {"timesteps": 1500, "labels_used": 15, "reward_model_accuracy": 0.8, "reward_correlation": 0.7}
+    )
+    metrics[-1]["final"] = True
+    record(out, run, {"status": "done", "summary": {"seed": data["seed"]}, "metrics": metrics})
+    return run
+
+
+def test_rows_columns_and_normalised_return(tmp_path):
+    (tmp_path / "random_returns.json").write_text(json.dumps({"CartPole-v1|fixed": 20.0}))
+    write_run(tmp_path, "ceiling (true reward)", [100.0, 420.0], reward="true", seed=0)
+    write_run(tmp_path, "ceiling (true reward)", [100.0, 380.0], reward="true", seed=1)
+    learned = write_run(tmp_path, "oracle", [60.0, 300.0], labels=20)
+    table = results_table(tmp_path)
+    rows = table[table["key"] == learned.key].sort_values("timesteps")
+    assert rows["point"].tolist() == ["eval", "final"]
+    assert rows["true_return"].tolist() == [60.0, 300.0]
+    # ceiling: the median final return of the true-reward runs, 400; random 20
+    assert rows["normalised_return"].tolist() == pytest.approx([40 / 380, 280 / 380])
+    # the reward-model figures of the last fit before each point
+    assert np.isnan(rows["reward_model_accuracy"].iloc[0]) and rows["reward_model_accuracy"].iloc[1] == 0.8
+    assert rows["labels"].tolist() == [10, 20]
+    assert {"reward_model.ensemble_size", "hyperparams.n_steps", "teacher_params.beta"} - set(table) == {
+        "teacher_params.beta"
+    }  # nested fields become dotted columns; an empty mapping gives none
+
+
+def test_a_failed_run_is_one_row_with_its_error(tmp_path):
+    (tmp_path / "random_returns.json").write_text(json.dumps({"CartPole-v1|fixed": 20.0}))
+    data = to_dict(resolve_config(RunConfig(task="CartPole-v1", horizon="fixed")))
+    run = Run(run_key(data), "broken", data)
+    record(
+        tmp_path,
+        run,
+        {"status": "failed", "error": "ValueError: boom", "traceback": "Traceback ...", "wall_seconds": 0.5},
+    )
+    table = results_table(tmp_path)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert (row["status"], row["error"], row["point"]) == ("failed", "ValueError: boom", "final")
+    assert np.isnan(row["true_return"])
+
+
+def test_an_empty_sweep_gives_an_empty_table(tmp_path):
+    (tmp_path / "runs").mkdir()
+    assert results_table(tmp_path).empty
+    save_yaml(RunConfig(), tmp_path / "unused.yaml")  # stray files beside runs/ are ignored
+    assert results_table(tmp_path).empty
