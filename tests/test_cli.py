@@ -136,3 +136,34 @@ def test_train_with_other_feedback_types_and_an_effort_budget(tmp_path, capsys):
     assert set(summary["labels_by_type"]) <= {"rating", "estop"} and "rating" in summary["labels_by_type"]
     assert (tmp_path / "r" / "feedback.sqlite").is_file()
     assert "s of effort" in capsys.readouterr().out
+
+
+def test_sweep_report_and_plot_commands(tmp_path, capsys):
+    import yaml
+
+    from tests.test_sweep import TINY
+
+    spec = tmp_path / "mini.yaml"
+    spec.write_text(yaml.safe_dump({"base": TINY, "grid": {"teacher": ["oracle"]}, "seeds": 1}))
+    out = tmp_path / "mini"
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "2", "--no-progress", "--csv"]) == 0
+    printed = capsys.readouterr().out
+    assert "mini: 3 run(s) done, 0 failed, 0 already there" in printed
+    assert (out / "results.parquet").is_file() and (out / "results.csv").is_file()
+    assert main(["sweep", str(spec), "--out", str(out), "--dry-run"]) == 0
+    assert capsys.readouterr().out.count("done") == 3
+    assert main(["report", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("## mini") and "| ceiling (true reward) | 1 | 0 |" in text
+    assert main(["plot", str(out)]) == 0
+    assert (out / "figures" / "curves_steps.png").is_file()
+
+
+def test_sweep_errors_are_one_line(tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("grid: {teacher: [orcale]}\n")
+    proc = run_cli("sweep", str(spec), "--out", str(tmp_path / "x"))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("rlhf-gym: error: sweep bad.yaml, arm 'teacher=orcale': unknown teacher")
+    proc = run_cli("report", str(tmp_path / "nothing"))
+    assert proc.returncode == 2 and "no results at" in proc.stderr
