@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-CONTROL_PREFIXES = ("ceiling", "control")
-
 
 def load_table(results: str | Path) -> pd.DataFrame:
     """A sweep folder's ``results.parquet`` (or a ``.parquet``/``.csv`` file) as a table."""
@@ -40,7 +38,7 @@ def _finals(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _learned(table: pd.DataFrame) -> pd.DataFrame:
-    return table[~table["arm"].str.startswith(CONTROL_PREFIXES)]
+    return table[table["reward"] == "learned"]
 
 
 def _varies(table: pd.DataFrame, column: str) -> bool:
@@ -101,7 +99,7 @@ def plot(table: pd.DataFrame, out: str | Path) -> list[Path]:
             )
             grid.set_axis_labels(column, "normalised return")
             paths.append(_save(grid.figure, out / f"{name}.png", f"{title}: final normalised return"))
-    budget = next((c for c in ("budget_seconds", "labels") if _varies(finals, c)), None)
+    budget = next((c for c in ("budget_seconds", "labels") if _varies(finals, c)), None)  # config budgets
     if budget is not None and "feedback" in finals:
         grid = sns.relplot(
             data=finals,
@@ -136,14 +134,14 @@ def _save(fig: Any, path: Path, title: str) -> Path:
 
 def labels_to_reach(runs: pd.DataFrame, level: float = 0.9) -> float:
     """Median over seeds of the labels used at the first evaluation with a normalised return of
-    at least ``level`` (NaN if fewer than half the seeds get there)."""
+    at least ``level`` (NaN unless more than half the seeds get there)."""
     import numpy as np
 
     hits = []
     for _, run in runs.groupby("key"):
         run = run.sort_values("timesteps")
         reached = run[run["normalised_return"] >= level]
-        hits.append(float(reached["labels"].iloc[0]) if len(reached) else np.inf)
+        hits.append(float(reached["labels_used"].iloc[0]) if len(reached) else np.inf)
     median = float(np.median(hits)) if hits else np.nan
     return median if np.isfinite(median) else np.nan
 
@@ -158,12 +156,27 @@ def auc(runs: pd.DataFrame) -> float:
         run = run.sort_values("timesteps")
         x, y = run["timesteps"].to_numpy(float), run["normalised_return"].to_numpy(float)
         if len(x) > 1 and x[-1] > x[0]:
-            areas.append(float(np.trapezoid(y, x) / (x[-1] - x[0])))
+            areas.append(float(((y[1:] + y[:-1]) / 2 * np.diff(x)).sum() / (x[-1] - x[0])))
     return float(np.median(areas)) if areas else np.nan
 
 
+def _num(value: float, spec: str) -> str:
+    return "-" if value != value else format(value, spec)  # NaN prints as "-"
+
+
+def _iqr(values: pd.Series) -> str:
+    import numpy as np
+
+    v = values.dropna().to_numpy(float)
+    if not len(v):
+        return "-"
+    q1, med, q3 = np.percentile(v, [25, 50, 75])
+    return f"{med:.3g} [{q1:.3g}, {q3:.3g}]"
+
+
 def report(table: pd.DataFrame, title: str = "Sweep results", command: str | None = None) -> str:
-    """A markdown report: per task, the controls then each arm, with medians and IQRs over seeds."""
+    """A markdown report: per task and ceiling group, the controls then each arm, with medians and
+    IQRs over seeds."""
     import numpy as np
 
     lines = [f"## {title}", ""]
@@ -177,29 +190,23 @@ def report(table: pd.DataFrame, title: str = "Sweep results", command: str | Non
             "labels to 90% | AUC | wall s |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        arms = list(dict.fromkeys(rows["arm"]))
-        arms.sort(key=lambda a: not a.startswith(CONTROL_PREFIXES))
-        for arm in arms:
+        # each ceiling group together, its controls first, so every arm sits beside its controls
+        groups = list(dict.fromkeys(rows["ceiling"]))
+        firsts = rows.drop_duplicates("arm")
+        order = sorted(
+            zip(firsts["arm"], firsts["ceiling"], firsts["reward"] == "learned"),
+            key=lambda a: (groups.index(a[1]), a[2]),
+        )
+        for arm, _, learned in order:
             runs = rows[rows["arm"] == arm]
+            done = runs[runs["status"] == "done"]
             finals = _finals(runs)
             failed = runs[runs["status"] == "failed"]["key"].nunique()
-
-            def iqr(col: str, runs_final: Any = finals) -> str:
-                v = runs_final[col].dropna().to_numpy(float)
-                if not len(v):
-                    return "-"
-                q1, med, q3 = np.percentile(v, [25, 50, 75])
-                return f"{med:.3g} [{q1:.3g}, {q3:.3g}]"
-
-            reach = (
-                labels_to_reach(runs[runs["status"] == "done"])
-                if not arm.startswith(CONTROL_PREFIXES)
-                else np.nan
-            )
+            reach = labels_to_reach(done) if learned else np.nan
             lines.append(
-                f"| {arm} | {finals['key'].nunique()} | {failed} | {iqr('true_return')} | "
-                f"{iqr('normalised_return')} | {'-' if np.isnan(reach) else f'{reach:.0f}'} | "
-                f"{auc(runs[runs['status'] == 'done']):.3f} | {finals['wall_seconds'].median():.0f} |"
+                f"| {arm} | {finals['key'].nunique()} | {failed} | {_iqr(finals['true_return'])} | "
+                f"{_iqr(finals['normalised_return'])} | {_num(reach, '.0f')} | {_num(auc(done), '.3f')} | "
+                f"{_num(finals['wall_seconds'].median(), '.0f')} |"
             )
         lines.append("")
     return "\n".join(lines)

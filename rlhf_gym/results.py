@@ -5,11 +5,13 @@ Columns:
 - every ``RunConfig`` field, nested ones flattened with dots (``reward_model.ensemble_size``,
   ``hyperparams.n_steps``; lists and mappings inside them as JSON text);
 - ``point``: ``eval`` for an evaluation during training, ``final`` for the final one;
-- ``timesteps``, ``env_steps``, ``labels``, ``effort_seconds``, ``wall_seconds`` at that point;
+- ``timesteps``, ``env_steps``, ``labels_used``, ``effort_seconds``, ``wall_seconds`` at that
+  point (``labels`` is the config's budget);
 - ``true_return`` (mean true return of the evaluation episodes) and ``normalised_return``:
   ``(R - R_random) / (R_ceiling - R_random)``, where ``R_ceiling`` is the median final
-  return of the sweep's true-reward runs of the same task, horizon, algorithm and timesteps,
-  and ``R_random`` the mean return of uniform random actions (20 seeded episodes);
+  return over seeds of the run's own true-reward ceiling (column ``ceiling``: the same
+  config with the true reward and no feedback settings), and ``R_random`` the mean return
+  of uniform random actions (20 seeded episodes; NaN if the task cannot be built here);
 - ``reward_model_accuracy`` (held-out) and ``reward_correlation`` (with the true reward, on
   recent rollouts), from the last reward-model fit before the point.
 """
@@ -26,14 +28,13 @@ if TYPE_CHECKING:
 METRICS = {
     "timesteps": "timesteps",
     "env_steps": "env_steps",
-    "labels_used": "labels",
+    "labels_used": "labels_used",
     "effort_seconds": "effort_seconds",
     "wall_seconds": "wall_seconds",
     "true_return_mean": "true_return",
     "reward_model_accuracy": "reward_model_accuracy",
     "reward_correlation": "reward_correlation",
 }
-CEILING_KEYS = ("task", "horizon", "algo", "total_timesteps")
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -55,15 +56,20 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def results_table(out: str | Path) -> pd.DataFrame:
-    """The tidy table of a sweep folder (see the module docstring); one row per failed run too."""
+def results_table(out: str | Path, keys: list[str] | None = None) -> pd.DataFrame:
+    """The tidy table of a sweep folder (see the module docstring); one row per failed run too.
+    ``keys`` keeps only those runs (a sweep's own, when the folder holds older ones too)."""
     import pandas as pd
 
     from rlhf_gym.config import load_yaml
 
     rows: list[dict[str, Any]] = []
     for folder in sorted(Path(out, "runs").iterdir()):
-        if folder.name.startswith(".") or not folder.is_dir():
+        if (
+            folder.name.startswith(".")
+            or not folder.is_dir()
+            or (keys is not None and folder.name not in keys)
+        ):
             continue
         config = flatten(load_yaml(folder / "config.yaml"))
         if (folder / "summary.json").is_file():
@@ -77,19 +83,11 @@ def results_table(out: str | Path) -> pd.DataFrame:
             for _, m in evals.iterrows():
                 point = "final" if m.get("final") is True or str(m.get("final")) == "True" else "eval"
                 values = {new: m.get(old) for old, new in METRICS.items()}
-                rows.append(
-                    {"key": meta["key"], "arm": meta["arm"], "status": "done", "error": None}
-                    | config
-                    | {"point": point}
-                    | values
-                )
+                rows.append(_head(meta, "done", None) | config | {"point": point} | values)
         elif (folder / "error.json").is_file():
             meta = json.loads((folder / "error.json").read_text())
-            rows.append(
-                {"key": meta["key"], "arm": meta["arm"], "status": "failed", "error": meta["error"]}
-                | config
-                | {"point": "final", "wall_seconds": meta["wall_seconds"]}
-            )
+            end = {"point": "final", "wall_seconds": meta["wall_seconds"]}
+            rows.append(_head(meta, "failed", meta["error"]) | config | end)
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -100,24 +98,35 @@ def results_table(out: str | Path) -> pd.DataFrame:
     return table
 
 
+def _head(meta: dict[str, Any], status: str, error: str | None) -> dict[str, Any]:
+    return {
+        "key": meta["key"],
+        "arm": meta["arm"],
+        "ceiling": meta["ceiling"],
+        "status": status,
+        "error": error,
+    }
+
+
 def normalised(table: pd.DataFrame, randoms: dict[tuple[str, str], float]) -> pd.Series:
-    """Each row's normalised return against its ceiling group's true-reward runs."""
+    """Each row's normalised return against the median final return of its ceiling's seeds."""
     import numpy as np
     import pandas as pd
 
     finals = table[(table["reward"] == "true") & (table["point"] == "final") & (table["status"] == "done")]
-    ceilings = finals.groupby(list(CEILING_KEYS))["true_return"].median().to_dict()
+    ceilings = finals.groupby("ceiling")["true_return"].median().to_dict()
     values = []
     for row in table.itertuples(index=False):
-        ceiling = ceilings.get(tuple(getattr(row, k) for k in CEILING_KEYS), np.nan)
+        span = ceilings.get(row.ceiling, np.nan) - randoms.get((row.task, row.horizon), np.nan)
         rand = randoms.get((row.task, row.horizon), np.nan)
-        span = ceiling - rand
         values.append((row.true_return - rand) / span if span and not np.isnan(span) else np.nan)
     return pd.Series(values, index=table.index, dtype=float)
 
 
 def random_returns(out: str | Path, table: pd.DataFrame) -> dict[tuple[str, str], float]:
     """Mean return of uniform random actions per (task, horizon), cached in ``random_returns.json``."""
+    import os
+
     from rlhf_gym.experts import mean_return
     from rlhf_gym.tasks import get_task
 
@@ -126,6 +135,11 @@ def random_returns(out: str | Path, table: pd.DataFrame) -> dict[tuple[str, str]
     for task, horizon in table[["task", "horizon"]].drop_duplicates().itertuples(index=False):
         name = f"{task}|{horizon}"
         if name not in cache:
-            cache[name] = mean_return(get_task(task), None, horizon)
-    path.write_text(json.dumps(cache, indent=2))
-    return {tuple(k.split("|")): v for k, v in cache.items()}  # type: ignore[misc]
+            try:
+                cache[name] = mean_return(get_task(task), None, horizon)
+            except ImportError:  # an extra installed on the workers only: no normalised return here
+                continue
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cache, indent=2))
+    os.replace(tmp, path)
+    return {(k.split("|")[0], k.split("|")[1]): v for k, v in cache.items()}

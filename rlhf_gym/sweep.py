@@ -66,6 +66,8 @@ FEEDBACK_FIELDS = (
     "candidate_factor",
     "reward_model",
     "reward_model_checkpoint",
+    "segment_length",
+    "trajectory_window",
 )
 CONTROLS = {"true": "ceiling (true reward)", "constant": "control (constant reward)"}
 
@@ -78,11 +80,19 @@ class Run:
         key: 12 hex digits of the SHA-256 of the resolved config: the run's identity.
         arm: the grid values that define the run, without the seed (its group in tables).
         config: the resolved ``RunConfig`` as a plain dict.
+        ceiling: the key of the run's true-reward ceiling with the seed left out: the runs
+            whose normalised return shares one ceiling (the median over its seeds).
+
+    Example:
+        >>> run = Sweep.from_dict({"name": "one", "controls": False}).runs()[0]
+        >>> run.arm, run.config["task"], len(run.key), run.ceiling != run.key
+        ('one', 'CartPole-v1', 12, True)
     """
 
     key: str
     arm: str
     config: dict[str, Any]
+    ceiling: str
 
 
 @dataclass(frozen=True)
@@ -122,9 +132,9 @@ class Sweep:
             if key not in SPEC_KEYS:
                 raise ValueError(f"unknown key {key!r} in {where}; expected one of: {', '.join(SPEC_KEYS)}")
         seeds = data.get("seeds", 1)
-        if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds > 0:
+        if type(seeds) is int and seeds > 0:
             seeds = tuple(range(seeds))
-        elif isinstance(seeds, list) and seeds and all(isinstance(s, int) and s >= 0 for s in seeds):
+        elif isinstance(seeds, list) and seeds and all(type(s) is int and s >= 0 for s in seeds):
             seeds = tuple(seeds)
         else:
             raise ValueError(f"seeds in {where} must be a positive count or a list of seeds, got {seeds!r}")
@@ -139,38 +149,43 @@ class Sweep:
             raise TypeError(f"base in {where} must be a mapping of config fields")
         if "seed" in base or "seed" in grid:
             raise ValueError(f"{where} sets seed in base or grid; list the seeds under seeds")
+        controls = data.get("controls", True)
+        if not isinstance(controls, bool):
+            raise TypeError(f"controls in {where} must be true or false, got {controls!r}")
         sweep = cls(
             name=str(data.get("name", "sweep")),
             description=str(data.get("description", "")),
             base=base,
             grid=grid,
             seeds=seeds,
-            controls=bool(data.get("controls", True)),
+            controls=controls,
         )
         sweep.runs(where)  # every combination must resolve: unknown fields and values fail here
         return sweep
 
     def combinations(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
         """Each grid combination as (arm label, label of its controls, overrides), in grid order.
-        The controls' label keeps only the values of fields that matter without feedback."""
+        The controls' label keeps only the values that matter without feedback."""
         axes = list(self.grid.items())
         for choice in itertools.product(*(values for _, values in axes)):
             overrides: dict[str, Any] = {}
             labels, env_labels = [], []
             for (axis, _), value in zip(axes, choice):
-                items = value.items() if isinstance(value, dict) else [(axis, value)]
+                items = list(value.items()) if isinstance(value, dict) else [(axis, value)]
                 for k, v in items:
                     _set(overrides, k, v)
-                text = ",".join(f"{k}={_short(v)}" for k, v in items)
-                labels.append(text)
-                if not any(k.split(".")[0] in FEEDBACK_FIELDS for k, _ in items):
-                    env_labels.append(text)
+                labels.append(",".join(f"{k}={_short(v)}" for k, v in items))
+                env = [f"{k}={_short(v)}" for k, v in items if not _feedback_only(k)]
+                if env:
+                    env_labels.append(",".join(env))
             yield " ".join(labels) or self.name, " ".join(env_labels), overrides
 
     def runs(self, where: str = "sweep") -> list[Run]:
-        """Every run, seed-major (all arms of seed 0 first), controls included, without duplicates."""
-        from rlhf_gym.pipeline import resolve_config
+        """Every run, seed-major (all arms of seed 0 first), controls included, without duplicates.
 
+        A run is resolved as ``rlhf-gym train`` would resolve its fields (defaults, then the task
+        preset's ``run:`` block, then the sweep's values), so a ceiling listed in the grid and the
+        automatic one are the same run."""
         base: dict[str, Any] = {}
         for k, v in self.base.items():
             _set(base, k, v)
@@ -179,24 +194,34 @@ class Sweep:
             for arm, env_label, overrides in self.combinations():
                 data = _merged(base, overrides) | {"seed": seed}
                 try:
-                    cfg = resolve_config(from_dict(RunConfig, data, where))
+                    from_dict(RunConfig, data, where)  # names an unknown field before anything else
+                    config = _resolve(data)
+                    variants = [(arm, config)]
+                    if self.controls and config["reward"] == "learned":
+                        for reward, label in CONTROLS.items():
+                            control = _resolve(_without_feedback(data) | {"reward": reward})
+                            variants.append((f"{label} {env_label}".strip(), control))
+                    ceiling = run_key(_resolve(_without_feedback(data) | {"reward": "true"}) | {"seed": None})
                 except (ValueError, TypeError) as err:
                     raise ValueError(f"{where}, arm {arm!r}: {err}") from None
-                learned = cfg.reward == "learned"
-                variants = [(arm, to_dict(cfg))]
-                if self.controls and learned:
-                    defaults = to_dict(RunConfig())
-                    for reward, label in CONTROLS.items():
-                        control = {
-                            **to_dict(cfg),
-                            **{k: defaults[k] for k in FEEDBACK_FIELDS},
-                            "reward": reward,
-                        }
-                        variants.append((f"{label} {env_label}".strip(), control))
                 for label, config in variants:
                     key = run_key(config)
-                    runs.setdefault(key, Run(key, label, config))
+                    runs.setdefault(key, Run(key, label, config, ceiling))
         return list(runs.values())
+
+
+def _resolve(data: dict[str, Any]) -> dict[str, Any]:
+    from rlhf_gym.pipeline import resolve_config
+
+    return to_dict(resolve_config(data))
+
+
+def _feedback_only(key: str) -> bool:
+    return key.split(".")[0] in (*FEEDBACK_FIELDS, "reward")
+
+
+def _without_feedback(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if not _feedback_only(k)}
 
 
 def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -264,15 +289,15 @@ def status(out: Path, key: str) -> str:
 
 
 def record(out: Path, run: Run, result: dict[str, Any]) -> None:
-    """Write a run's result folder atomically (a temporary folder renamed into place)."""
+    """Write a run's result folder atomically: a private temporary folder renamed into place."""
     import csv
+    import tempfile
 
-    final = out / "runs" / run.key
-    tmp = out / "runs" / f".{run.key}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{run.key}.", dir=out / "runs"))
+    tmp.chmod(0o755)  # mkdtemp's 0o700 would hide results from others sharing the folder
     save_yaml(from_dict(RunConfig, run.config), tmp / "config.yaml")
-    meta = {"key": run.key, "arm": run.arm}
+    meta = {"key": run.key, "arm": run.arm, "ceiling": run.ceiling}
     if result["status"] == "done":
         rows = result["metrics"]
         with open(tmp / "metrics.csv", "w", newline="") as f:
@@ -284,6 +309,7 @@ def record(out: Path, run: Run, result: dict[str, Any]) -> None:
         (tmp / "traceback.txt").write_text(result["traceback"])
         error = meta | {"error": result["error"], "wall_seconds": result["wall_seconds"]}
         (tmp / "error.json").write_text(json.dumps(error, indent=2))
+    final = out / "runs" / run.key
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
 
@@ -330,6 +356,7 @@ def run_sweep(
     states = {r.key: status(out, r.key) for r in runs}
     todo = [r for r in runs if states[r.key] == "todo" or (retry_failed and states[r.key] == "failed")]
     report = SweepReport(skipped=len(runs) - len(todo))
+    failed_before = sum(states[r.key] == "failed" for r in runs) if not retry_failed else 0
     start = time.perf_counter()
     from tqdm import tqdm
 
@@ -344,28 +371,42 @@ def run_sweep(
                 report.failed += 1
                 report.errors.append(f"{run.arm} (seed {run.config['seed']}, {run.key}): {result['error']}")
                 bar.write(f"run {run.key} ({run.arm}, seed {run.config['seed']}) failed: {result['error']}")
-            bar.set_postfix(
-                done=report.done + report.skipped,
-                failed=report.failed,
-                left=len(todo) - report.done - report.failed,
-            )
+            left = len(todo) - report.done - report.failed
+            done = len(runs) - left - failed_before - report.failed
+            bar.set_postfix(done=done, failed=failed_before + report.failed, left=left)
             bar.update(1)
     finally:
         bar.close()
         report.wall_seconds = time.perf_counter() - start
     from rlhf_gym.results import results_table
 
-    results_table(out).to_parquet(out / "results.parquet", index=False)
+    results_table(out, keys=[r.key for r in runs]).to_parquet(out / "results.parquet", index=False)
     return report
+
+
+def _crashed(err: BaseException) -> dict[str, Any]:
+    return {
+        "status": "failed",
+        "error": f"the worker running it died ({type(err).__name__}: {err}); --retry-failed reruns it",
+        "traceback": "".join(traceback.format_exception(err)),
+        "wall_seconds": 0.0,
+    }
 
 
 def _local_results(runs: list[Run], workers: int | None) -> Iterator[tuple[Run, dict[str, Any]]]:
     if not runs:
         return
-    with ProcessPoolExecutor(max_workers=min(workers or os.cpu_count() or 1, len(runs))) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(workers or os.cpu_count() or 1, len(runs)))
+    try:
         futures = {pool.submit(execute, r.config): r for r in runs}
         for fut in as_completed(futures):
-            yield futures[fut], fut.result()
+            try:
+                result = fut.result()
+            except Exception as err:  # a worker process died (out of memory, a signal, a crash)
+                result = _crashed(err)
+            yield futures[fut], result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _ray_results(runs: list[Run], address: str | None) -> Iterator[tuple[Run, dict[str, Any]]]:
@@ -378,7 +419,15 @@ def _ray_results(runs: list[Run], address: str | None) -> Iterator[tuple[Run, di
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     remote = ray.remote(num_cpus=1)(execute)
     pending = {remote.remote(r.config): r for r in runs}
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        for ref in ready:
-            yield pending.pop(ref), ray.get(ref)
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                try:
+                    result = ray.get(ref)
+                except Exception as err:  # the task's worker died
+                    result = _crashed(err)
+                yield pending.pop(ref), result
+    finally:
+        for ref in pending:
+            ray.cancel(ref)

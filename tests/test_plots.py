@@ -10,12 +10,19 @@ from rlhf_gym.plots import auc, labels_to_reach, load_table, plot, report
 
 
 def curve(key, arm, seed, normalised, teacher="oracle", reward="learned", labels=(10, 20, 30)):
-    fixed = {"key": key, "arm": arm, "status": "done", "task": "CartPole-v1", "teacher": teacher}
+    fixed = {
+        "key": key,
+        "arm": arm,
+        "ceiling": "c",
+        "status": "done",
+        "task": "CartPole-v1",
+        "teacher": teacher,
+    }
     fixed |= {"reward": reward, "query_strategy": "uniform", "feedback": "comparisons", "seed": seed}
     last = len(normalised) - 1
     return [
         fixed
-        | {"timesteps": 1000 * (i + 1), "labels": labels[i], "point": "final" if i == last else "eval"}
+        | {"timesteps": 1000 * (i + 1), "labels_used": labels[i], "point": "final" if i == last else "eval"}
         | {"true_return": 500 * n, "normalised_return": n, "wall_seconds": 10.0}
         for i, n in enumerate(normalised)
     ]
@@ -30,7 +37,9 @@ def table():
         + curve("b1", "teacher=stoch", 1, [0.0, 0.3, 0.6], teacher="stoch")
         + curve("c0", "ceiling (true reward)", 0, [0.5, 0.9, 1.0], reward="true", labels=(0, 0, 0))
     )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["labels"] = 30  # the config's budget
+    return table
 
 
 def test_labels_to_reach_and_auc_in_closed_form(table):
@@ -44,7 +53,7 @@ def test_labels_to_reach_and_auc_in_closed_form(table):
 def test_report_lists_controls_first_with_medians_and_iqr(table):
     text = report(table, "demo", command="rlhf-gym sweep x.yaml")
     lines = [line for line in text.splitlines() if line.startswith("| ")]
-    assert lines[1].startswith("| ceiling (true reward) | 1 | 0 |")
+    assert lines[1].startswith("| ceiling (true reward) | 1 | 0 | 500 [500, 500] | 1 [1, 1] | - |")
     oracle = next(line for line in lines if line.startswith("| teacher=oracle"))
     assert "| 2 | 0 | 480 [470, 490] | 0.96 [0.94, 0.98] | 25 |" in oracle
     assert "Command: `rlhf-gym sweep x.yaml`" in text
@@ -54,6 +63,8 @@ def test_plot_draws_what_the_sweep_varied(table, tmp_path):
     names = sorted(p.name for p in plot(table, tmp_path))
     assert names == ["curves_labels.png", "curves_steps.png", "teachers.png"]  # teachers vary, queries do not
     assert all((tmp_path / n).stat().st_size > 5000 for n in names)
+    table.loc[table["teacher"] == "stoch", "labels"] = 60  # now the budget varies too
+    assert "budget.png" in [p.name for p in plot(table, tmp_path / "more")]
 
 
 def test_load_table_errors(tmp_path):

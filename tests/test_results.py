@@ -13,11 +13,10 @@ from rlhf_gym.results import results_table
 from rlhf_gym.sweep import Run, record, run_key
 
 
-def write_run(out, arm, returns, **overrides):
+def write_run(out, arm, returns, ceiling="c", **overrides):
     """A finished run whose evaluations gave ``returns`` (the last one final)."""
-    config = resolve_config(RunConfig(task="CartPole-v1", horizon="fixed", **overrides))
-    data = to_dict(config)
-    run = Run(run_key(data), arm, data)
+    data = to_dict(resolve_config({"task": "CartPole-v1", "horizon": "fixed", **overrides}))
+    run = Run(run_key(data), arm, data, ceiling)
     metrics = [{"timesteps": 1000 * (i + 1), "env_steps": 1000 * (i + 1), "labels_used": 10 * (i + 1),
                 "effort_seconds": 40.0 * (i + 1), "wall_seconds": float(i + 1), "true_return_mean": r}
                for i, r in enumerate(returns)]  # fmt: skip
@@ -33,6 +32,7 @@ def test_rows_columns_and_normalised_return(tmp_path):
     (tmp_path / "random_returns.json").write_text(json.dumps({"CartPole-v1|fixed": 20.0}))
     write_run(tmp_path, "ceiling (true reward)", [100.0, 420.0], reward="true", seed=0)
     write_run(tmp_path, "ceiling (true reward)", [100.0, 380.0], reward="true", seed=1)
+    write_run(tmp_path, "other ceiling", [100.0, 20.0], ceiling="d", reward="true", seed=2)
     learned = write_run(tmp_path, "oracle", [60.0, 300.0], labels=20)
     table = results_table(tmp_path)
     rows = table[table["key"] == learned.key].sort_values("timesteps")
@@ -42,7 +42,8 @@ def test_rows_columns_and_normalised_return(tmp_path):
     assert rows["normalised_return"].tolist() == pytest.approx([40 / 380, 280 / 380])
     # the reward-model figures of the last fit before each point
     assert np.isnan(rows["reward_model_accuracy"].iloc[0]) and rows["reward_model_accuracy"].iloc[1] == 0.8
-    assert rows["labels"].tolist() == [10, 20]
+    assert rows["labels_used"].tolist() == [10, 20] and rows["labels"].tolist() == [20, 20]  # used, budget
+    assert len(results_table(tmp_path, keys=[learned.key])) == 2  # a sweep's own runs only
     assert {"reward_model.ensemble_size", "hyperparams.n_steps", "teacher_params.beta"} - set(table) == {
         "teacher_params.beta"
     }  # nested fields become dotted columns; an empty mapping gives none
@@ -51,7 +52,7 @@ def test_rows_columns_and_normalised_return(tmp_path):
 def test_a_failed_run_is_one_row_with_its_error(tmp_path):
     (tmp_path / "random_returns.json").write_text(json.dumps({"CartPole-v1|fixed": 20.0}))
     data = to_dict(resolve_config(RunConfig(task="CartPole-v1", horizon="fixed")))
-    run = Run(run_key(data), "broken", data)
+    run = Run(run_key(data), "broken", data, "c")
     record(
         tmp_path,
         run,

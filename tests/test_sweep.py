@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from rlhf_gym.sweep import Sweep, run_sweep, status
+from rlhf_gym.sweep import Sweep, run_key, run_sweep, status
 
 TINY = {
     "total_timesteps": 512,
@@ -41,7 +41,7 @@ TWO_BY_TWO = {
 }
 RESULT_COLUMNS = [
     "key", "arm", "status", "task", "teacher", "query_strategy", "seed", "point", "timesteps", "env_steps",
-    "labels", "effort_seconds", "true_return", "normalised_return", "reward_model_accuracy",
+    "labels", "labels_used", "effort_seconds", "true_return", "normalised_return", "reward_model_accuracy",
     "reward_correlation", "wall_seconds",
 ]  # fmt: skip
 
@@ -72,7 +72,7 @@ def test_a_two_by_two_sweep_runs_end_to_end(tmp_path):
     }
     ceiling = f[f["reward"] == "true"]
     assert ceiling["normalised_return"].tolist() == pytest.approx([1.0])  # its own median
-    assert (f[f["reward"] == "learned"]["labels"] > 0).all()
+    assert (f[f["reward"] == "learned"]["labels_used"] > 0).all()
     # Running it again finds everything done and runs nothing.
     again = run_sweep(sweep, tmp_path, workers=2, progress=False)
     assert (again.done, again.skipped) == (0, 6)
@@ -187,7 +187,52 @@ def test_every_published_sweep_spec_resolves():
     assert {p.stem for p in specs} >= {"smoke", "feedback_types", "teachers", "queries", "tasks"}
     for path in specs:
         runs = Sweep.from_yaml(path).runs()
-        assert len({r.key for r in runs}) == len(runs)
-        assert {"ceiling (true reward)", "control (constant reward)"} & {
-            r.arm.split(" task=")[0] for r in runs
-        }
+        for task in {r.config["task"] for r in runs}:
+            rewards = {r.config["reward"] for r in runs if r.config["task"] == task}
+            assert rewards == {"learned", "true", "constant"}, (path.name, task)
+
+
+def test_runs_resolve_like_train_and_controls_merge():
+    from rlhf_gym.config import to_dict
+    from rlhf_gym.pipeline import resolve_config
+
+    sweep = Sweep.from_dict({"grid": {"task": ["Pendulum-v1"], "reward": ["learned", "true"]}, "seeds": 1})
+    runs = sweep.runs()
+    learned = next(r for r in runs if r.config["reward"] == "learned")
+    assert learned.config["labels"] == 100  # the Pendulum preset's run: block, as rlhf-gym train gives
+    assert learned.config == to_dict(resolve_config({"task": "Pendulum-v1", "seed": 0}))
+    # the grid's own true-reward arm is the automatic ceiling: one run, and every run points at it
+    ceilings = [r for r in runs if r.config["reward"] == "true"]
+    assert len(ceilings) == 1 and len(runs) == 3
+    assert {r.ceiling for r in runs} == {run_key(ceilings[0].config | {"seed": None})}
+
+
+def test_control_labels_keep_what_matters_without_feedback():
+    grid = {"setting": [{"horizon": "natural", "labels": 10}, {"horizon": "fixed", "labels": 20}]}
+    runs = Sweep.from_dict({"base": TINY, "grid": grid}).runs()
+    assert sorted(r.arm for r in runs) == [
+        "ceiling (true reward) horizon=fixed",
+        "ceiling (true reward) horizon=natural",
+        "control (constant reward) horizon=fixed",
+        "control (constant reward) horizon=natural",
+        "horizon=fixed,labels=20",
+        "horizon=natural,labels=10",
+    ]
+
+
+def test_a_worker_that_dies_is_a_failed_run_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    import rlhf_gym.sweep as sweep_module
+
+    real = sweep_module.execute
+
+    def dies_on_stoch(config):
+        if config["teacher"] == "stoch":
+            os._exit(1)  # as an out-of-memory kill would
+        return real(config)
+
+    monkeypatch.setattr(sweep_module, "execute", dies_on_stoch)  # forked workers inherit it
+    sweep = Sweep.from_dict({**TWO_BY_TWO, "grid": {"teacher": ["oracle", "stoch"]}, "controls": False})
+    report = run_sweep(sweep, tmp_path, workers=1, progress=False)
+    assert report.failed >= 1 and report.done + report.failed == 2
+    assert any("worker running it died" in e for e in report.errors)
+    assert (tmp_path / "results.parquet").is_file()
