@@ -166,9 +166,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     from rlhf_gym.human.play import play
     from rlhf_gym.tasks import get_task
 
-    for name in ("fps", "episodes"):
-        if getattr(args, name) is not None and getattr(args, name) <= 0:
-            raise ValueError(f"--{name} must be positive, got {getattr(args, name)}")
+    if args.episodes is not None and args.episodes <= 0:
+        raise ValueError(f"--episodes must be positive, got {args.episodes}")
     task = get_task(args.task)
     result = play(task, args.horizon, args.fps, args.zoom, args.seed, max_episodes=args.episodes)
     returns = ", ".join(f"{r:.1f}" for r in result.returns) or "none"

@@ -99,15 +99,14 @@ def play(
         raise ValueError(f"fps must be positive, got {fps}")
     if zoom <= 0:
         raise ValueError(f"zoom must be positive, got {zoom}")
-    env = task.make(horizon, render_mode="rgb_array")
-    _check_keys(task, env.action_space)
-    fps = fps or float(env.metadata.get("render_fps") or 30)
-
     import pygame
 
-    pygame.init()
+    env = task.make(horizon, render_mode="rgb_array")
     result = PlayResult()
     try:
+        pygame.init()
+        _check_keys(task, env.action_space, pygame)
+        fps = fps or float(env.metadata.get("render_fps") or 30)
         obs, _ = env.reset(seed=seed)
         frame = _frame(env)
         size = (int(frame.shape[1] * zoom), int(frame.shape[0] * zoom))
@@ -132,6 +131,7 @@ def play(
                 elif event.type == pygame.KEYDOWN and CONTROL_KEYS.get(name) == "restart":
                     _finish(result, steps, False, obs)
                     steps, (obs, _) = [], env.reset()
+                    frame = _frame(env)
                 elif event.type == pygame.KEYDOWN and name not in pressed:
                     pressed.append(name)
                 elif event.type == pygame.KEYUP and name in pressed:
@@ -183,9 +183,22 @@ def open_window(pg: Any, size: tuple[int, int]) -> Any:
     )
 
 
-def _check_keys(task: Task, space: Any) -> None:
+def _check_keys(task: Task, space: Any, pg: Any) -> None:
     for key in [*task.keys, None]:
-        action = task.action_for_keys([key] if key else [], space)
+        if key is not None:
+            try:
+                pg.key.key_code(key)
+            except ValueError:
+                raise ValueError(
+                    f"task {task.name!r}: {key!r} is not a pygame key name (e.g. left, up, space, a)"
+                ) from None
+        try:
+            action = task.action_for_keys([key] if key else [], space)
+        except ValueError as err:  # a Box offset or noop of the wrong shape
+            what = f"key {key!r}" if key else "noop"
+            raise ValueError(
+                f"task {task.name!r}: {what} does not fit the action space {space}: {err}"
+            ) from None
         if not space.contains(action):
             what = f"key {key!r}" if key else "noop"
             raise ValueError(f"task {task.name!r}: {what} gives {action!r}, outside the action space {space}")

@@ -88,6 +88,11 @@ def test_a_key_map_that_does_not_fit_the_action_space_is_an_error():
         play(broken, max_steps=1)
     with pytest.raises(ValueError, match="has no key map"):
         play(Task(**{**task.__dict__, "keys": {}}), max_steps=1)
+    with pytest.raises(ValueError, match="'lefty' is not a pygame key name"):
+        play(Task(**{**task.__dict__, "keys": {"lefty": 0}}), max_steps=1)
+    pendulum = get_task("Pendulum-v1")
+    with pytest.raises(ValueError, match=r"does not fit the action space Box.*cannot reshape"):
+        play(Task(**{**pendulum.__dict__, "noop": [0.0, 0.0]}), max_steps=1)
 
 
 def test_legend_lists_the_keys_and_controls():
