@@ -9,20 +9,9 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from rlhf_gym.envs.pong import OPPONENT_X, PLAYER_X, REACH, VX, PongEnv, PongExpert
 from rlhf_gym.experts import get_expert, mean_return
 from rlhf_gym.tasks import get_task
+from tests.envs.snapshot_checks import assert_exact_snapshot, random_actions, rollout
 
 TASK = "Pong-v0"
-
-
-def rollout(env: gym.Env, actions) -> list[tuple]:
-    out = []
-    for action in actions:
-        obs, reward, terminated, truncated, info = env.step(action)
-        out.append((obs.tobytes(), float(reward), terminated, truncated, info))
-    return out
-
-
-def random_actions(n: int, seed: int = 0) -> list[int]:
-    return [int(a) for a in np.random.default_rng(seed).integers(0, 3, n)]
 
 
 def test_spaces_and_the_serve():
@@ -85,27 +74,7 @@ def test_the_expert_beats_random_by_a_clear_margin():
 
 @pytest.mark.parametrize("horizon", ["natural", "fixed"])
 def test_snapshot_round_trip_is_exact(horizon):
-    task = get_task(TASK)
-    env = task.make(horizon)
-    actions = random_actions(task.max_episode_steps)
-    obs, _ = env.reset(seed=3)
-    for action in actions[:40]:
-        obs, *_ = env.step(action)
-    snap = task.snapshot(env, obs)
-    original = rollout(env, actions[40:])
-    assert any(step[1] for step in original)  # points were scored after the snapshot
-    next_obs = env.reset()[0].tobytes()  # unseeded: drawn from the saved generator
-
-    assert np.array_equal(task.restore(env, snap), obs)
-    assert rollout(env, actions[40:]) == original
-    assert env.reset()[0].tobytes() == next_obs
-
-    fresh = task.make(horizon)
-    fresh.reset(seed=99)
-    fresh.step(0)
-    assert np.array_equal(task.restore(fresh, snap), obs)
-    assert rollout(fresh, actions[40:]) == original
-    assert fresh.reset()[0].tobytes() == next_obs
+    assert_exact_snapshot(TASK, horizon)
 
 
 def test_rgb_array_frame_is_drawn():
