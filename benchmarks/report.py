@@ -136,6 +136,12 @@ def write_report(
             f"<!-- {section}:end -->",
         ]
     )
+    put_section(report, section, block)
+
+
+def put_section(report: Path, section: str, block: str) -> None:
+    """Replace the ``<!-- section:start -->`` ... ``<!-- section:end -->`` block of ``report``
+    with ``block`` (which carries the markers), or append it if the report has none."""
     text = report.read_text() if report.is_file() else HEADER
     pattern = re.compile(rf"<!-- {section}:start -->.*<!-- {section}:end -->", re.S)
     if pattern.search(text):
@@ -143,6 +149,27 @@ def write_report(
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     report.write_text(text)
+
+
+def hardware() -> str:
+    """The machine in a few words: cores, CPU model, Python and torch versions."""
+    import os
+    import platform
+
+    import torch
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores ({model}), no GPU, Python {platform.python_version()}, "
+        f"torch {torch.__version__}"
+    )
 
 
 def core_targets(df: Any, by: dict[str, Any], ceilings: dict[str, float]) -> list[str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 import time
@@ -55,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from rlhf_gym.sweep import Sweep, execute, run_sweep
 
+    sys.path.insert(0, str(HERE))
+    from report import hardware, put_section
+
     torch.set_num_threads(1)
     sweep = Sweep.from_dict(spec(args.runs))
     runs = sweep.runs()
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             "## Sweep runner",
             "",
             f"Command: `{COMMAND}` ({n} runs of PPO on fixed CartPole, 20k timesteps, 20 oracle comparisons; "
-            f"{cores} cores). One after another in one process: {serial:.0f} s; through the runner with one "
+            f"{hardware()}). One after another in one process: {serial:.0f} s; through the runner with one "
             f"worker: {one:.0f} s; with {cores} workers: {pool:.0f} s. `smoke.yaml`: {smoke.done} runs, "
             f"{smoke.failed} failed.",
             "",
@@ -93,12 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     print(block)
-    text = args.report.read_text()
-    pattern = re.compile(r"<!-- sweep_speed:start -->.*<!-- sweep_speed:end -->", re.S)
-    text = (
-        pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    )
-    args.report.write_text(text)
+    put_section(args.report, "sweep_speed", block)
     return 0 if all(ok for *_, ok in rows) else 1
 
 

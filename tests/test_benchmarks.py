@@ -46,3 +46,17 @@ def test_feedback_types_smoke_runs_end_to_end(tmp_path):
     report = (tmp_path / "r_smoke" / "RESULTS.md").read_text()
     assert "Feedback types at equal effort" in report and "cartpole-tamer" in report
     assert "feedback_types.py --smoke" in report
+
+
+def test_put_section_replaces_its_own_block_and_appends_new_ones(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from report import HEADER, put_section
+
+    path = tmp_path / "RESULTS.md"
+    put_section(path, "a", "<!-- a:start -->\nfirst\n<!-- a:end -->")
+    put_section(path, "b", "<!-- b:start -->\nother\n<!-- b:end -->")
+    put_section(path, "a", "<!-- a:start -->\nsecond\n<!-- a:end -->")
+    text = path.read_text()
+    assert text.startswith(HEADER.rstrip())
+    assert "second" in text and "first" not in text and "other" in text
+    assert text.index("second") < text.index("other")  # replaced in place, not appended
