@@ -30,6 +30,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--horizon", choices=HORIZONS, help=docs["horizon"])
     p.add_argument("--feedback", help=docs["feedback"])
     p.add_argument("--teacher", help=docs["teacher"])
+    p.add_argument("--recorded-feedback", dest="recorded_feedback", help=docs["recorded_feedback"])
     p.add_argument("--labels", type=int, help=docs["labels"])
     p.add_argument("--budget-seconds", type=float, dest="budget_seconds", help=docs["budget_seconds"])
     p.add_argument("--timesteps", type=int, dest="total_timesteps", help=docs["total_timesteps"])
@@ -72,7 +73,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the first episode")
     p.add_argument("--episodes", type=int, help="quit after this many episodes")
     _add_sweep(sub)
+    _add_label(sub)
+    _add_feedback(sub)
     return parser
+
+
+def _add_label(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "label",
+        help="give feedback by keyboard in a window while the agent learns",
+        description="Open the labelling window: compare clips, rate, correct and stop the agent live, "
+        "or demonstrate. Every label is committed to the store before it is shown as recorded; "
+        "opening the same store again resumes it.",
+    )
+    p.add_argument("--task", required=True, help="a task name (rlhf-gym tasks)")
+    p.add_argument("--mode", choices=("compare", "live", "demo"), default="compare", help="what to give")
+    p.add_argument("--store", type=Path, required=True, help="the feedback store (created if new)")
+    p.add_argument("--labels", type=int, help="stop asking for comparisons once the store holds this many")
+    p.add_argument("--horizon", choices=HORIZONS, default="fixed", help="the agent's horizon")
+    p.add_argument("--config", type=Path, help="a YAML file of RunConfig fields for the learner")
+    p.add_argument("--seed", type=int, help="seed of the learner and the episodes")
+    p.add_argument("--fps", type=float, default=60.0, help="frames per second of the window")
+    p.add_argument("--zoom", type=float, default=1.0, help="scale of the frames")
 
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
@@ -100,6 +122,58 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="write the report to this file (default: print it)")
 
 
+def _add_feedback(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "feedback",
+        help="inspect, export and import recorded feedback",
+        description="Summarise a feedback store (a run's feedback.sqlite, or a labelling session's) or a "
+        ".jsonl export, and convert between the two. The formats are described in feedback/README.md.",
+    )
+    actions = p.add_subparsers(dest="action", required=True)
+    q = actions.add_parser("info", help="summarise a feedback store or a .jsonl export (reads only)")
+    q.add_argument("path", type=Path, help="a feedback store or a .jsonl export")
+    q = actions.add_parser("export", help="write a store's records to a portable JSON Lines file")
+    q.add_argument("store", type=Path, help="the feedback store to read")
+    q.add_argument("out", type=Path, help="the .jsonl file to write (replaced whole, never half-written)")
+    q = actions.add_parser("import", help="add a .jsonl export's records to a store (created if missing)")
+    q.add_argument("input", type=Path, help="the .jsonl export to read (checked in full before writing)")
+    q.add_argument(
+        "store", type=Path, help="the feedback store to add to; an existing one must hold the same task"
+    )
+    q.add_argument("--task", help="the task the records must be for (an export without one takes it)")
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    import json
+
+    from rlhf_gym.store import export_store, feedback_info, import_store
+
+    if args.action == "export":
+        n = export_store(args.store, args.out)
+        print(f"{n} record(s) of {args.store} -> {args.out}")
+    elif args.action == "import":
+        n = import_store(args.input, args.store, task=args.task)
+        print(f"{n} record(s) of {args.input} -> {args.store}")
+    else:
+        info = feedback_info(args.path)
+        rows = [
+            ("path", info["path"]),
+            ("format", f"{info['format']}, schema version {info['schema_version']}"),
+            ("meta", json.dumps(info["meta"], sort_keys=True)),
+            *((kind, str(n)) for kind, n in info["counts"].items()),
+            ("total", str(info["total"])),
+            ("effort seconds", f"{info['effort_seconds']:.1f}"),
+            (
+                "pending",
+                ", ".join(info["pending"]) + " (waiting to be answered)" if info["pending"] else "none",
+            ),
+        ]
+        width = max(len(key) for key, _ in rows)
+        for key, value in rows:
+            print(f"{key.ljust(width)}  {value}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -111,6 +185,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "horizon",
         "feedback",
         "teacher",
+        "recorded_feedback",
         "labels",
         "budget_seconds",
         "total_timesteps",
@@ -175,6 +250,23 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_label(args: argparse.Namespace) -> int:
+    from rlhf_gym.human.label import label
+
+    config: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    config["horizon"] = args.horizon
+    if args.seed is not None:
+        config["seed"] = args.seed
+    result = label(
+        args.task, args.store, args.mode, config=config, labels=args.labels, fps=args.fps, zoom=args.zoom
+    )
+    print(
+        f"{args.store}: {len(result.committed)} label(s) recorded this session, {result.undone} undone, "
+        f"{result.skipped} skipped; {result.fps:.0f} frames/s"
+    )
+    return 1 if result.quit_reason == "learner" else 0
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from rlhf_gym.sweep import Sweep, run_sweep, status
 
@@ -234,9 +326,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "train": cmd_train,
             "tasks": cmd_tasks,
             "play": cmd_play,
+            "label": cmd_label,
             "sweep": cmd_sweep,
             "plot": cmd_plot,
             "report": cmd_report,
+            "feedback": cmd_feedback,
         }
         return commands[args.command](args)
     except (ValueError, TypeError, FileNotFoundError, ImportError, NoDisplayError) as err:

@@ -37,6 +37,8 @@ EFFORT_KEYS = (
     "stop_seconds",
 )
 TEACHER_PARAMS = tuple(f.name for f in dataclasses.fields(TeacherParams))
+RECORDED = "recorded"
+"""The teacher that replays ``RunConfig.recorded_feedback`` instead of simulating a person."""
 
 
 @dataclass
@@ -87,9 +89,14 @@ class RunConfig:
     """Feedback types, comma-separated: comparisons, corrections, demonstrations, ratings, tamer
     (live +/- signals), estops. A mix splits every round's budget equally between its types."""
     teacher: str = "oracle"
-    """A synthetic teacher preset: oracle, stoch, mistake, skip, equal, myopic (B-Pref) or lazy."""
+    """A synthetic teacher preset: oracle, stoch, mistake, skip, equal, myopic (B-Pref) or lazy; or
+    ``recorded``, which replays ``recorded_feedback``."""
     teacher_params: dict[str, float] = field(default_factory=dict)
     """Overrides of the preset's parameters: beta, gamma, eps_mistake, eps_skip, eps_equal, eps_lazy."""
+    recorded_feedback: str | None = None
+    """A feedback store or ``.jsonl`` export whose records are replayed, in recorded order, as the
+    teacher (``teacher: recorded``): each round takes the next unused records of each feedback
+    type while the budget affords them (one label, or the record's stored effort seconds, each)."""
     labels: int = 50
     """Label budget: feedback items over the whole run (a comparison, a correction, a
     demonstration episode, a rating, a key press or a stop each count one)."""
@@ -166,7 +173,22 @@ class RunConfig:
         for key in self.effort:
             if key not in EFFORT_KEYS:
                 raise ValueError(f"unknown effort key {key!r}; expected one of {', '.join(EFFORT_KEYS)}")
-        _choice(self, "teacher", tuple(PRESETS))
+        _choice(self, "teacher", (*PRESETS, RECORDED))
+        if self.teacher == RECORDED and not self.recorded_feedback:
+            raise ValueError(
+                "teacher 'recorded' replays a recording: set recorded_feedback to a feedback store or "
+                ".jsonl export"
+            )
+        if self.recorded_feedback and self.teacher != RECORDED:
+            raise ValueError(
+                f"recorded_feedback is replayed only by teacher 'recorded', not {self.teacher!r}; set "
+                "teacher: recorded, or leave recorded_feedback empty"
+            )
+        if self.teacher == RECORDED and self.teacher_params:
+            raise ValueError(
+                f"teacher_params {sorted(self.teacher_params)} have no effect with teacher 'recorded'; "
+                "expected none"
+            )
         for key in self.teacher_params:
             if key not in TEACHER_PARAMS:
                 raise ValueError(

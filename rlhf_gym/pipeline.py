@@ -27,7 +27,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlhf_gym.agents import RLHFCallback, behaviour_clone, make_agent, relabel_buffer
-from rlhf_gym.config import RunConfig, merge, save_yaml, to_dict
+from rlhf_gym.config import RECORDED, RunConfig, merge, save_yaml, to_dict
 from rlhf_gym.effort import Budget, EffortModel
 from rlhf_gym.elicit import FeedbackCollector
 from rlhf_gym.evaluation import EvalResult, evaluate, reward_model_metrics
@@ -126,7 +126,9 @@ class RLHF:
             overrides["teacher_params"] = dataclasses.asdict(teacher.params)
         self.config = resolve_config(config, **overrides)
         self.task = get_task(self.config.task)
-        self.teacher = teacher or Teacher.preset(self.config.teacher, **self.config.teacher_params)
+        # a recorded teacher is replayed by the collector; the oracle stands in, unused
+        preset = "oracle" if self.config.teacher == RECORDED else self.config.teacher
+        self.teacher = teacher or Teacher.preset(preset, **self.config.teacher_params)
         self.verbose = verbose
         self.rng = np.random.default_rng(self.config.seed)
         hp = dict(self.config.hyperparams)

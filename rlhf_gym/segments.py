@@ -66,6 +66,20 @@ def sample_segments(
     Raises:
         ValueError: no trajectory can give a segment of this length.
     """
+    return [
+        cut(trajectories[w], s, length, absorbing_reward)
+        for w, s in sample_starts(trajectories, length, n, rng)
+    ]
+
+
+def sample_starts(
+    trajectories: Sequence[Trajectory], length: int, n: int, rng: np.random.Generator
+) -> list[tuple[int, int]]:
+    """Draw ``n`` ``(trajectory index, start)`` pairs, every valid one equally likely.
+
+    Raises:
+        ValueError: no trajectory can give a segment of this length.
+    """
     if length <= 0:
         raise ValueError(f"segment length must be positive, got {length}")
     counts = np.array([valid_starts(t, length) for t in trajectories], dtype=np.int64)
@@ -79,4 +93,4 @@ def sample_segments(
     bounds = np.cumsum(counts)
     which = np.searchsorted(bounds, picks, side="right")
     starts = picks - (bounds[which] - counts[which])
-    return [cut(trajectories[w], int(s), length, absorbing_reward) for w, s in zip(which, starts)]
+    return [(int(w), int(s)) for w, s in zip(which, starts)]

@@ -26,12 +26,43 @@ The file is a SQLite database in WAL mode with ``PRAGMA application_id = 0x524C4
       ``rlhf_gym.codec`` (``encode_record`` / ``decode_record``);
     - ``arrays BLOB``: every numpy array of the record, in one ``.npz`` archive
       (``numpy.savez``; read with ``allow_pickle=False``).
+
+``pending(key TEXT PRIMARY KEY, value TEXT NOT NULL, arrays BLOB NOT NULL)``, optional: created
+by the first ``set_pending``, so a store without it is a valid version-1 store. One row per
+item a labelling UI showed but has no answer for yet (so that it shows it again on resume):
+    - ``key``: the caller's name for the item, e.g. ``"query"``;
+    - ``value``: a JSON object (seeds, UI state, ...);
+    - ``arrays``: the item's numpy arrays in one ``.npz`` archive (possibly empty; read with
+      ``allow_pickle=False``).
+``add(record, resolves=key)`` deletes the item in the transaction that inserts its answer.
+
+Export format
+-------------
+``export_store`` writes, and ``import_store`` reads, a portable JSON Lines file: UTF-8, one JSON
+object per line. Line 1 is the header::
+
+    {"format": "rlhf-gym feedback export", "schema_version": 1, "meta": {...}, "records": N}
+
+with the store's ``meta`` and the number of record lines that follow (so a truncated file is
+detected). Then one line per record, in insertion order::
+
+    {"id": 1, "kind": "comparison", "created": 1718000000.0, "teacher": "ada",
+     "effort_seconds": 3.1, "info": {"round": 1}, "record": {"dataclass": "Comparison", ...},
+     "arrays": "UEsDBBQAAAAAAA..."}
+
+``record`` is the codec's JSON tree as an object and ``arrays`` the base64 of the ``.npz`` blob;
+the other keys are the row's columns. Pending items are not exported. An import keeps the
+order, ``created``, ``teacher``, ``effort_seconds`` and ``info``; ids are renumbered.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import json
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -41,12 +72,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rlhf_gym.codec import decode_record, encode_record
 from rlhf_gym.types import FEEDBACK_RECORDS, Feedback
 
 APPLICATION_ID = 0x524C4846
 """``PRAGMA application_id`` of every feedback store: "RLHF" in ASCII."""
 FORMAT = "rlhf-gym feedback store"
+EXPORT_FORMAT = "rlhf-gym feedback export"
+EXPORT_KEYS = ("id", "kind", "created", "teacher", "effort_seconds", "info", "record", "arrays")
+"""The keys of every record line of an export, in the order they are written."""
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,9 +98,26 @@ CREATE TABLE feedback (
 );
 CREATE INDEX feedback_kind ON feedback (kind, id);
 """
+_PENDING = (
+    "CREATE TABLE IF NOT EXISTS pending (key TEXT PRIMARY KEY, value TEXT NOT NULL, arrays BLOB NOT NULL)"
+)
+_INSERT = (
+    "INSERT INTO feedback (kind, created, teacher, effort_seconds, info, record, arrays) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 # Errors that mean a stored row cannot be decoded.
-_CORRUPT = (ValueError, TypeError, KeyError, IndexError, OSError, EOFError, zipfile.BadZipFile)
+_CORRUPT = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,6 +137,44 @@ def _json_object(value: Any, what: str) -> str:
             f"lists, dicts); got {value!r}"
         )
     return text
+
+
+def _check_key(key: Any) -> None:
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"a pending key must be a non-empty str; got {key!r}")
+
+
+def _npz(arrays: Any, what: str) -> bytes:
+    """``arrays`` (a dict of name -> numeric array) as one ``.npz`` archive, without pickle."""
+    if not isinstance(arrays, dict):
+        raise TypeError(f"{what}: arrays must be a dict of str -> numpy array; got {type(arrays).__name__}")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:  # what numpy.savez writes, but any name is allowed
+        for name, array in arrays.items():
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"{what}: array names must be non-empty str; got {name!r}")
+            if not isinstance(array, np.ndarray) or array.dtype.hasobject:
+                dtype = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
+                raise TypeError(
+                    f"{what}: arrays[{name!r}] is a {dtype}; expected a numeric, bool or string numpy array"
+                )
+            with archive.open(f"{name}.npy", "w") as f:
+                np.lib.format.write_array(f, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _load_npz(blob: bytes) -> dict[str, np.ndarray]:
+    loaded = np.load(io.BytesIO(blob), allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError("the arrays blob is not an .npz archive")
+    with loaded:
+        return {name: loaded[name] for name in loaded.files}
+
+
+def _has_pending(conn: sqlite3.Connection) -> bool:
+    """Whether the optional ``pending`` table exists (it is created by the first ``set_pending``)."""
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pending'"
+    return conn.execute(query).fetchone() is not None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,7 +301,12 @@ class FeedbackStore:
         return dict(self._meta)
 
     def add(
-        self, record: Feedback, *, effort_seconds: float = 0.0, info: dict[str, Any] | None = None
+        self,
+        record: Feedback,
+        *,
+        effort_seconds: float = 0.0,
+        info: dict[str, Any] | None = None,
+        resolves: str | None = None,
     ) -> int:
         """Store ``record`` and commit it before returning; returns its row id.
 
@@ -218,7 +314,12 @@ class FeedbackStore:
             record: any record of ``FEEDBACK_RECORDS``.
             effort_seconds: how long the label took the person (0 for a synthetic teacher).
             info: JSON-able extras saved with the row.
+            resolves: a pending key (``set_pending``) this record answers: its pending item, if
+                any, is deleted in the same transaction, so after a crash either both happened
+                or neither did.
         """
+        if resolves is not None:
+            _check_key(resolves)
         cls = FEEDBACK_RECORDS.get(getattr(record, "kind", None))  # type: ignore[arg-type]
         if cls is None or not isinstance(record, cls):
             raise TypeError(
@@ -233,12 +334,74 @@ class FeedbackStore:
         teacher = str(getattr(record, "teacher", ""))
         with self._transaction() as conn:
             cursor = conn.execute(
-                "INSERT INTO feedback (kind, created, teacher, effort_seconds, info, record, arrays) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (record.kind, time.time(), teacher, effort, info_text, record_json, blob),
+                _INSERT, (record.kind, time.time(), teacher, effort, info_text, record_json, blob)
             )
+            if resolves is not None and _has_pending(conn):
+                conn.execute("DELETE FROM pending WHERE key = ?", (resolves,))
         assert cursor.lastrowid is not None
         return cursor.lastrowid
+
+    def set_pending(
+        self, key: str, value: dict[str, Any], arrays: dict[str, np.ndarray] | None = None
+    ) -> None:
+        """Save the item a person is being shown under ``key`` (replacing any previous one), and
+        commit it before returning, so that a resumed session can show it again.
+
+        Args:
+            key: the item's name, e.g. ``"query"``.
+            value: JSON-able facts about it (seeds, UI state, ...).
+            arrays: numeric numpy arrays, e.g. the segments shown; saved in one ``.npz`` archive.
+
+        Example:
+            >>> import pathlib, tempfile
+            >>> import numpy as np
+            >>> with tempfile.TemporaryDirectory() as d:
+            ...     with FeedbackStore(pathlib.Path(d) / "feedback.db") as store:
+            ...         store.set_pending("query", {"seed": 3}, {"obs": np.zeros((2, 4))})
+            ...         value, arrays = store.pending("query")
+            ...         store.clear_pending("query")
+            ...         print(value, arrays["obs"].shape, store.pending("query"))
+            {'seed': 3} (2, 4) None
+        """
+        _check_key(key)
+        value_text = _json_object(value, "pending value")
+        blob = _npz({} if arrays is None else arrays, f"pending item {key!r}")
+        with self._transaction() as conn:
+            conn.execute(_PENDING)
+            conn.execute(
+                "INSERT OR REPLACE INTO pending (key, value, arrays) VALUES (?, ?, ?)",
+                (key, value_text, blob),
+            )
+
+    def pending(self, key: str) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+        """The ``(value, arrays)`` saved under ``key`` by ``set_pending``, or ``None``. Reads only."""
+        _check_key(key)
+        with self._lock:
+            conn = self._connection()
+            row = (
+                conn.execute("SELECT value, arrays FROM pending WHERE key = ?", (key,)).fetchone()
+                if _has_pending(conn)
+                else None
+            )
+        if row is None:
+            return None
+        try:
+            value = json.loads(row[0])
+            if not isinstance(value, dict):
+                raise ValueError(f"its value is a JSON {type(value).__name__}, not an object")
+            return value, _load_npz(row[1])
+        except _CORRUPT as e:
+            raise ValueError(
+                f"pending item {key!r} of feedback store {self.path} is corrupt: {e}; expected an item "
+                "written by FeedbackStore.set_pending"
+            ) from e
+
+    def clear_pending(self, key: str) -> None:
+        """Delete the pending item of ``key`` (nothing happens if there is none)."""
+        _check_key(key)
+        with self._transaction() as conn:
+            if _has_pending(conn):
+                conn.execute("DELETE FROM pending WHERE key = ?", (key,))
 
     def records(self, kind: str | None = None) -> list[Feedback]:
         """Every record (or every record of ``kind``), in insertion order."""
@@ -253,24 +416,31 @@ class FeedbackStore:
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per record without its arrays: id, kind, created, teacher, effort_seconds, info."""
+        query = "SELECT id, kind, created, teacher, effort_seconds, info FROM feedback ORDER BY id"
+        return [self._row(*columns) for columns in self._read(query)]
+
+    def _row(self, row_id: int, kind: str, created: float, teacher: str, effort: float, info: str) -> dict:
+        try:
+            info_dict = json.loads(info)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"row {row_id} of feedback store {self.path} has corrupt info: {e}") from e
+        return {
+            "id": row_id,
+            "kind": kind,
+            "created": created,
+            "teacher": teacher,
+            "effort_seconds": effort,
+            "info": info_dict,
+        }
+
+    def _entries(self) -> list[tuple[dict[str, Any], Feedback, str, bytes]]:
+        """Every ``(row, record, record_json, arrays_blob)``, in insertion order, read in one
+        statement (a consistent snapshot) and each decoded, so a corrupt row is named."""
+        query = "SELECT id, kind, created, teacher, effort_seconds, info, record, arrays FROM feedback"
         out = []
-        for row_id, kind, created, teacher, effort, info in self._read(
-            "SELECT id, kind, created, teacher, effort_seconds, info FROM feedback ORDER BY id"
-        ):
-            try:
-                info_dict = json.loads(info)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"row {row_id} of feedback store {self.path} has corrupt info: {e}") from e
-            out.append(
-                {
-                    "id": row_id,
-                    "kind": kind,
-                    "created": created,
-                    "teacher": teacher,
-                    "effort_seconds": effort,
-                    "info": info_dict,
-                }
-            )
+        for *columns, record_json, blob in self._read(query + " ORDER BY id"):
+            row = self._row(*columns)
+            out.append((row, self._decode_row(row["id"], row["kind"], record_json, blob), record_json, blob))
         return out
 
     def remove_last(self) -> Feedback | None:
@@ -286,10 +456,18 @@ class FeedbackStore:
         return record
 
     def info(self) -> dict[str, Any]:
-        """A summary: path, schema_version, meta, counts per kind, total and effort_seconds."""
+        """A summary: path, schema_version, meta, counts per kind, total, effort_seconds and the
+        keys of the pending items (``pending``)."""
         counts = dict.fromkeys(FEEDBACK_RECORDS, 0)
         counts.update(self._read("SELECT kind, COUNT(*) FROM feedback GROUP BY kind"))
         effort = self._read("SELECT COALESCE(SUM(effort_seconds), 0.0) FROM feedback")[0][0]
+        with self._lock:
+            conn = self._connection()
+            pending = (
+                [key for (key,) in conn.execute("SELECT key FROM pending ORDER BY key")]
+                if _has_pending(conn)
+                else []
+            )
         return {
             "path": str(self.path),
             "schema_version": self.SCHEMA_VERSION,
@@ -297,6 +475,7 @@ class FeedbackStore:
             "counts": counts,
             "total": sum(counts.values()),
             "effort_seconds": float(effort),
+            "pending": pending,
         }
 
     def __len__(self) -> int:
@@ -355,3 +534,250 @@ def _header(conn: sqlite3.Connection) -> tuple[int, int, set[str]]:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
     return app_id, version, tables
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading any recording, export and import
+
+
+def read_feedback(path: str | Path) -> tuple[dict[str, Any], list[tuple[dict[str, Any], Feedback]]]:
+    """The meta and every ``(row, record)`` of a feedback store or an export file, in recorded
+    order; ``row`` is as in ``FeedbackStore.rows``. Never creates or changes a file.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: it is neither a valid store nor a valid export (the message says where).
+    """
+    path = Path(path)
+    if _is_export(path):
+        header, entries = _read_export(path)
+        return dict(header["meta"]), [(row, record) for row, record, _, _ in entries]
+    with _open_existing(path) as store:
+        return store.meta, [(row, record) for row, record, _, _ in store._entries()]
+
+
+def feedback_info(path: str | Path) -> dict[str, Any]:
+    """``FeedbackStore.info()`` of a store, or the same summary of an export file, plus its
+    ``format``. Never creates or changes a file."""
+    path = Path(path)
+    if not _is_export(path):
+        with _open_existing(path) as store:
+            return {"format": FORMAT, **store.info()}
+    header, entries = _read_export(path)
+    counts = dict.fromkeys(FEEDBACK_RECORDS, 0)
+    for row, *_ in entries:
+        counts[row["kind"]] += 1
+    return {
+        "format": EXPORT_FORMAT,
+        "path": str(path),
+        "schema_version": header["schema_version"],
+        "meta": header["meta"],
+        "counts": counts,
+        "total": len(entries),
+        "effort_seconds": float(sum(row["effort_seconds"] for row, *_ in entries)),
+        "pending": [],
+    }
+
+
+def export_store(store_path: str | Path, out_path: str | Path) -> int:
+    """Write every record of the store at ``store_path`` to a portable JSON Lines file (format:
+    module docs); returns the number of records. Pending items are not exported.
+
+    The file is written under a temporary name and renamed into place, so ``out_path`` is never
+    a half-written export. Every record is decoded first, so a corrupt store gives no export.
+    """
+    store_path, out_path = Path(store_path), Path(out_path)
+    with _open_existing(store_path) as store:
+        if out_path.resolve() == store_path.resolve():
+            raise ValueError(f"cannot export feedback store {store_path} onto itself; expected another path")
+        meta, entries = store.meta, store._entries()
+    if not out_path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {out_path}: folder {out_path.parent} does not exist")
+    header = {"format": EXPORT_FORMAT, "schema_version": FeedbackStore.SCHEMA_VERSION, "meta": meta}
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write(_json_line(header | {"records": len(entries)}))
+            for row, _, record_json, blob in entries:
+                arrays = base64.b64encode(blob).decode("ascii")
+                f.write(_json_line(row | {"record": json.loads(record_json), "arrays": arrays}))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return len(entries)
+
+
+def import_store(in_path: str | Path, store_path: str | Path, *, task: str | None = None) -> int:
+    """Add every record of an export file (format: module docs) to the store at ``store_path``, in
+    one transaction; returns the number of records.
+
+    The whole file is checked, and every record decoded, before anything is written, so a
+    corrupt or truncated file leaves the store unchanged. A missing store is created with the
+    export's meta; an existing one must hold the export's task (the store checks it).
+
+    Args:
+        in_path: the export file.
+        store_path: the target store.
+        task: if given, the task the records must be for: the export's ``meta["task"]`` must
+            match it (an export without one takes it).
+    """
+    in_path, store_path = Path(in_path), Path(store_path)
+    header, entries = _read_export(in_path)
+    meta = dict(header["meta"])
+    if task is not None:
+        if meta.setdefault("task", task) != task:
+            raise ValueError(f"{in_path} holds feedback for task {meta['task']!r}, not {task!r}")
+    new = not store_path.exists() or store_path.stat().st_size == 0
+    store = FeedbackStore(store_path, meta=meta)
+    try:
+        with store._transaction() as conn:
+            for row, _, record_json, blob in entries:
+                info = _json_object(row["info"], "info")
+                columns = (row["kind"], row["created"], row["teacher"], row["effort_seconds"], info)
+                conn.execute(_INSERT, (*columns, record_json, blob))
+    except BaseException:
+        store.close()
+        if new:  # leave no empty store behind
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{store_path}{suffix}").unlink(missing_ok=True)
+        raise
+    store.close()
+    return len(entries)
+
+
+def _json_line(value: dict[str, Any]) -> str:
+    return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def _is_export(path: Path) -> bool:
+    """An export is a ``.jsonl`` file or one that starts with ``{``; anything else is read as a store."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; expected a feedback store or a .jsonl export")
+    with open(path, "rb") as f:
+        start = f.read(64)
+    return path.suffix.lower() == ".jsonl" or start.lstrip().startswith(b"{")
+
+
+def _open_existing(path: Path) -> FeedbackStore:
+    """Open a store that must exist already (``FeedbackStore`` would create a missing one)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"feedback store {path} does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is an empty file, not an rlhf-gym feedback store")
+    return FeedbackStore(path)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _read_export(path: Path) -> tuple[dict[str, Any], list[tuple[dict[str, Any], Feedback, str, bytes]]]:
+    """The header and every ``(row, record, record_json, arrays_blob)`` of an export file, each
+    line checked and each record decoded; a ``ValueError`` names the line and what was expected."""
+    if not path.is_file():
+        raise FileNotFoundError(f"feedback export {path} does not exist")
+    header: dict[str, Any] | None = None
+    entries: list[tuple[dict[str, Any], Feedback, str, bytes]] = []
+    lineno = 0
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            where = f"{path}, line {lineno}"
+            try:
+                value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            except ValueError as e:  # UnicodeDecodeError included
+                cut = "" if raw.endswith(b"\n") else " (the file may be truncated)"
+                expected = "the header" if header is None else "a record"
+                raise ValueError(
+                    f"{where}: not a line of UTF-8 JSON ({e}){cut}; expected {expected}"
+                ) from None
+            if header is None:
+                header = _check_header(value, where)
+            elif len(entries) == header["records"]:
+                raise ValueError(
+                    f"{where}: the header announces {header['records']} records; expected the end"
+                )
+            else:
+                entries.append(_check_entry(value, where))
+    if header is None:
+        raise ValueError(f"{path} is empty; expected a header line with format {EXPORT_FORMAT!r}")
+    if len(entries) < header["records"]:
+        raise ValueError(
+            f"{path}, line {lineno + 1}: the file ends after {len(entries)} of the header's "
+            f"{header['records']} records; the export is truncated"
+        )
+    return header, entries
+
+
+def _check_header(value: Any, where: str) -> dict[str, Any]:
+    keys = {"format", "schema_version", "meta", "records"}
+    if not isinstance(value, dict) or value.get("format") != EXPORT_FORMAT:
+        raise ValueError(
+            f"{where}: not an rlhf-gym feedback export header; expected an object with format "
+            f"{EXPORT_FORMAT!r}, schema_version, meta and records"
+        )
+    if set(value) != keys:
+        raise ValueError(f"{where}: header keys {sorted(value)}; expected exactly {sorted(keys)}")
+    version = value["schema_version"]
+    if version != FeedbackStore.SCHEMA_VERSION or isinstance(version, bool):
+        raise ValueError(
+            f"{where}: an export of schema version {version!r}; this rlhf-gym reads schema version "
+            f"{FeedbackStore.SCHEMA_VERSION} only"
+        )
+    _json_object(value["meta"], f"{where}: meta")
+    n = value["records"]
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"{where}: records must be a count >= 0; got {n!r}")
+    return value
+
+
+def _check_entry(value: Any, where: str) -> tuple[dict[str, Any], Feedback, str, bytes]:
+    if not isinstance(value, dict) or set(value) != set(EXPORT_KEYS):
+        found = sorted(value) if isinstance(value, dict) else type(value).__name__
+        raise ValueError(f"{where}: a record line with keys {found}; expected exactly {list(EXPORT_KEYS)}")
+
+    def check(key: str, ok: bool, expected: str) -> None:
+        if not ok:
+            shown = repr(value[key])
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise ValueError(f"{where}: {key} is {shown}; expected {expected}")
+
+    def number(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    check("id", isinstance(value["id"], int) and not isinstance(value["id"], bool), "an int")
+    check(
+        "kind",
+        isinstance(value["kind"], str) and value["kind"] in FEEDBACK_RECORDS,
+        f"one of {sorted(FEEDBACK_RECORDS)}",
+    )
+    check("created", number(value["created"]), "a unix time")
+    check("teacher", isinstance(value["teacher"], str), "a str")
+    check("effort_seconds", number(value["effort_seconds"]) and value["effort_seconds"] >= 0, "a number >= 0")
+    check("info", isinstance(value["info"], dict), "a JSON object")
+    _json_object(value["info"], f"{where}: info")
+    check("record", isinstance(value["record"], dict), "the codec's JSON tree, an object")
+    check("arrays", isinstance(value["arrays"], str), "the base64 of an .npz archive")
+    try:
+        blob = base64.b64decode(value["arrays"], validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ValueError(
+            f"{where}: arrays is not valid base64 ({e}); expected the base64 of an .npz archive"
+        ) from None
+    if not blob.startswith(b"PK"):
+        raise ValueError(f"{where}: arrays is {len(blob)} bytes of base64 but not an .npz (zip) archive")
+    record_json = json.dumps(value["record"], allow_nan=False, separators=(",", ":"))
+    try:
+        record = decode_record(value["kind"], record_json, blob)
+    except _CORRUPT as e:
+        raise ValueError(
+            f"{where}: the {value['kind']} record does not decode ({e}); expected a record written by "
+            "export_store"
+        ) from None
+    own = getattr(record, "teacher", "")
+    check("teacher", value["teacher"] == own, f"the record's own teacher {own!r}")
+    row = {key: value[key] for key in EXPORT_KEYS[:6]}
+    row["created"], row["effort_seconds"] = float(row["created"]), float(row["effort_seconds"])
+    return row, record, record_json, blob

@@ -51,6 +51,7 @@ FEEDBACK_FIELDS = (
     "feedback",
     "teacher",
     "teacher_params",
+    "recorded_feedback",
     "labels",
     "budget_seconds",
     "effort",
@@ -245,13 +246,17 @@ def _short(value: Any) -> str:
 
 
 def run_key(config: dict[str, Any]) -> str:
-    """12 hex digits of the SHA-256 of a resolved config (keys sorted).
+    """12 hex digits of the SHA-256 of a resolved config (keys sorted). Fields that are ``None``
+    are left out, so a new optional field does not change the keys of finished runs.
 
     Example:
         >>> run_key({"task": "CartPole-v1", "seed": 0}) == run_key({"seed": 0, "task": "CartPole-v1"})
         True
+        >>> run_key({"task": "CartPole-v1", "recorded_feedback": None}) == run_key({"task": "CartPole-v1"})
+        True
     """
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    kept = {k: v for k, v in config.items() if v is not None}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:12]
 
 
 # ----- running --------------------------------------------------------------------------------

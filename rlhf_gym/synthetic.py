@@ -294,7 +294,7 @@ class SyntheticTeacher:
                 if p.eps_mistake and rng.random() < p.eps_mistake:
                     positive = not positive
                 lo = max(0, t - back)
-                credit = _credit(t - lo, rate)
+                credit = tamer_credit(t - lo, rate)
                 if not credit.any() or not budget.affords(0.0):
                     continue
                 budget.spend(0.0)
@@ -387,7 +387,7 @@ def _watch_end(traj: Trajectory, after: float) -> int:
     return len(traj) if not len(absorbing) else min(len(traj), int(absorbing[0]) + round(after))
 
 
-def _credit(n: int, rate: float) -> np.ndarray:
+def tamer_credit(n: int, rate: float) -> np.ndarray:
     """Deep TAMER's credit of the ``n`` steps before a press, oldest first, watched at ``rate``
     steps a second: the probability that the reaction delay falls in each step's time
     interval, under a uniform delay on ``SIGNAL_DELAY``."""

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -167,3 +168,84 @@ def test_sweep_errors_are_one_line(tmp_path):
     assert proc.stderr.startswith("rlhf-gym: error: sweep bad.yaml, arm 'teacher=orcale': unknown teacher")
     proc = run_cli("report", str(tmp_path / "nothing"))
     assert proc.returncode == 2 and "no results at" in proc.stderr
+
+
+def test_feedback_info_export_and_import(tmp_path, capsys):
+    from rlhf_gym.store import FeedbackStore
+    from tests.test_store import recorded_store
+
+    store, out, copy = tmp_path / "session.sqlite", tmp_path / "session.jsonl", tmp_path / "copy.sqlite"
+    recorded_store(store)  # one record of each kind, 3.75 s of effort, a pending query
+
+    def info(path) -> dict[str, str]:
+        assert main(["feedback", "info", str(path)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        return dict(re.split(r"\s{2,}", line, maxsplit=1) for line in lines)
+
+    shown = info(store)
+    assert shown["path"] == str(store)
+    assert shown["format"] == "rlhf-gym feedback store, schema version 1"
+    assert json.loads(shown["meta"]) == {"task": "CartPole-v1", "seed": 0}
+    assert all(
+        shown[kind] == "1"
+        for kind in ("comparison", "correction", "demonstration", "rating", "signal", "estop")
+    )
+    assert (shown["total"], shown["effort seconds"], shown["pending"]) == (
+        "6",
+        "3.8",
+        "query (waiting to be answered)",
+    )
+    assert main(["feedback", "export", str(store), str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"6 record(s) of {store} -> {out}"
+    exported = info(out)
+    assert (
+        exported["format"] == "rlhf-gym feedback export, schema version 1" and exported["pending"] == "none"
+    )
+    assert main(["feedback", "import", str(out), str(copy), "--task", "CartPole-v1"]) == 0
+    assert capsys.readouterr().out.strip() == f"6 record(s) of {out} -> {copy}"
+    same = ("meta", "comparison", "rating", "total", "effort seconds")
+    assert {k: info(copy)[k] for k in same} == {k: exported[k] for k in same} == {k: shown[k] for k in same}
+    with FeedbackStore(copy) as a, FeedbackStore(store) as b:
+        assert [r.kind for r in a.records()] == [r.kind for r in b.records()]
+
+
+def test_feedback_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    from rlhf_gym.store import FeedbackStore
+    from tests.test_store import recorded_store
+
+    recorded_store(tmp_path / "s.sqlite")
+    assert main(["feedback", "export", str(tmp_path / "s.sqlite"), str(tmp_path / "s.jsonl")]) == 0
+    lines = (tmp_path / "s.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "bad.jsonl").write_text("".join([lines[0], lines[1][:100] + "\n", *lines[2:]]))
+    (tmp_path / "noise.sqlite").write_bytes(bytes(range(256)) * 8)
+    FeedbackStore(tmp_path / "pendulum.sqlite", meta={"task": "Pendulum-v1"}).close()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    cases = [
+        (["info", str(tmp_path / "missing.sqlite")], "missing.sqlite does not exist"),
+        (["info", str(tmp_path / "noise.sqlite")], "noise.sqlite is not an rlhf-gym feedback store"),
+        (["info", str(tmp_path / "bad.jsonl")], "bad.jsonl, line 2: not a line of UTF-8 JSON"),
+        (
+            ["export", str(tmp_path / "missing.sqlite"), str(tmp_path / "x.jsonl")],
+            "missing.sqlite does not exist",
+        ),
+        (["import", str(tmp_path / "bad.jsonl"), str(tmp_path / "new.sqlite")], "bad.jsonl, line 2"),
+        (
+            ["import", str(tmp_path / "s.jsonl"), str(tmp_path / "pendulum.sqlite")],
+            "task 'Pendulum-v1', not 'CartPole-v1'",
+        ),
+        (
+            ["import", str(tmp_path / "s.jsonl"), str(tmp_path / "new.sqlite"), "--task", "Acrobot-v1"],
+            "not 'Acrobot-v1'",
+        ),
+        (
+            ["import", str(tmp_path / "missing.jsonl"), str(tmp_path / "new.sqlite")],
+            "missing.jsonl does not exist",
+        ),
+    ]
+    for args, message in cases:
+        assert main(["feedback", *args]) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("rlhf-gym: error:") and message in err and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing created, nothing left over
+    result = run_cli("feedback", "info", str(tmp_path / "missing.jsonl"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "does not exist" in result.stderr

@@ -8,7 +8,7 @@ from rlhf_gym.effort import Budget, EffortModel
 from rlhf_gym.experts import get_expert
 from rlhf_gym.reward_model import RewardModel
 from rlhf_gym.segments import sample_segments
-from rlhf_gym.synthetic import SIGNAL_DELAY, SyntheticTeacher, _credit, run
+from rlhf_gym.synthetic import SIGNAL_DELAY, SyntheticTeacher, run, tamer_credit
 from rlhf_gym.tasks import get_task
 from rlhf_gym.teachers import Teacher, TeacherParams
 from rlhf_gym.types import Correction, Demonstration, EStop, Query, Rating, Signal
@@ -128,7 +128,7 @@ def test_lazy_corrector_corrects_less():
 
 def test_deep_tamer_credit_is_uniform_over_the_delay_window():
     rate = 10.0
-    credit = _credit(60, rate)  # 6 s of steps before the press
+    credit = tamer_credit(60, rate)  # 6 s of steps before the press
     assert credit.sum() == pytest.approx(1.0)
     assert credit[-2:].sum() == 0.0  # the last 0.2 s: too soon for a human to react to
     assert credit[:20].sum() == pytest.approx(0.0, abs=1e-6)  # more than 4 s ago

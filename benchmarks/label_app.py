@@ -1,0 +1,214 @@
+"""The labelling app under load: frame rate while the agent trains, key-to-disk latency, how fast
+the agent improves per minute of labelling, and labels kept across random kills.
+
+    python benchmarks/label_app.py                 # 5 minutes of labelling, then 20 kills
+    python benchmarks/label_app.py --minutes 1 --kills 3
+
+A synthetic "keyboard" teacher stands in for the person: it watches each pair of clips for
+``--think`` seconds (as a person would) and then answers through a posted key event, preferring
+the clip with the higher true return (equal within 1%). The app runs headless
+(``SDL_VIDEODRIVER=dummy``) with its learner in a background process, exactly as
+``rlhf-gym label`` runs it. The figures go into ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+COMMAND = "python benchmarks/label_app.py"
+TASK = "CartPole-v1"
+
+
+class KeyboardTeacher:
+    """Answers each pair after ``think`` seconds on screen, by posting the key a person would press."""
+
+    def __init__(self, think: float) -> None:
+        self.think, self.answered = think, None
+        self.timeline: list[tuple[float, int, float]] = []  # (seconds, labels, agent true return)
+        self.start = time.perf_counter()
+
+    def __call__(self, app) -> None:
+        import pygame
+
+        now = time.perf_counter()
+        if not self.timeline or now - self.start - self.timeline[-1][0] >= 1.0:
+            self.timeline.append((now - self.start, app.labels, app.status.get("true_return", float("nan"))))
+        view = app.view
+        if not view.players or view.players is self.answered or view.watched < self.think:
+            return
+        self.answered = view.players
+        left, right = (p.segment.true_return for p in view.players)
+        name = (
+            "down"
+            if abs(left - right) <= 0.01 * max(abs(left), abs(right), 1.0)
+            else ("left" if left > right else "right")
+        )
+        event = pygame.event.Event(pygame.KEYDOWN, key=pygame.key.key_code(name), posted=time.perf_counter())
+        pygame.event.post(event)
+
+
+def labelling(minutes: float, think: float, store: Path) -> dict:
+    """Label for ``minutes``; returns frame times, commit latencies and the agent's progress."""
+    from rlhf_gym.human.label import label
+
+    teacher = KeyboardTeacher(think)
+    deadline = teacher.start + 60 * minutes
+
+    def step(app) -> None:
+        teacher(app)
+        if time.perf_counter() > deadline:
+            import pygame
+
+            pygame.event.post(pygame.event.Event(pygame.QUIT))
+
+    result = label(TASK, store, "compare", fps=60, callback=step)
+    return {"result": result, "timeline": teacher.timeline}
+
+
+CHILD = """
+import sys, time
+import pygame
+from rlhf_gym.human.label import label
+sys.path.insert(0, {here!r})
+from label_app import KeyboardTeacher
+if __name__ == "__main__":  # the learner's process is spawned
+    teacher = KeyboardTeacher({think})
+    label({task!r}, sys.argv[1], "compare", fps=60, callback=teacher,
+          on_commit=lambda row: print("ack", row, flush=True))
+"""
+
+
+def kills(n: int, think: float, store: Path, seed: int = 0) -> dict:
+    """Kill the app with SIGKILL ``n`` times at random moments, resuming the same store each time;
+    count acknowledged labels missing from the store afterwards."""
+    from rlhf_gym.store import FeedbackStore
+
+    rng = random.Random(seed)
+    script = store.parent / "child.py"
+    script.write_text(textwrap.dedent(CHILD.format(here=str(HERE), think=think, task=TASK)))
+    env = os.environ | {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "PYTHONUNBUFFERED": "1"}
+    acked: set[int] = set()
+    lost = 0
+    resumed_pending = 0
+    for _ in range(n):
+        with FeedbackStore(store, meta={"task": TASK}) as s:
+            had_pending = s.pending("compare") is not None
+        out = store.parent / "acks.txt"
+        with open(out, "w") as sink:
+            proc = subprocess.Popen([sys.executable, str(script), str(store)], stdout=sink, env=env)
+            time.sleep(rng.uniform(8.0, 16.0))  # start-up takes a few seconds; kill while labelling
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        now = {int(line.split()[1]) for line in out.read_text().splitlines() if line.startswith("ack")}
+        acked |= now
+        with FeedbackStore(store) as s:
+            stored = {row["id"] for row in s.rows()}
+        lost += len(acked - stored)
+        resumed_pending += had_pending
+    return {"kills": n, "acked": len(acked), "lost": lost, "resumed_pending": resumed_pending}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=5.0, help="minutes of labelling")
+    parser.add_argument("--think", type=float, default=2.0, help="seconds the teacher watches each pair")
+    parser.add_argument("--kills", type=int, default=20, help="random SIGKILLs")
+    parser.add_argument("--report", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    sys.path.insert(0, str(HERE))
+    import numpy as np
+    from report import hardware, put_section
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = labelling(args.minutes, args.think, Path(tmp) / "labels.db")
+        durable = kills(args.kills, 0.3, Path(tmp) / "kills.db")
+    result, timeline = run["result"], run["timeline"]
+    frames = np.asarray(result.frame_seconds[10:])  # the first frames include opening the window
+    fps = 1.0 / np.median(frames)
+    low = 1.0 / np.percentile(frames, 99)
+    latency = np.asarray(result.commit_seconds) * 1000
+    p50, p99 = np.percentile(latency, [50, 99])
+    figure = HERE / "figures" / "label_app.png"
+    _plot(timeline, figure, args.think)
+    marks = []
+    for minute in range(1, int(args.minutes) + 1):
+        at = [row for row in timeline if row[0] <= 60 * minute]
+        if at:
+            marks.append(f"{minute} min: {at[-1][1]} labels, return {at[-1][2]:.0f}")
+    rows = [
+        ("frames per second while the agent trains, median (>= 30)", f"{fps:.1f}", fps >= 30),
+        ("frames per second, 99th percentile of frame time (>= 30)", f"{low:.1f}", low >= 30),
+        ("key to durable commit, p50 ms", f"{p50:.1f}", True),
+        ("key to durable commit, p99 ms (<= 50)", f"{p99:.1f}", p99 <= 50),
+        (
+            f"acknowledged labels lost across {durable['kills']} SIGKILLs (0)",
+            str(durable["lost"]),
+            durable["lost"] == 0,
+        ),
+    ]
+    block = "\n".join(
+        [
+            "<!-- label_app:start -->",
+            "## Labelling app",
+            "",
+            f"Command: `{COMMAND}` ({args.minutes:g} minutes of comparisons on fixed-horizon {TASK} "
+            f"by a synthetic keyboard teacher that watches each pair {args.think:g} s and answers by "
+            "posted key events; the learner trains PPO in a background process; window at 60 frames/s, "
+            f"headless). Hardware: {hardware()}.",
+            "",
+            "| target | measured | |",
+            "|---|---|---|",
+            *(f"| {t} | {v} | {'met' if ok else '**missed**'} |" for t, v, ok in rows),
+            "",
+            f"{len(result.committed)} labels in {args.minutes:g} minutes; the agent's true return "
+            f"(2 deterministic episodes after each training chunk): {'; '.join(marks)}. Kills: "
+            f"{durable['kills']} SIGKILLs at random moments 8-16 s after start, {durable['acked']} labels "
+            f"acknowledged in all, {durable['lost']} lost; {durable['resumed_pending']} restarts showed "
+            "the interrupted query again first.",
+            "",
+            f"![Labelling app]({figure.relative_to(args.report.parent)})",
+            "<!-- label_app:end -->",
+        ]
+    )
+    print(block)
+    put_section(args.report, "label_app", block)
+    return 0 if all(ok for *_, ok in rows) else 1
+
+
+def _plot(timeline: list[tuple[float, int, float]], path: Path, think: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [row[0] / 60 for row in timeline]
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    ax.plot(t, [row[2] for row in timeline], color="#08519c", label="agent true return")
+    ax.set_xlabel("minutes of labelling")
+    ax.set_ylabel(f"{TASK} true return")
+    twin = ax.twinx()
+    twin.plot(t, [row[1] for row in timeline], color="#d6604d", ls="--", label="labels")
+    twin.set_ylabel("labels")
+    ax.set_title(f"rlhf-gym label: keyboard teacher, one comparison per {think:g} s")
+    fig.legend(loc="lower right", bbox_to_anchor=(0.88, 0.2))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""The labelling app, driven headless by posted pygame events, with a real learner in a thread."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pygame
+import pytest
+
+from rlhf_gym.human.label import control_keys, label
+from rlhf_gym.store import FeedbackStore
+from rlhf_gym.tasks import get_task
+
+# a quick learner: small PPO rollouts, short segments
+FAST = {"segment_length": 10, "hyperparams": {"n_steps": 64, "batch_size": 64, "n_epochs": 1}}
+
+
+def key(name: str, kind: int = pygame.KEYDOWN) -> None:
+    pygame.event.post(pygame.event.Event(kind, key=pygame.key.key_code(name), posted=time.perf_counter()))
+
+
+class Script:
+    """Presses the next key whenever the compare view shows a new pair."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys, self.pairs, self.seen, self.last = list(keys), [], None, ""
+
+    def __call__(self, app) -> None:
+        players = app.view.players
+        if not players or not self.keys or (players is self.seen and self.last != "u"):
+            return
+        if players is not self.seen:
+            self.seen = players
+            self.pairs.append(tuple(p.clip.to_json() for p in players))
+        self.last = self.keys.pop(0)
+        key(self.last)
+
+
+def run_compare(store: Path, keys: list[str], **kwargs):
+    script = Script(keys)
+    result = label(
+        "CartPole-v1",
+        store,
+        "compare",
+        config=FAST,
+        fps=240,
+        backend="thread",
+        max_frames=4000,
+        callback=script,
+        **kwargs,
+    )
+    return result, script
+
+
+def test_compare_labels_land_in_the_store_and_undo_removes_the_last(tmp_path):
+    store = tmp_path / "s.db"
+    result, script = run_compare(store, ["left", "right", "down", "s", "left", "u", "q"])
+    assert result.quit_reason == "key"
+    assert (result.undone, result.skipped) == (1, 1)
+    with FeedbackStore(store) as s:
+        records, rows = s.records(), s.rows()
+    assert [r.label for r in records] == [1.0, 0.0, 0.5]  # the fourth, undone, is gone
+    assert all(r.teacher == "human" and r.kind == "comparison" for r in records)
+    assert [row["id"] for row in rows] == result.committed
+    assert all(row["info"]["mode"] == "compare" and row["effort_seconds"] > 0 for row in rows)
+    # each stored comparison is of the clips that were on screen when its key came
+    assert [row["info"]["clips"] for row in rows] == [list(pair) for pair in script.pairs[:3]]
+    assert all(r.query.first.obs.shape == r.query.second.obs.shape == (10, 4) for r in records)
+    assert len(result.commit_seconds) == 4 and max(result.commit_seconds) < 1.0
+
+
+def test_quitting_mid_label_keeps_every_label_and_resume_shows_the_same_query(tmp_path):
+    store = tmp_path / "s.db"
+    first, script = run_compare(store, ["left", "right", "q"])  # quits while the third pair is on screen
+    assert first.quit_reason == "key"
+    interrupted = script.pairs[-1]
+    with FeedbackStore(store) as s:
+        assert len(s) == 2
+        assert s.pending("compare") is not None
+    again, script2 = run_compare(store, ["down", "q"])
+    assert script2.pairs[0] == interrupted and len(again.committed) == 1  # shown again first
+    with FeedbackStore(store) as s:
+        assert [r.label for r in s.records()] == [1.0, 0.0, 0.5]
+        assert s.rows()[-1]["info"]["clips"] == list(interrupted)
+        assert s.pending("compare") is not None  # the next one, shown when "q" came
+
+
+def test_closing_the_window_keeps_the_labels(tmp_path):
+    store = tmp_path / "s.db"
+
+    def close_after_two(app) -> None:
+        if len(app.result.committed) == 2:
+            pygame.event.post(pygame.event.Event(pygame.QUIT))
+
+    script = Script(["left", "left", "left", "left"])
+    result = label(
+        "CartPole-v1",
+        store,
+        "compare",
+        config=FAST,
+        fps=240,
+        backend="thread",
+        max_frames=4000,
+        callback=lambda app: (script(app), close_after_two(app)),
+    )
+    assert result.quit_reason == "window"
+    with FeedbackStore(store) as s:
+        assert len(s) >= 2 and [row["id"] for row in s.rows()] == result.committed
+
+
+def test_the_label_budget_stops_the_queries(tmp_path):
+    script = Script(["left", "left", "left"])
+
+    def answer_then_quit(app) -> None:
+        script(app)
+        if not app.budget_left and app.result.frames % 100 == 99:
+            key("q")  # after some frames without a new pair
+
+    result = label(
+        "CartPole-v1",
+        tmp_path / "s.db",
+        "compare",
+        config=FAST,
+        fps=240,
+        backend="thread",
+        max_frames=4000,
+        labels=2,
+        callback=answer_then_quit,
+    )
+    assert len(result.committed) == 2 and result.quit_reason == "key"
+    assert script.keys == ["left"]  # no third pair was shown
+
+
+class Live:
+    """Waits for the agent to play, then rates, steers and stops."""
+
+    def __init__(self, plan: list[tuple[int, str, int]]) -> None:
+        self.plan = plan  # (steps played, key, KEYDOWN/KEYUP)
+
+    def __call__(self, app) -> None:
+        steps = len(app.view.episode.steps)
+        while self.plan and steps >= self.plan[0][0]:
+            _, name, kind = self.plan.pop(0)
+            key(name, kind)
+        if not self.plan and app.result.frames % 50 == 0:
+            key("q")
+
+
+def test_live_mode_records_ratings_corrections_and_estops(tmp_path):
+    store = tmp_path / "s.db"
+    down, up = pygame.KEYDOWN, pygame.KEYUP
+    # at 4x speed, 200 steps a second: a press is about the steps 0.2-4 s (40-800 steps) before it
+    plan = [(60, "=", down), (80, "-", down), (100, "right", down), (106, "right", up), (120, "space", down)]
+    result = label(
+        "CartPole-v1",
+        store,
+        "live",
+        config=FAST,
+        fps=240,
+        speed=4,
+        backend="thread",
+        max_frames=4000,
+        callback=Live(plan),
+        seed=1,
+    )
+    assert result.quit_reason == "key"
+    with FeedbackStore(store) as s:
+        records = s.records()
+    kinds = [r.kind for r in records]
+    assert kinds == ["signal", "signal", "correction", "estop"]
+    plus, minus, correction, estop = records
+    assert plus.positive and not minus.positive
+    assert len(plus.steps) == len(plus.credit) and plus.credit.sum() > 0
+    assert len(correction.corrected) == len(correction.original) >= 2
+    assert set(correction.corrected.actions.tolist()) == {1}  # "right" held: push right
+    np.testing.assert_array_equal(correction.corrected.obs[0], correction.original.obs[0])  # the same state
+    assert len(estop.before) == len(estop.after) == 10
+    last = estop.before.obs[-1]
+    if not estop.before.absorbing[-1]:  # the continuation starts where the stop came: x' = x + tau * v
+        assert estop.after.obs[0][0] == pytest.approx(last[0] + 0.02 * last[1], abs=1e-5)
+    else:
+        assert estop.after.absorbing.all()
+
+
+def test_demo_mode_stores_a_finished_episode_as_a_demonstration(tmp_path):
+    store = tmp_path / "s.db"
+
+    def finish_one(app) -> None:
+        if app.result.committed:
+            key("q")
+
+    result = label(
+        "CartPole-v1",
+        store,
+        "demo",
+        config=FAST | {"horizon": "natural"},
+        fps=240,
+        speed=8,
+        backend="thread",
+        max_frames=6000,
+        callback=finish_one,
+    )
+    assert result.quit_reason == "key"
+    with FeedbackStore(store) as s:
+        (demo,) = s.records()
+    assert demo.kind == "demonstration" and demo.teacher == "human"
+    assert len(demo.demo) == len(demo.against) >= 1
+    assert all(len(d) == len(a) == 10 for d, a in zip(demo.demo, demo.against))
+    assert set(demo.episode.actions.tolist()) == {0}  # no key held: CartPole's noop
+
+
+def test_control_keys_leave_the_tasks_keys_alone():
+    keys = control_keys(get_task("PickPlace-v0"), "live")
+    assert keys["return"] == "e-stop" and "space" not in keys  # PickPlace grips with space
+    pusher = control_keys(get_task("Pusher-v5"), "live")
+    # Pusher steers with q and u too
+    assert pusher["escape"] == "quit" and "q" not in pusher and pusher["z"] == "undo"
+    assert control_keys(get_task("CartPole-v1"), "compare")["left"] == "prefer left"
+
+
+def test_bad_input_gets_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown mode 'rate'"):
+        label("CartPole-v1", tmp_path / "s.db", "rate")
+    with FeedbackStore(tmp_path / "p.db", meta={"task": "Pendulum-v1"}):
+        pass
+    with pytest.raises(ValueError, match="holds feedback for task 'Pendulum-v1'"):
+        label("CartPole-v1", tmp_path / "p.db", backend="thread", max_frames=1)
+    (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(ValueError, match="not an rlhf-gym feedback store"):
+        label("CartPole-v1", tmp_path / "junk.db", backend="thread", max_frames=1)
+    assert (tmp_path / "junk.db").read_bytes() == b"not a database at all" * 100  # never overwritten
+
+
+KILLED = """
+import sys, time
+import pygame
+from rlhf_gym.human.label import label
+
+def answer(app):
+    players = app.view.players
+    if players and players is not getattr(answer, "seen", None):
+        answer.seen = players
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_LEFT))
+
+def ack(row):
+    print("ack", row, flush=True)
+
+if __name__ == "__main__":  # the process backend spawns the learner
+    label("CartPole-v1", sys.argv[1], "compare", config={config!r}, fps=240, backend="{backend}",
+          callback=answer, on_commit=ack)
+"""
+
+
+@pytest.mark.parametrize("backend", ["thread", "process"])
+def test_a_sigkill_mid_session_loses_no_acknowledged_label(tmp_path, backend):
+    store = tmp_path / "s.db"
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(KILLED.format(config=FAST, backend=backend)))
+    env = os.environ | {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+    acked: list[int] = []
+    for round_ in range(2):  # kill, then resume the same store and kill again
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(store)], stdout=subprocess.PIPE, text=True, env=env
+        )
+        assert proc.stdout is not None
+        want = len(acked) + 3
+        deadline = time.monotonic() + 120
+        while len(acked) < want and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if line.startswith("ack"):
+                acked.append(int(line.split()[1]))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert len(acked) >= want, f"round {round_}: only {len(acked)} labels acknowledged"
+        with FeedbackStore(store) as s:
+            stored = {row["id"] for row in s.rows()}
+        assert set(acked) <= stored
