@@ -146,7 +146,7 @@ def _add_feedback(sub: argparse._SubParsersAction) -> None:
 def cmd_feedback(args: argparse.Namespace) -> int:
     import json
 
-    from rlhf_gym.store import export_store, feedback_info, import_store
+    from rlhf_gym.export import export_store, feedback_info, import_store
 
     if args.action == "export":
         n = export_store(args.store, args.out)

@@ -19,11 +19,11 @@ import numpy as np
 from rlhf_gym.config import RECORDED, RunConfig
 from rlhf_gym.effort import Budget, EffortModel
 from rlhf_gym.experts import get_expert
+from rlhf_gym.export import read_feedback
 from rlhf_gym.queries import pair_up, rank_queries
 from rlhf_gym.reward_model import RewardModel
 from rlhf_gym.rollout import TrajectoryRecorder
 from rlhf_gym.segments import sample_segments
-from rlhf_gym.store import read_feedback
 from rlhf_gym.synthetic import Item, SyntheticTeacher
 from rlhf_gym.tasks import Task
 from rlhf_gym.teachers import Teacher

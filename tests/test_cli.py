@@ -172,7 +172,7 @@ def test_sweep_errors_are_one_line(tmp_path):
 
 def test_feedback_info_export_and_import(tmp_path, capsys):
     from rlhf_gym.store import FeedbackStore
-    from tests.test_store import recorded_store
+    from tests.test_export import recorded_store
 
     store, out, copy = tmp_path / "session.sqlite", tmp_path / "session.jsonl", tmp_path / "copy.sqlite"
     recorded_store(store)  # one record of each kind, 3.75 s of effort, a pending query
@@ -211,7 +211,7 @@ def test_feedback_info_export_and_import(tmp_path, capsys):
 
 def test_feedback_errors_are_one_line_and_exit_2(tmp_path, capsys):
     from rlhf_gym.store import FeedbackStore
-    from tests.test_store import recorded_store
+    from tests.test_export import recorded_store
 
     recorded_store(tmp_path / "s.sqlite")
     assert main(["feedback", "export", str(tmp_path / "s.sqlite"), str(tmp_path / "s.jsonl")]) == 0

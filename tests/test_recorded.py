@@ -11,8 +11,9 @@ from rlhf_gym.cli import main
 from rlhf_gym.config import RunConfig
 from rlhf_gym.effort import Budget, EffortModel
 from rlhf_gym.elicit import RECORD_KINDS, FeedbackCollector
+from rlhf_gym.export import export_store
 from rlhf_gym.pipeline import RLHF
-from rlhf_gym.store import FeedbackStore, export_store
+from rlhf_gym.store import FeedbackStore
 from rlhf_gym.tasks import get_task
 from rlhf_gym.teachers import PRESETS, Teacher
 from rlhf_gym.types import FEEDBACK_RECORDS, Comparison, Query, Rating, Segment

@@ -218,8 +218,20 @@ class App:
             rows.append((text, colour))
         if self.paused:
             rows.append(("paused", WARN))
-        for i, (line, colour) in enumerate(rows[:5]):
+        wrapped = [(part, colour) for line, colour in rows for part in self._wrap(line, width - 16)]
+        for i, (line, colour) in enumerate(wrapped[:5]):
             window.blit(self.font.render(line, True, colour), (8, top + 6 + 19 * i))
+
+    def _wrap(self, line: str, width: int) -> list[str]:
+        """``line`` split at double spaces into pieces that fit ``width`` pixels."""
+        out = [""]
+        for word in line.split("  "):
+            joined = f"{out[-1]}  {word}" if out[-1] else word
+            if out[-1] and self.font.size(joined)[0] > width:
+                out.append(word)
+            else:
+                out[-1] = joined
+        return out
 
     def legend(self, extra: str = "") -> str:
         by_control: dict[str, list[str]] = {}

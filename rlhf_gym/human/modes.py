@@ -158,13 +158,18 @@ class _Episode:
         self.started = time.perf_counter()
         self.done = False
         self.terminated = False
+        self.absorbed = 0  # absorbing steps so far (fixed horizon, after termination)
 
     def step(self, action: Any) -> None:
         next_obs, reward, term, trunc, info = self.env.step(action)
-        self.steps.append((self.obs, np.asarray(action), float(reward), bool(info.get("absorbing", False))))
+        absorbing = bool(info.get("absorbing", False))
+        self.steps.append((self.obs, np.asarray(action), float(reward), absorbing))
+        self.absorbed = self.absorbed + 1 if absorbing else 0
         self.obs = next_obs
         if term or trunc:
             self.done, self.terminated = True, bool(term)
+        elif self.absorbed >= self.fps:  # a fixed-horizon episode is over for a watcher after 1 s
+            self.done = True
 
     def trajectory(self) -> Any:
         return to_trajectory(self.steps, self.terminated, np.asarray(self.obs))
@@ -376,22 +381,28 @@ class DemoView(_EpisodeView):
     def __init__(self, app: App, seed: int) -> None:
         super().__init__(app, seed)
         self.against: deque[Segment] = deque(maxlen=64)  # the agent's recent segments, from the clips
+        self.waiting = True  # each episode starts when the person presses one of the task's keys
 
     def key(self, name: str, control: str | None, down: bool, read_at: float) -> None:
         if name in self.app.task.keys:
             if down and name not in self.pressed:
                 self.pressed.append(name)
+                if self.waiting:
+                    self.waiting = False
+                    self.episode.reset()  # the clock starts now
             elif not down and name in self.pressed:
                 self.pressed.remove(name)
         elif down and control == "restart":
             self.app.flash("episode discarded", WARN)
             self.episode.reset()
+            self.waiting = True
 
     def update(self, now: float) -> None:
         pair = self.app.learner.next_pair()
         if pair is not None:
             self.against.extend(replay(self.app.task, self.app.config.horizon, clip) for clip in pair)
-        for _ in range(self.stepper.due(now, self.episode.fps * self.app.speed, self.app.paused)):
+        paused = self.app.paused or self.waiting
+        for _ in range(self.stepper.due(now, self.episode.fps * self.app.speed, paused)):
             self.episode.step(self.app.task.action_for_keys(self.pressed, self.action_space))
             if self.episode.done:
                 self._finish(time.perf_counter())
@@ -402,7 +413,8 @@ class DemoView(_EpisodeView):
         h, task = self.app.config.segment_length or 50, self.app.task
         episode = self.episode.trajectory()
         live = int((~episode.absorbing).sum())
-        starts = [s for s in range(0, live, h) if s + h <= len(episode) or episode.terminated]
+        finished = episode.terminated or bool(episode.absorbing[-1])  # may be padded past its end
+        starts = [s for s in range(0, live, h) if s + h <= len(episode) or finished]
         if starts and self.against:
             demo = tuple(cut(episode, s, h, task.absorbing_reward) for s in starts)
             pool = list(self.against)
@@ -413,6 +425,7 @@ class DemoView(_EpisodeView):
         elif not self.against:
             self.app.flash("not stored: no agent segments to compare with yet", WARN)
         self.episode.reset()
+        self.waiting = True
 
     def draw(self) -> None:
         app = self.app
@@ -420,6 +433,8 @@ class DemoView(_EpisodeView):
         app.window.blit(app.surface(self.episode.frame(), self.size), (0, 0))
         ret = sum(s[2] for s in self.episode.steps)
         line = f"you play  step {len(self.episode.steps)}  return {ret:.1f}"
+        if self.waiting:
+            line = "press one of the task's keys to start an episode"
         keys = "  ".join(f"{k}: {v}" for k, v in app.task.keys.items())
         app.draw_panel([line, app.legend(keys)], self.size[1])
 

@@ -192,7 +192,13 @@ def test_live_mode_records_ratings_corrections_and_estops(tmp_path):
 def test_demo_mode_stores_a_finished_episode_as_a_demonstration(tmp_path):
     store = tmp_path / "s.db"
 
+    idle = []
+
     def finish_one(app) -> None:
+        if app.result.frames == 60:  # nothing happens until a task key starts the episode
+            idle.append((app.labels, len(app.view.episode.steps)))
+            key("left")
+            key("left", pygame.KEYUP)
         if app.result.committed:
             key("q")
 
@@ -208,12 +214,13 @@ def test_demo_mode_stores_a_finished_episode_as_a_demonstration(tmp_path):
         callback=finish_one,
     )
     assert result.quit_reason == "key"
+    assert idle == [(0, 0)]
     with FeedbackStore(store) as s:
         (demo,) = s.records()
     assert demo.kind == "demonstration" and demo.teacher == "human"
     assert len(demo.demo) == len(demo.against) >= 1
     assert all(len(d) == len(a) == 10 for d, a in zip(demo.demo, demo.against))
-    assert set(demo.episode.actions.tolist()) == {0}  # no key held: CartPole's noop
+    assert set(demo.episode.actions.tolist()) == {0}  # "left" released at once: CartPole's noop, 0
 
 
 def test_control_keys_leave_the_tasks_keys_alone():
