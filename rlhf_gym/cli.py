@@ -90,7 +90,11 @@ def _add_label(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("compare", "live", "demo"), default="compare", help="what to give")
     p.add_argument("--store", type=Path, required=True, help="the feedback store (created if new)")
     p.add_argument("--labels", type=int, help="stop asking for comparisons once the store holds this many")
-    p.add_argument("--horizon", choices=HORIZONS, default="fixed", help="the agent's horizon")
+    p.add_argument(
+        "--horizon",
+        choices=HORIZONS,
+        help="the agent's horizon (default: the store's, or fixed for a new one)",
+    )
     p.add_argument("--config", type=Path, help="a YAML file of RunConfig fields for the learner")
     p.add_argument("--seed", type=int, help="seed of the learner and the episodes")
     p.add_argument("--fps", type=float, default=60.0, help="frames per second of the window")
@@ -254,7 +258,8 @@ def cmd_label(args: argparse.Namespace) -> int:
     from rlhf_gym.human.label import label
 
     config: dict[str, Any] = load_yaml(args.config) if args.config else {}
-    config["horizon"] = args.horizon
+    if args.horizon is not None:
+        config["horizon"] = args.horizon
     if args.seed is not None:
         config["seed"] = args.seed
     result = label(

@@ -215,7 +215,8 @@ class _Loop:
         self.venv = LearnedRewardVec(venv, self.model, cfg.trajectory_window)
         assert cfg.algo is not None
         self.agent = make_agent(cfg.algo, self.venv, hp, cfg.seed, relabel=True)
-        self.rng = np.random.default_rng(cfg.seed)
+        # a resumed store must not replay the same episodes: the session's seed includes its size
+        self.rng = np.random.default_rng([cfg.seed, len(self.store)])
         self.episodes: deque[tuple[int, np.ndarray, Trajectory]] = deque(maxlen=4)
         self.fitted, self.fits, self.accuracy, self.true_return = False, 0, math.nan, math.nan
         self.labels = 0
@@ -224,13 +225,14 @@ class _Loop:
         seen: tuple[int, int] | None = None
         self._status()
         try:
-            parent = mp.parent_process()  # None in a thread; a killed window must not leave us running
-            while not self.stop.is_set() and (parent is None or parent.is_alive()):
+            while not self.stopping():
                 now = self._marker()
                 if now != seen:
                     seen = now
                     self._refit()
-                if not self.clips.full():
+                for _ in range(3):  # top the queue up, so a quick labeller never waits long
+                    if self.clips.full() or self.stopping():
+                        break
                     self._send_clips()
                 if self.fitted:
                     self._train()
@@ -238,6 +240,11 @@ class _Loop:
                     self.stop.wait(0.05)
         finally:
             self.store.close()
+
+    def stopping(self) -> bool:
+        """Asked to stop, or the window's process is gone (a killed window must not leave us running)."""
+        parent = mp.parent_process()  # None in a thread
+        return self.stop.is_set() or (parent is not None and not parent.is_alive())
 
     def _marker(self) -> tuple[int, int]:
         rows = self.store.rows()
@@ -248,7 +255,8 @@ class _Loop:
 
         records = self.store.records()
         self.labels = len(records)
-        if not records:
+        if not records:  # everything was undone: wait for new feedback
+            self.fitted = False
             return
         fit = self.model.fit(records)
         relabel_buffer(self.agent, self.model)
@@ -256,9 +264,14 @@ class _Loop:
         self._status()
 
     def _train(self) -> None:
+        from stable_baselines3.common.callbacks import ConvertCallback
+
         from rlhf_gym.evaluation import evaluate
 
-        self.agent.learn(chunk_steps(self.cfg), reset_num_timesteps=False)
+        stop = ConvertCallback(lambda *_: not self.stopping())  # ends a chunk at once when asked
+        self.agent.learn(chunk_steps(self.cfg), callback=stop, reset_num_timesteps=False)
+        if self.stopping():
+            return
         state = {k: v.detach().cpu().numpy() for k, v in self.agent.policy.state_dict().items()}
         self.messages.put({"type": "policy", "state": state, "timesteps": int(self.agent.num_timesteps)})
         self.true_return = evaluate(self.agent, self.task, 2, seed=self.cfg.seed + 20_000).mean
@@ -303,8 +316,14 @@ class _Loop:
         except ValueError:
             return  # no segment fits yet
         segments = [cut(trajs[w], s, h, self.task.absorbing_reward) for w, s in spots]
-        candidates = [Query(segments[i], segments[i + 1]) for i in range(0, len(segments) - 1, 2)]
-        where = {id(q): (spots[i], spots[i + 1]) for q, i in zip(candidates, range(0, len(spots), 2))}
+        # pairs of two different stretches: not two overlapping windows of one episode
+        distinct = [
+            i
+            for i in range(0, len(spots) - 1, 2)
+            if spots[i][0] != spots[i + 1][0] or abs(spots[i][1] - spots[i + 1][1]) >= h
+        ]
+        candidates = [Query(segments[i], segments[i + 1]) for i in distinct]
+        where = {id(q): (spots[i], spots[i + 1]) for q, i in zip(candidates, distinct)}
         strategy = cfg.query_strategy if self.fitted else "uniform"
         ranked = rank_queries(candidates, strategy, self.model if self.fitted else None, self.rng)
         if ranked:

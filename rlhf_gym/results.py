@@ -58,18 +58,17 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def results_table(out: str | Path, keys: list[str] | None = None) -> pd.DataFrame:
     """The tidy table of a sweep folder (see the module docstring); one row per failed run too.
-    ``keys`` keeps only those runs (a sweep's own, when the folder holds older ones too)."""
+    ``keys`` keeps only those runs, in that order (a sweep's own, in the order of its grid, when
+    the folder holds older ones too); without it, every run in the order of its key."""
     import pandas as pd
 
     from rlhf_gym.config import load_yaml
 
     rows: list[dict[str, Any]] = []
-    for folder in sorted(Path(out, "runs").iterdir()):
-        if (
-            folder.name.startswith(".")
-            or not folder.is_dir()
-            or (keys is not None and folder.name not in keys)
-        ):
+    names = dict.fromkeys(keys) if keys is not None else sorted(f.name for f in Path(out, "runs").iterdir())
+    for name in names:
+        folder = Path(out, "runs", name)
+        if name.startswith(".") or not folder.is_dir():
             continue
         config = flatten(load_yaml(folder / "config.yaml"))
         if (folder / "summary.json").is_file():

@@ -422,10 +422,15 @@ class FeedbackStore:
 
     def remove_last(self) -> Feedback | None:
         """Delete the newest record and return it ("undo"), or return ``None`` if the store is empty."""
+        return self._remove("ORDER BY id DESC LIMIT 1", ())
+
+    def remove(self, row_id: int) -> Feedback | None:
+        """Delete the record of row ``row_id`` and return it, or ``None`` if there is no such row."""
+        return self._remove("WHERE id = ?", (int(row_id),))
+
+    def _remove(self, where: str, params: tuple) -> Feedback | None:
         with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT id, kind, record, arrays FROM feedback ORDER BY id DESC LIMIT 1"
-            ).fetchone()
+            row = conn.execute(f"SELECT id, kind, record, arrays FROM feedback {where}", params).fetchone()
             if row is None:
                 return None
             record = self._decode_row(*row)

@@ -3,7 +3,7 @@
 The window shows the agent's behaviour and reads keys at ``fps`` frames a second. A
 ``rlhf_gym.learner.Learner`` fits the reward model on the store's feedback and trains the
 agent in a background process, so the window never waits, and the next clips come from the
-improving policy. Modes (``rlhf_gym.human.modes``):
+improving policy. Modes (``rlhf_gym.human.compare`` and ``rlhf_gym.human.live``):
 
 - ``compare``: two clips loop side by side; prefer one, call them equal, or skip.
 - ``live``: the policy plays in real time; rate it with + and -, take over with the task's
@@ -173,13 +173,16 @@ class App:
         return row
 
     def undo(self) -> None:
-        record = self.store.remove_last()
-        if record is None:
-            self.flash("nothing to undo", WARN)
+        """Delete this session's last label (labels of earlier sessions are never undone here)."""
+        if not self.result.committed:
+            self.flash("nothing to undo in this session", WARN)
             return
+        row = self.result.committed.pop()
+        record = self.store.remove(row)
         self.result.undone += 1
-        self.result.committed = self.result.committed[:-1]
-        self.flash(f"undone: the last {record.kind}", WARN)
+        self.flash(f"undone: #{row} ({record.kind if record else 'already gone'})", WARN)
+        if hasattr(self.view, "undone"):
+            self.view.undone(row)
 
     def flash(self, text: str, colour: tuple[int, int, int] = TEXT) -> None:
         self._flash = (text, time.monotonic() + 2.5, colour)
@@ -302,7 +305,8 @@ def label(
         ValueError: an unknown mode or task, a store of another task, a bad config.
         NoDisplayError: there is no display to open the window on.
     """
-    from rlhf_gym.human.modes import MODE_CLASSES
+    from rlhf_gym.human.compare import CompareView
+    from rlhf_gym.human.live import DemoView, LiveView
     from rlhf_gym.pipeline import resolve_config
     from rlhf_gym.store import FeedbackStore
 
@@ -314,7 +318,13 @@ def label(
         raise ValueError(f"labels must be at least 1, got {labels}")
     task = task if isinstance(task, Task) else get_task(task)
     user = to_dict(config) if isinstance(config, RunConfig) else dict(config or {})
-    user.setdefault("horizon", "fixed")
+    stored = _stored_meta(Path(store))
+    user.setdefault("horizon", stored.get("horizon", "fixed"))  # a store keeps its horizon
+    if stored.get("horizon", user["horizon"]) != user["horizon"]:
+        raise ValueError(
+            f"{store} holds {stored['horizon']}-horizon feedback, not {user['horizon']}; expected the same "
+            "horizon (leave it out to use the store's), or a new store"
+        )
     cfg = resolve_config(user, task=task.name)
     if mode != "compare" and not task.keys:
         raise ValueError(
@@ -330,17 +340,28 @@ def label(
         pygame.init()
         app = App(task, cfg, feedback, learner, mode, labels, zoom, on_commit)
         app.speed = speed
-        app.view = view = MODE_CLASSES[mode](app, cfg.seed if seed is None else seed)
+        views: dict[str, Any] = {"compare": CompareView, "live": LiveView, "demo": DemoView}
+        app.view = view = views[mode](app, cfg.seed if seed is None else seed)
         _check_keys(task, view.action_space, pygame) if mode != "compare" else None
         app.window = open_window(pygame, view.window_size())
         pygame.display.set_caption(f"rlhf-gym label ({mode}): {task.name}")
         learner.start()
         _loop(app, view, fps, max_frames, callback)
     finally:
+        pygame.display.quit()  # the window goes at once; the learner may take a moment to stop
         learner.stop()
         feedback.close()
-        pygame.display.quit()
     return app.result
+
+
+def _stored_meta(path: Path) -> dict[str, Any]:
+    """The meta of an existing store (read only), or ``{}`` for a new path."""
+    from rlhf_gym.store import FeedbackStore
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return {}
+    with FeedbackStore(path) as existing:
+        return existing.meta
 
 
 def _loop(

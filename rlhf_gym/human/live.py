@@ -1,145 +1,28 @@
-"""The three views of ``rlhf-gym label``: compare, live and demo (see ``rlhf_gym.human.label``).
+"""The live and demo views of ``rlhf-gym label``: one episode at a time, in real time.
 
-Each view draws itself into the shared window, turns keys into feedback records and hands
-them to ``App.commit``, which returns once they are on disk.
+Live: the policy plays; + and - rate it (Deep TAMER's credit over the steps shown 0.2-4 s before
+the press), the task's keys take over to correct it, the e-stop key stops it. Demo: the person
+plays, and each finished episode is stored as a demonstration.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from typing import Any
 
 import numpy as np
 
+from rlhf_gym.human.compare import TEACHER, frame_size
 from rlhf_gym.human.label import PANEL_HEIGHT, WARN, App
 from rlhf_gym.human.play import _frame
-from rlhf_gym.learner import Clip, replay
+from rlhf_gym.learner import replay
 from rlhf_gym.rollout import to_trajectory
 from rlhf_gym.segments import cut
-from rlhf_gym.synthetic import SIGNAL_DELAY, tamer_credit
-from rlhf_gym.types import Comparison, Correction, Demonstration, EStop, Query, Segment, Signal
+from rlhf_gym.synthetic import SIGNAL_DELAY
+from rlhf_gym.types import Correction, Demonstration, EStop, Segment, Signal, Trajectory
 
-TEACHER = "human"
-PENDING = "compare"
 Step = tuple[np.ndarray, np.ndarray, float, bool]
-
-
-class ClipPlayer:
-    """Frames of a clip, made one at a time as it first plays and kept for the next loops.
-
-    Rendering environments are never closed while the window is open: Gymnasium's classic-control
-    ``close`` quits pygame itself, window and fonts included. They are freed with the player.
-    """
-
-    def __init__(self, app: App, clip: Clip, size: tuple[int, int]) -> None:
-        self.app, self.clip, self.size = app, clip, size
-        self.env = app.task.make(app.config.horizon, render_mode="rgb_array")
-        self.env.reset(seed=clip.seed)
-        for action in clip.actions[: clip.start]:
-            self.env.step(action)
-        self.frames: list[Any] = []
-        self.segment = replay(app.task, app.config.horizon, clip)
-
-    def frame(self, i: int) -> Any:
-        while len(self.frames) <= i:
-            self.frames.append(self.app.surface(_frame(self.env), self.size))
-            t = self.clip.start + len(self.frames) - 1
-            if t < len(self.clip.actions):  # past a terminated episode's end, its last frame stays
-                self.env.step(self.clip.actions[t])
-        return self.frames[i]
-
-
-def _frame_size(app: App, scale: float = 1.0) -> tuple[int, int]:
-    env = app.task.make(app.config.horizon, render_mode="rgb_array")
-    env.reset(seed=0)
-    h, w = _frame(env).shape[:2]
-    return int(w * app.zoom * scale), int(h * app.zoom * scale)
-
-
-class CompareView:
-    """Two clips of the current policy loop side by side; the person says which is better."""
-
-    action_space = None
-
-    def __init__(self, app: App, seed: int) -> None:
-        self.app = app
-        self.clip_size = _frame_size(app, 0.6)
-        self.players: list[ClipPlayer] = []
-        self.shown_at = 0.0
-        self.watched = 0.0  # seconds the current pair has been on screen, pauses excluded
-        self.fps = float(app.task.make(app.config.horizon).metadata.get("render_fps") or 30)
-        pending = app.store.pending(PENDING)
-        if pending is not None:
-            value, arrays = pending
-            self._show(tuple(Clip(actions=arrays[f"actions{i}"], **c) for i, c in enumerate(value["clips"])))
-            app.flash("showing the query that was on screen when the last session ended", WARN)
-
-    def window_size(self) -> tuple[int, int]:
-        w, h = self.clip_size
-        return 2 * w + 30, h + 40 + PANEL_HEIGHT
-
-    def _show(self, pair: tuple[Clip, ...]) -> None:
-        self.players = [ClipPlayer(self.app, clip, self.clip_size) for clip in pair]
-        self.shown_at, self.watched = time.perf_counter(), 0.0
-
-    def _next(self) -> None:
-        self.players = []
-        if not self.app.budget_left:
-            return
-        pair = self.app.learner.next_pair()
-        if pair is None:
-            return
-        value = {"clips": [c.to_json() for c in pair]}
-        self.app.store.set_pending(PENDING, value, {f"actions{i}": c.actions for i, c in enumerate(pair)})
-        self._show(pair)  # stored as pending before it is shown
-
-    def key(self, name: str, control: str | None, down: bool, read_at: float) -> None:
-        if not down or not self.players or control is None:
-            return
-        if control == "skip":
-            self.app.store.clear_pending(PENDING)
-            self.app.result.skipped += 1
-            self.app.flash("skipped")
-            self._next()
-            return
-        label = {"prefer left": 1.0, "prefer right": 0.0, "equal": 0.5}.get(control)
-        if label is None:
-            return
-        left, right = (p.segment for p in self.players)
-        record = Comparison(Query(left, right), label, teacher=TEACHER)
-        info = {"mode": "compare", "clips": [p.clip.to_json() for p in self.players]}
-        effort = self.watched if self.app.paused else time.perf_counter() - self.shown_at
-        self.app.commit(record, effort, info, read_at, resolves=PENDING)
-        self._next()
-
-    def update(self, now: float) -> None:
-        if not self.players:
-            self._next()
-        elif not self.app.paused:
-            self.watched = now - self.shown_at
-        else:
-            self.shown_at = now - self.watched
-
-    def draw(self) -> None:
-        app, window = self.app, self.app.window
-        window.fill((30, 30, 36))
-        w, h = self.clip_size
-        if self.players:
-            i = int(self.watched * self.fps) % self.players[0].clip.length
-            for k, (player, side) in enumerate(zip(self.players, ("left", "right"))):
-                x = 10 + k * (w + 10)
-                window.blit(player.frame(i), (x, 30))
-                window.blit(app.big.render(side, True, (235, 235, 230)), (x, 6))
-            step = f"step {i + 1}/{self.players[0].clip.length}"
-            window.blit(app.font.render(step, True, (150, 150, 150)), (2 * w - 80, 10))
-        else:
-            wait = (
-                "budget reached: press q to quit" if not app.budget_left else "waiting for the next clips..."
-            )
-            window.blit(app.big.render(wait, True, (235, 235, 230)), (20, h // 2))
-        app.draw_panel(["which is better? " + app.legend()], h + 40)
 
 
 class _Episode:
@@ -155,6 +38,7 @@ class _Episode:
     def reset(self) -> None:
         self.obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
         self.steps: list[Step] = []
+        self.times: list[float] = []
         self.started = time.perf_counter()
         self.done = False
         self.terminated = False
@@ -164,6 +48,7 @@ class _Episode:
         next_obs, reward, term, trunc, info = self.env.step(action)
         absorbing = bool(info.get("absorbing", False))
         self.steps.append((self.obs, np.asarray(action), float(reward), absorbing))
+        self.times.append(time.perf_counter())  # when the step was shown, for TAMER's credit
         self.absorbed = self.absorbed + 1 if absorbing else 0
         self.obs = next_obs
         if term or trunc:
@@ -176,6 +61,21 @@ class _Episode:
 
     def frame(self) -> np.ndarray:
         return _frame(self.env)
+
+
+def credit_at(times: np.ndarray, press: float) -> np.ndarray:
+    """Deep TAMER's credit of steps shown at ``times`` (each until the next one; the last until
+    the press) for a key pressed at ``press``: the probability that the person's reaction delay,
+    uniform on ``SIGNAL_DELAY``, falls in the time each step was on screen.
+
+    Example:
+        >>> [round(float(c), 3) for c in credit_at(np.array([0.0, 1.0, 4.0]), 4.1)]  # 0-1, 1-4, 4-4.1 s
+        [0.237, 0.763, 0.0]
+    """
+    lo, hi = SIGNAL_DELAY
+    ends = np.append(times[1:], press)
+    overlap = np.clip(np.minimum(press - times, hi) - np.maximum(press - ends, lo), 0.0, None)
+    return (overlap / (hi - lo)).astype(np.float32)
 
 
 class _Stepper:
@@ -200,7 +100,7 @@ class _EpisodeView:
         self.app = app
         self.episode = _Episode(app, seed)
         self.action_space = self.episode.env.action_space
-        self.size = _frame_size(app)
+        self.size = frame_size(app)
         self.stepper = _Stepper()
         self.pressed: list[str] = []  # the task's keys held down, in the order pressed
 
@@ -227,12 +127,7 @@ class LiveView(_EpisodeView):
     def key(self, name: str, control: str | None, down: bool, read_at: float) -> None:
         if name in self.app.task.keys:
             if down and name not in self.pressed:
-                self.pressed.append(name)
-                if self.takeover is None:
-                    self.takeover = (
-                        self.app.task.snapshot(self.episode.env, self.episode.obs),
-                        len(self.episode.steps),
-                    )
+                self.pressed.append(name)  # the takeover starts with the next step (update)
             elif not down and name in self.pressed:
                 self.pressed.remove(name)
                 if not self.pressed:
@@ -254,11 +149,12 @@ class LiveView(_EpisodeView):
 
     # ----- feedback -------------------------------------------------------------------
     def _signal(self, positive: bool, read_at: float) -> None:
-        steps = self.episode.steps
-        n = min(len(steps), math.ceil(SIGNAL_DELAY[1] * self.rate))
-        credit = tamer_credit(n, self.rate)
-        if n == 0 or not credit.any():
-            self.app.flash("too early to rate: nothing watched yet", WARN)
+        steps, times = self.episode.steps, np.asarray(self.episode.times)
+        n = int((times >= read_at - SIGNAL_DELAY[1]).sum())  # the steps shown in the last 4 s
+        credit = credit_at(times[len(times) - n :], read_at)
+        live = ~np.array([s[3] for s in steps[len(steps) - n :]], dtype=bool)
+        if n == 0 or not (credit * live).any():
+            self.app.flash("nothing to rate: no live step in the last 0.2-4 s", WARN)
             return
         segment = cut(self.episode.trajectory(), len(steps) - n, n, self.app.task.absorbing_reward)
         info = {"mode": "live", "speed": self.app.speed}
@@ -272,26 +168,29 @@ class LiveView(_EpisodeView):
         n = len(self.episode.steps) - first
         if n < 2:
             return
+        original, n = self._continuation(snap, n)
         corrected = cut(self.episode.trajectory(), first, n, self.app.task.absorbing_reward)
-        original = self._continuation(snap, n)
         info = {"mode": "live", "speed": self.app.speed}
         self.app.commit(Correction(original, corrected, TEACHER), n / self.rate, info, read_at)
 
     def _estop(self, read_at: float) -> None:
         steps = self.episode.steps
         n = min(len(steps), self.app.config.segment_length or 50)
-        if n < 2:
-            self.app.flash("too early to stop: nothing watched yet", WARN)
+        if n < 2 or steps[-1][3]:
+            self.app.flash(
+                "nothing to stop: " + ("the episode is over" if n >= 2 else "it has just begun"), WARN
+            )
             return
+        after, n = self._continuation(self.app.task.snapshot(self.episode.env, self.episode.obs), n)
         before = cut(self.episode.trajectory(), len(steps) - n, n, self.app.task.absorbing_reward)
-        after = self._continuation(self.app.task.snapshot(self.episode.env, self.episode.obs), n)
         watched = time.perf_counter() - self.last_label
         self.app.commit(EStop(before, after, TEACHER), watched, {"mode": "live"}, read_at)
         self.last_label = time.perf_counter()
         self._end_episode()
 
-    def _continuation(self, snap: Any, n: int) -> Segment:
-        """What the agent does for ``n`` steps from the saved state."""
+    def _continuation(self, snap: Any, n: int) -> tuple[Segment, int]:
+        """What the agent does for ``n`` steps from the saved state, and its length: ``n``, or
+        fewer if the time limit comes first (then both sides of the record are cut to it)."""
         obs = self.app.task.restore(self.side, snap)
         steps: list[Step] = []
         terminated = False
@@ -303,19 +202,24 @@ class LiveView(_EpisodeView):
             if term or trunc:
                 terminated = bool(term)
                 break
-        traj = to_trajectory(steps, terminated or len(steps) < n, np.asarray(obs))
-        return cut(traj, 0, n, self.app.task.absorbing_reward)
+        traj = to_trajectory(steps, terminated, np.asarray(obs))
+        n = n if terminated else len(steps)
+        return cut(traj, 0, n, self.app.task.absorbing_reward), n
 
     def _end_episode(self) -> None:
         if self.takeover is not None:
             self._correct(time.perf_counter())
-        self.pressed = []
-        self.episode.reset()
+        self.episode.reset()  # keys still held steer the next episode (update starts a takeover)
 
     # ----- playing --------------------------------------------------------------------
     def update(self, now: float) -> None:
         self.agent.load(self.app.policy)
         for _ in range(self.stepper.due(now, self.rate, self.app.paused)):
+            if self.pressed and self.takeover is None:
+                self.takeover = (
+                    self.app.task.snapshot(self.episode.env, self.episode.obs),
+                    len(self.episode.steps),
+                )
             if self.takeover is not None and len(self.episode.steps) - self.takeover[1] >= self._max_takeover:
                 self._correct(time.perf_counter())  # a long takeover is cut into corrections
                 self.takeover = (
@@ -382,6 +286,7 @@ class DemoView(_EpisodeView):
         super().__init__(app, seed)
         self.against: deque[Segment] = deque(maxlen=64)  # the agent's recent segments, from the clips
         self.waiting = True  # each episode starts when the person presses one of the task's keys
+        self.unsaved: tuple[Trajectory, float, float] | None = None  # waits for agent segments
 
     def key(self, name: str, control: str | None, down: bool, read_at: float) -> None:
         if name in self.app.task.keys:
@@ -398,9 +303,12 @@ class DemoView(_EpisodeView):
             self.waiting = True
 
     def update(self, now: float) -> None:
-        pair = self.app.learner.next_pair()
-        if pair is not None:
-            self.against.extend(replay(self.app.task, self.app.config.horizon, clip) for clip in pair)
+        if len(self.against) < 8:  # a few recent agent segments are enough to compare with
+            pair = self.app.learner.next_pair()
+            if pair is not None:
+                self.against.extend(replay(self.app.task, self.app.config.horizon, clip) for clip in pair)
+        if self.unsaved is not None and self.against:
+            self._store(*self.unsaved)
         paused = self.app.paused or self.waiting
         for _ in range(self.stepper.due(now, self.episode.fps * self.app.speed, paused)):
             self.episode.step(self.app.task.action_for_keys(self.pressed, self.action_space))
@@ -410,22 +318,29 @@ class DemoView(_EpisodeView):
 
     def _finish(self, read_at: float) -> None:
         """Store the finished episode against the agent's recent segments, then start anew."""
-        h, task = self.app.config.segment_length or 50, self.app.task
         episode = self.episode.trajectory()
+        self.unsaved = (episode, time.perf_counter() - self.episode.started, read_at)
+        if self.against:
+            self._store(*self.unsaved)
+        else:
+            self.app.flash("episode kept: it is stored once the agent's first segments arrive", WARN)
+        self.episode.reset()
+        self.waiting = True
+
+    def _store(self, episode: Trajectory, effort: float, read_at: float) -> None:
+        self.unsaved = None
+        h, task = self.app.config.segment_length or 50, self.app.task
         live = int((~episode.absorbing).sum())
         finished = episode.terminated or bool(episode.absorbing[-1])  # may be padded past its end
         starts = [s for s in range(0, live, h) if s + h <= len(episode) or finished]
-        if starts and self.against:
-            demo = tuple(cut(episode, s, h, task.absorbing_reward) for s in starts)
-            pool = list(self.against)
-            picks = np.random.default_rng(len(self.app.result.committed)).integers(len(pool), size=len(demo))
-            record = Demonstration(episode, demo, tuple(pool[i] for i in picks), TEACHER)
-            effort = time.perf_counter() - self.episode.started
-            self.app.commit(record, effort, {"mode": "demo", "return": episode.true_return}, read_at)
-        elif not self.against:
-            self.app.flash("not stored: no agent segments to compare with yet", WARN)
-        self.episode.reset()
-        self.waiting = True
+        if not starts:
+            self.app.flash(f"not stored: shorter than a segment ({h} steps)", WARN)
+            return
+        demo = tuple(cut(episode, s, h, task.absorbing_reward) for s in starts)
+        pool = list(self.against)
+        picks = np.random.default_rng(len(self.app.result.committed)).integers(len(pool), size=len(demo))
+        record = Demonstration(episode, demo, tuple(pool[i] for i in picks), TEACHER)
+        self.app.commit(record, effort, {"mode": "demo", "return": episode.true_return}, read_at)
 
     def draw(self) -> None:
         app = self.app
@@ -437,6 +352,3 @@ class DemoView(_EpisodeView):
             line = "press one of the task's keys to start an episode"
         keys = "  ".join(f"{k}: {v}" for k, v in app.task.keys.items())
         app.draw_panel([line, app.legend(keys)], self.size[1])
-
-
-MODE_CLASSES: dict[str, Any] = {"compare": CompareView, "live": LiveView, "demo": DemoView}
