@@ -14,6 +14,7 @@ the clip with the higher true return (equal within 1%). The app runs headless
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import signal
@@ -33,7 +34,7 @@ class KeyboardTeacher:
     """Answers each pair after ``think`` seconds on screen, by posting the key a person would press."""
 
     def __init__(self, think: float) -> None:
-        self.think, self.answered = think, None
+        self.think, self.answered, self.first = think, None, None
         self.timeline: list[tuple[float, int, float]] = []  # (seconds, labels, agent true return)
         self.start = time.perf_counter()
 
@@ -41,6 +42,9 @@ class KeyboardTeacher:
         import pygame
 
         now = time.perf_counter()
+        if self.first is None and app.view.players:
+            self.first = [p.clip.to_json() for p in app.view.players]
+            print("first", json.dumps(self.first), flush=True)
         if not self.timeline or now - self.start - self.timeline[-1][0] >= 1.0:
             self.timeline.append((now - self.start, app.labels, app.status.get("true_return", float("nan"))))
         view = app.view
@@ -98,24 +102,27 @@ def kills(n: int, think: float, store: Path, seed: int = 0) -> dict:
     script.write_text(textwrap.dedent(CHILD.format(here=str(HERE), think=think, task=TASK)))
     env = os.environ | {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "PYTHONUNBUFFERED": "1"}
     acked: set[int] = set()
-    lost = 0
-    resumed_pending = 0
+    lost: set[int] = set()
+    resumed, pendings = 0, 0
     for _ in range(n):
         with FeedbackStore(store, meta={"task": TASK}) as s:
-            had_pending = s.pending("compare") is not None
+            pending = s.pending("compare")
         out = store.parent / "acks.txt"
         with open(out, "w") as sink:
             proc = subprocess.Popen([sys.executable, str(script), str(store)], stdout=sink, env=env)
             time.sleep(rng.uniform(8.0, 16.0))  # start-up takes a few seconds; kill while labelling
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
-        now = {int(line.split()[1]) for line in out.read_text().splitlines() if line.startswith("ack")}
-        acked |= now
+        lines = out.read_text().splitlines()
+        acked |= {int(line.split()[1]) for line in lines if line.startswith("ack")}
         with FeedbackStore(store) as s:
             stored = {row["id"] for row in s.rows()}
-        lost += len(acked - stored)
-        resumed_pending += had_pending
-    return {"kills": n, "acked": len(acked), "lost": lost, "resumed_pending": resumed_pending}
+        lost |= acked - stored
+        if pending is not None:  # was the interrupted query the first one shown on restart?
+            firsts = [json.loads(line[6:]) for line in lines if line.startswith("first ")]
+            pendings += 1
+            resumed += bool(firsts) and firsts[0] == pending[0]["clips"]
+    return {"kills": n, "acked": len(acked), "lost": len(lost), "pendings": pendings, "resumed": resumed}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,9 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     frames = np.asarray(result.frame_seconds[10:])  # the first frames include opening the window
     fps = 1.0 / np.median(frames)
     low = 1.0 / np.percentile(frames, 99)
-    latency = np.asarray(result.commit_seconds) * 1000
+    # a real key also waits for the next frame before it is read: add one frame (60 FPS) to be safe
+    frame_ms = 1000 / 60
+    latency = np.asarray(result.commit_seconds) * 1000 + frame_ms
     p50, p99 = np.percentile(latency, [50, 99])
-    figure = HERE / "figures" / "label_app.png"
+    figure = args.report.parent / "figures" / "label_app.png"
     _plot(timeline, figure, args.think)
     marks = []
     for minute in range(1, int(args.minutes) + 1):
@@ -152,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ("frames per second while the agent trains, median (>= 30)", f"{fps:.1f}", fps >= 30),
         ("frames per second, 99th percentile of frame time (>= 30)", f"{low:.1f}", low >= 30),
-        ("key to durable commit, p50 ms", f"{p50:.1f}", True),
-        ("key to durable commit, p99 ms (<= 50)", f"{p99:.1f}", p99 <= 50),
+        ("key to durable commit, p50 ms (one frame of waiting included)", f"{p50:.1f}", True),
+        ("key to durable commit, p99 ms (one frame of waiting included; <= 50)", f"{p99:.1f}", p99 <= 50),
         (
             f"acknowledged labels lost across {durable['kills']} SIGKILLs (0)",
             str(durable["lost"]),
@@ -177,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(result.committed)} labels in {args.minutes:g} minutes; the agent's true return "
             f"(2 deterministic episodes after each training chunk): {'; '.join(marks)}. Kills: "
             f"{durable['kills']} SIGKILLs at random moments 8-16 s after start, {durable['acked']} labels "
-            f"acknowledged in all, {durable['lost']} lost; {durable['resumed_pending']} restarts showed "
-            "the interrupted query again first.",
+            f"acknowledged in all, {durable['lost']} lost. {durable['pendings']} kills left a query on "
+            f"screen; {durable['resumed']} of the restarts showed it again first. Latency is measured in "
+            "compare mode (a correction or e-stop also replays the agent's continuation before its commit).",
             "",
             f"![Labelling app]({figure.relative_to(args.report.parent)})",
             "<!-- label_app:end -->",
