@@ -47,7 +47,15 @@ def record(labels: int, think: float) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "sample.sqlite"
-        label("CartPole-v1", store, "compare", config={"seed": 0}, fps=60, callback=answer)
+        label(
+            "CartPole-v1",
+            store,
+            "compare",
+            config={"seed": 0},
+            fps=60,
+            callback=answer,
+            teacher="keyboard-oracle",
+        )
         n = export_store(store, SAMPLE)
     print(f"{n} comparisons -> {SAMPLE}")
 
@@ -96,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Command: `{COMMAND}` ({args.seeds} seeds, {time.perf_counter() - start:.0f} s). Hardware: "
             f"{hardware()}. The sample `feedback/sample-cartpole.jsonl` holds {n} comparisons recorded "
             f"through `rlhf-gym label` ({info['effort_seconds']:.0f} s of labelling) by the synthetic "
-            "keyboard teacher, not by a person. The recorded teacher replays them in recorded order; the "
-            "oracle answers fresh queries about each run's own policy.",
+            "keyboard teacher (teacher name `keyboard-oracle`), not by a person. The recorded teacher "
+            "replays them in recorded order; the oracle answers fresh queries about each run's own policy.",
             body.rstrip(),
             "<!-- recorded:end -->",
         ]

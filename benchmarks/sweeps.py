@@ -25,14 +25,15 @@ def publish(name: str, report_path: Path, workers: int | None, run: bool) -> int
     the number of failed runs."""
     from report import hardware, put_section
 
-    from rlhf_gym.plots import load_table, plot, report
+    from rlhf_gym.plots import plot, report
+    from rlhf_gym.results import results_table
     from rlhf_gym.sweep import Sweep, run_sweep
 
     sweep = Sweep.from_yaml(HERE / "sweeps" / f"{name}.yaml")
     out = HERE / "results" / "sweeps" / name
     if run:
         run_sweep(sweep, out, workers=workers)
-    table = load_table(out)
+    table = results_table(out, keys=[r.key for r in sweep.runs()])  # in the grid's order
     figures = plot(table, HERE / "figures" / "sweeps" / name)
     heading, body = report(table, title=f"Sweep: {name}").split("\n", 1)
     failed = int(table.loc[table["status"] == "failed", "key"].nunique())

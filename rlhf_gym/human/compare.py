@@ -14,7 +14,6 @@ from rlhf_gym.human.play import _frame
 from rlhf_gym.learner import Clip, replay
 from rlhf_gym.types import Comparison, Query
 
-TEACHER = "human"
 PENDING = "compare"
 
 
@@ -108,7 +107,7 @@ class CompareView:
         if label is None:
             return
         left, right = (p.segment for p in self.players)
-        record = Comparison(Query(left, right), label, teacher=TEACHER)
+        record = Comparison(Query(left, right), label, teacher=self.app.teacher)
         info = {"mode": "compare", "clips": [p.clip.to_json() for p in self.players]}
         effort = self.watched if self.app.paused else time.perf_counter() - self.shown_at
         row = self.app.commit(record, effort, info, read_at, resolves=PENDING)

@@ -147,6 +147,7 @@ class App:
         self.policy: dict[str, np.ndarray] | None = None
         self.paused = False
         self.speed = 1.0
+        self.teacher = "human"
         self.view: Any = None
         self.keys = control_keys(task, mode)
         self._flash = ("", 0.0, TEXT)
@@ -277,6 +278,7 @@ def label(
     max_frames: int | None = None,
     callback: Callable[[Any], None] | None = None,
     on_commit: Callable[[int], None] | None = None,
+    teacher: str = "human",
 ) -> LabelResult:
     """Open the labelling window on ``store`` (created if new, resumed if not).
 
@@ -300,6 +302,8 @@ def label(
         callback: called with the ``App`` at the start of every frame, before the keys are read
             (tests and the keyboard-teacher benchmark post their key events from it).
         on_commit: called with the row id of each label as soon as it is on disk.
+        teacher: the name stored with every label (a script that answers for a person should
+            say so).
 
     Raises:
         ValueError: an unknown mode or task, a store of another task, a bad config.
@@ -339,7 +343,7 @@ def label(
     try:
         pygame.init()
         app = App(task, cfg, feedback, learner, mode, labels, zoom, on_commit)
-        app.speed = speed
+        app.speed, app.teacher = speed, teacher
         views: dict[str, Any] = {"compare": CompareView, "live": LiveView, "demo": DemoView}
         app.view = view = views[mode](app, cfg.seed if seed is None else seed)
         _check_keys(task, view.action_space, pygame) if mode != "compare" else None

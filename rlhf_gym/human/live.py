@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rlhf_gym.human.compare import TEACHER, frame_size
+from rlhf_gym.human.compare import frame_size
 from rlhf_gym.human.label import PANEL_HEIGHT, WARN, App
 from rlhf_gym.human.play import _frame
 from rlhf_gym.learner import replay
@@ -158,7 +158,7 @@ class LiveView(_EpisodeView):
             return
         segment = cut(self.episode.trajectory(), len(steps) - n, n, self.app.task.absorbing_reward)
         info = {"mode": "live", "speed": self.app.speed}
-        self.app.commit(Signal(segment, credit, positive, TEACHER), 0.0, info, read_at)
+        self.app.commit(Signal(segment, credit, positive, self.app.teacher), 0.0, info, read_at)
 
     def _correct(self, read_at: float) -> None:
         if self.takeover is None:
@@ -171,7 +171,7 @@ class LiveView(_EpisodeView):
         original, n = self._continuation(snap, n)
         corrected = cut(self.episode.trajectory(), first, n, self.app.task.absorbing_reward)
         info = {"mode": "live", "speed": self.app.speed}
-        self.app.commit(Correction(original, corrected, TEACHER), n / self.rate, info, read_at)
+        self.app.commit(Correction(original, corrected, self.app.teacher), n / self.rate, info, read_at)
 
     def _estop(self, read_at: float) -> None:
         steps = self.episode.steps
@@ -184,7 +184,7 @@ class LiveView(_EpisodeView):
         after, n = self._continuation(self.app.task.snapshot(self.episode.env, self.episode.obs), n)
         before = cut(self.episode.trajectory(), len(steps) - n, n, self.app.task.absorbing_reward)
         watched = time.perf_counter() - self.last_label
-        self.app.commit(EStop(before, after, TEACHER), watched, {"mode": "live"}, read_at)
+        self.app.commit(EStop(before, after, self.app.teacher), watched, {"mode": "live"}, read_at)
         self.last_label = time.perf_counter()
         self._end_episode()
 
@@ -339,7 +339,7 @@ class DemoView(_EpisodeView):
         demo = tuple(cut(episode, s, h, task.absorbing_reward) for s in starts)
         pool = list(self.against)
         picks = np.random.default_rng(len(self.app.result.committed)).integers(len(pool), size=len(demo))
-        record = Demonstration(episode, demo, tuple(pool[i] for i in picks), TEACHER)
+        record = Demonstration(episode, demo, tuple(pool[i] for i in picks), self.app.teacher)
         self.app.commit(record, effort, {"mode": "demo", "return": episode.true_return}, read_at)
 
     def draw(self) -> None:
