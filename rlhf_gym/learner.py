@@ -215,8 +215,8 @@ class _Loop:
         self.venv = LearnedRewardVec(venv, self.model, cfg.trajectory_window)
         assert cfg.algo is not None
         self.agent = make_agent(cfg.algo, self.venv, hp, cfg.seed, relabel=True)
-        # a resumed store must not replay the same episodes: the session's seed includes its size
-        self.rng = np.random.default_rng([cfg.seed, len(self.store)])
+        # a resumed store must not replay the same episodes: every session draws its own clips
+        self.rng = np.random.default_rng([cfg.seed, len(self.store), time.time_ns() % 2**32])
         self.episodes: deque[tuple[int, np.ndarray, Trajectory]] = deque(maxlen=4)
         self.fitted, self.fits, self.accuracy, self.true_return = False, 0, math.nan, math.nan
         self.labels = 0
@@ -257,6 +257,7 @@ class _Loop:
         self.labels = len(records)
         if not records:  # everything was undone: wait for new feedback
             self.fitted = False
+            self._status()
             return
         fit = self.model.fit(records)
         relabel_buffer(self.agent, self.model)

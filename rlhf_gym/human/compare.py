@@ -15,6 +15,8 @@ from rlhf_gym.learner import Clip, replay
 from rlhf_gym.types import Comparison, Query
 
 PENDING = "compare"
+MIN_WATCH = 0.2
+"""Seconds a pair is on screen before a key may answer it (a person's fastest reaction)."""
 
 
 class ClipPlayer:
@@ -62,11 +64,17 @@ class CompareView:
         self.watched = 0.0  # seconds the current pair has been on screen, pauses excluded
         self.fps = float(app.task.make(app.config.horizon).metadata.get("render_fps") or 30)
         self.answered: dict[int, tuple[Clip, ...]] = {}  # this session's labels: row -> its pair
-        pending = app.store.pending(PENDING)
-        if pending is not None:
-            value, arrays = pending
-            self._show(tuple(Clip(actions=arrays[f"actions{i}"], **c) for i, c in enumerate(value["clips"])))
-            app.flash("showing the query that was on screen when the last session ended", WARN)
+        self.again: list[tuple[Clip, ...]] = []  # pairs to show before asking the learner
+        try:
+            pending = app.store.pending(PENDING)
+            if pending is not None:
+                value, arrays = pending
+                pair = tuple(Clip(actions=arrays[f"actions{i}"], **c) for i, c in enumerate(value["clips"]))
+                self._show(pair)
+                app.flash("showing the query that was on screen when the last session ended", WARN)
+        except (ValueError, KeyError, TypeError) as err:  # a corrupt pending item must not block labelling
+            app.store.clear_pending(PENDING)
+            app.flash(f"the interrupted query could not be shown again ({err}); it was dropped", WARN)
 
     def window_size(self) -> tuple[int, int]:
         w, h = self.clip_size
@@ -79,7 +87,7 @@ class CompareView:
     def _next(self) -> None:
         if not self.app.budget_left:
             return
-        pair = self.app.learner.next_pair()
+        pair = self.again.pop() if self.again else self.app.learner.next_pair()
         if pair is not None:
             self._pend(pair)
 
@@ -92,11 +100,15 @@ class CompareView:
         """Show the pair of an undone label again, to be answered anew."""
         pair = self.answered.pop(row, None)
         if pair is not None:
+            if self.players:  # the pair on screen comes back after it
+                self.again.append(tuple(p.clip for p in self.players))
             self._pend(pair)
 
     def key(self, name: str, control: str | None, down: bool, read_at: float) -> None:
         if not down or not self.players or control is None:
             return
+        if read_at - self.shown_at < MIN_WATCH and not self.app.paused:
+            return  # a key this soon is about the previous pair (a double tap), not this one
         if control == "skip":
             self.app.store.clear_pending(PENDING)
             self.app.result.skipped += 1

@@ -323,6 +323,11 @@ def label(
     task = task if isinstance(task, Task) else get_task(task)
     user = to_dict(config) if isinstance(config, RunConfig) else dict(config or {})
     stored = _stored_meta(Path(store))
+    if stored.get("task", task.name) != task.name:
+        raise ValueError(
+            f"{store} holds feedback for task {stored['task']!r}, not {task.name!r}; expected the same task, "
+            "or a new store path"
+        )
     user.setdefault("horizon", stored.get("horizon", "fixed"))  # a store keeps its horizon
     if stored.get("horizon", user["horizon"]) != user["horizon"]:
         raise ValueError(
@@ -352,6 +357,8 @@ def label(
         learner.start()
         _loop(app, view, fps, max_frames, callback)
     finally:
+        if getattr(app.view if app else None, "unsaved", None) is not None:
+            print("rlhf-gym label: the last demonstration was not stored: no agent segments had arrived")
         pygame.display.quit()  # the window goes at once; the learner may take a moment to stop
         learner.stop()
         feedback.close()

@@ -150,7 +150,8 @@ class LiveView(_EpisodeView):
     # ----- feedback -------------------------------------------------------------------
     def _signal(self, positive: bool, read_at: float) -> None:
         steps, times = self.episode.steps, np.asarray(self.episode.times)
-        n = int((times >= read_at - SIGNAL_DELAY[1]).sum())  # the steps shown in the last 4 s
+        # the steps on screen at some time in the last 4 s: the first is the one shown 4 s ago
+        n = len(times) - max(0, int(np.searchsorted(times, read_at - SIGNAL_DELAY[1], "right")) - 1)
         credit = credit_at(times[len(times) - n :], read_at)
         live = ~np.array([s[3] for s in steps[len(steps) - n :]], dtype=bool)
         if n == 0 or not (credit * live).any():
@@ -176,12 +177,18 @@ class LiveView(_EpisodeView):
     def _estop(self, read_at: float) -> None:
         steps = self.episode.steps
         n = min(len(steps), self.app.config.segment_length or 50)
+        if self.pressed:
+            self.app.flash("you are steering: release the keys, then stop the agent", WARN)
+            return
         if n < 2 or steps[-1][3]:
             self.app.flash(
                 "nothing to stop: " + ("the episode is over" if n >= 2 else "it has just begun"), WARN
             )
             return
         after, n = self._continuation(self.app.task.snapshot(self.episode.env, self.episode.obs), n)
+        if n < 2:
+            self.app.flash("nothing to stop: the time limit is here", WARN)
+            return
         before = cut(self.episode.trajectory(), len(steps) - n, n, self.app.task.absorbing_reward)
         watched = time.perf_counter() - self.last_label
         self.app.commit(EStop(before, after, self.app.teacher), watched, {"mode": "live"}, read_at)
@@ -284,7 +291,7 @@ class DemoView(_EpisodeView):
 
     def __init__(self, app: App, seed: int) -> None:
         super().__init__(app, seed)
-        self.against: deque[Segment] = deque(maxlen=64)  # the agent's recent segments, from the clips
+        self.against: deque[Segment] = deque(maxlen=16)  # the agent's recent segments, from the clips
         self.waiting = True  # each episode starts when the person presses one of the task's keys
         self.unsaved: tuple[Trajectory, float, float] | None = None  # waits for agent segments
 
@@ -292,9 +299,11 @@ class DemoView(_EpisodeView):
         if name in self.app.task.keys:
             if down and name not in self.pressed:
                 self.pressed.append(name)
-                if self.waiting:
+                if self.waiting and self.unsaved is None:
                     self.waiting = False
-                    self.episode.reset()  # the clock starts now
+                    self.episode.started = time.perf_counter()  # the clock starts now
+                elif self.waiting:
+                    self.app.flash("the last episode waits for the agent's first segments to be stored", WARN)
             elif not down and name in self.pressed:
                 self.pressed.remove(name)
         elif down and control == "restart":
@@ -303,12 +312,11 @@ class DemoView(_EpisodeView):
             self.waiting = True
 
     def update(self, now: float) -> None:
-        if len(self.against) < 8:  # a few recent agent segments are enough to compare with
-            pair = self.app.learner.next_pair()
-            if pair is not None:
-                self.against.extend(replay(self.app.task, self.app.config.horizon, clip) for clip in pair)
+        pair = self.app.learner.next_pair()  # keep the newest agent segments
+        if pair is not None:
+            self.against.extend(replay(self.app.task, self.app.config.horizon, clip) for clip in pair)
         if self.unsaved is not None and self.against:
-            self._store(*self.unsaved)
+            self._store(*self.unsaved[:2], time.perf_counter())  # its latency counts from here
         paused = self.app.paused or self.waiting
         for _ in range(self.stepper.due(now, self.episode.fps * self.app.speed, paused)):
             self.episode.step(self.app.task.action_for_keys(self.pressed, self.action_space))

@@ -36,6 +36,8 @@ class Script:
         players = app.view.players
         if not players or not self.keys or (players is self.seen and self.last != "u"):
             return
+        if time.perf_counter() - app.view.shown_at < 0.25:
+            return  # keys sooner than 0.2 s after a pair appears are ignored
         if players is not self.seen:
             self.seen = players
             self.pairs.append(tuple(p.clip.to_json() for p in players))
@@ -92,6 +94,39 @@ def test_quitting_mid_label_keeps_every_label_and_resume_shows_the_same_query(tm
         assert [r.label for r in s.records()] == [1.0, 0.0, 0.5]
         assert s.rows()[-1]["info"]["clips"] == list(interrupted)
         assert s.pending("compare") is not None  # the next one, shown when "q" came
+
+
+def test_one_batch_of_keys_answers_one_pair_and_early_keys_are_ignored(tmp_path):
+    store = tmp_path / "s.db"
+    pairs = []
+
+    def double_tap(app) -> None:
+        players = app.view.players
+        if not players or any(p is players for p in pairs):
+            return
+        if time.perf_counter() - app.view.shown_at < 0.05:
+            key("left")  # too soon after the pair appeared: ignored
+            return
+        if time.perf_counter() - app.view.shown_at > 0.3:
+            pairs.append(players)
+            key("left")
+            key("right")  # same batch: must not answer the next pair, unseen
+            if len(pairs) == 2:
+                key("q")
+
+    result = label(
+        "CartPole-v1",
+        store,
+        "compare",
+        config=FAST,
+        fps=240,
+        backend="thread",
+        max_frames=4000,
+        callback=double_tap,
+    )
+    assert result.quit_reason == "key"
+    with FeedbackStore(store) as s:
+        assert [r.label for r in s.records()] == [1.0, 1.0]  # one "left" per pair; no "right"
 
 
 def test_closing_the_window_keeps_the_labels(tmp_path):
@@ -263,7 +298,8 @@ from rlhf_gym.human.label import label
 
 def answer(app):
     players = app.view.players
-    if players and players is not getattr(answer, "seen", None):
+    new = players and players is not getattr(answer, "seen", None)
+    if new and time.perf_counter() - app.view.shown_at > 0.25:  # a key sooner is ignored
         answer.seen = players
         pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_LEFT))
 
