@@ -342,8 +342,8 @@ def label(
     control_keys(task, mode)  # a key map that leaves no key for a control fails before any window
     import pygame
 
+    learner = Learner(cfg, Path(store), backend=backend)  # checks the backend before the store exists
     feedback = FeedbackStore(store, meta={"task": task.name, "horizon": cfg.horizon, "seed": cfg.seed})
-    learner = Learner(cfg, feedback.path, backend=backend)
     app: App | None = None
     try:
         pygame.init()
@@ -351,7 +351,8 @@ def label(
         app.speed, app.teacher = speed, teacher
         views: dict[str, Any] = {"compare": CompareView, "live": LiveView, "demo": DemoView}
         app.view = view = views[mode](app, cfg.seed if seed is None else seed)
-        _check_keys(task, view.action_space, pygame) if mode != "compare" else None
+        if mode != "compare":
+            _check_keys(task, view.action_space, pygame)
         app.window = open_window(pygame, view.window_size())
         pygame.display.set_caption(f"rlhf-gym label ({mode}): {task.name}")
         learner.start()
