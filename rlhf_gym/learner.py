@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import os
 import queue
 import threading
 import time
 import traceback
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +82,12 @@ def replay(task: Task, horizon: str, clip: Clip, env: Any = None) -> Segment:
     return cut(
         to_trajectory(steps, terminated, np.asarray(obs)), clip.start, clip.length, task.absorbing_reward
     )
+
+
+def checkpoint_path(store: str | Path) -> Path:
+    """Where the learner keeps the agent of a store between sessions: ``<store>.agent.zip``."""
+    store = Path(store)
+    return store.with_name(store.name + ".agent.zip")
 
 
 def chunk_steps(config: RunConfig) -> int:
@@ -215,6 +223,15 @@ class _Loop:
         self.venv = LearnedRewardVec(venv, self.model, cfg.trajectory_window)
         assert cfg.algo is not None
         self.agent = make_agent(cfg.algo, self.venv, hp, cfg.seed, relabel=True)
+        self.checkpoint = checkpoint_path(store)
+        if self.checkpoint.is_file():  # resume the agent where the last session left it
+            try:
+                self.agent.set_parameters(str(self.checkpoint), exact_match=True, device="cpu")
+            except (ValueError, KeyError, RuntimeError, OSError) as err:
+                warnings.warn(
+                    f"the agent in {self.checkpoint} does not fit this config ({err}); starting anew",
+                    stacklevel=2,
+                )
         # a resumed store must not replay the same episodes: every session draws its own clips
         self.rng = np.random.default_rng([cfg.seed, len(self.store), time.time_ns() % 2**32])
         self.episodes: deque[tuple[int, np.ndarray, Trajectory]] = deque(maxlen=4)
@@ -275,6 +292,9 @@ class _Loop:
             return
         state = {k: v.detach().cpu().numpy() for k, v in self.agent.policy.state_dict().items()}
         self.messages.put({"type": "policy", "state": state, "timesteps": int(self.agent.num_timesteps)})
+        tmp = self.checkpoint.with_name(self.checkpoint.name + ".tmp.zip")
+        self.agent.save(tmp)
+        os.replace(tmp, self.checkpoint)  # a kill never leaves half a checkpoint
         self.true_return = evaluate(self.agent, self.task, 2, seed=self.cfg.seed + 20_000).mean
         self._status()
 

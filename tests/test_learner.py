@@ -51,3 +51,29 @@ def test_clips_replay_to_segments_and_labels_make_the_learner_train(tmp_path):
             learner.stop()
             assert time.monotonic() - start < 5.0  # a chunk in progress ends at once
             assert not worker.is_alive()
+
+
+def test_the_agent_is_kept_next_to_the_store_between_sessions(tmp_path):
+    import queue
+    import threading
+
+    import torch
+
+    from rlhf_gym.config import to_dict
+    from rlhf_gym.learner import _Loop, checkpoint_path
+
+    cfg = resolve_config(FAST, task="CartPole-v1", horizon="fixed")
+    path = tmp_path / "s.db"
+    FeedbackStore(path, meta={"task": "CartPole-v1"}).close()
+    first = _Loop(to_dict(cfg), str(path), queue.Queue(), queue.Queue(3), threading.Event())
+    with torch.no_grad():
+        for p in first.agent.policy.parameters():
+            p.add_(1.0)  # a policy no fresh agent has
+    first._train()
+    assert checkpoint_path(path).is_file()
+    saved = {k: v.clone() for k, v in first.agent.policy.state_dict().items()}
+    again = _Loop(to_dict(cfg), str(path), queue.Queue(), queue.Queue(3), threading.Event())
+    for name, value in again.agent.policy.state_dict().items():
+        torch.testing.assert_close(value, saved[name])
+    first.store.close()
+    again.store.close()
