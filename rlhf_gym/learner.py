@@ -243,7 +243,7 @@ class _Loop:
         self._status()
         try:
             while not self.stopping():
-                now = self._marker()
+                now = self.store.marker()
                 if now != seen:
                     seen = now
                     self._refit()
@@ -262,10 +262,6 @@ class _Loop:
         """Asked to stop, or the window's process is gone (a killed window must not leave us running)."""
         parent = mp.parent_process()  # None in a thread
         return self.stop.is_set() or (parent is not None and not parent.is_alive())
-
-    def _marker(self) -> tuple[int, int]:
-        rows = self.store.rows()
-        return len(rows), (rows[-1]["id"] if rows else 0)
 
     def _refit(self) -> None:
         from rlhf_gym.agents import relabel_buffer

@@ -463,6 +463,12 @@ class FeedbackStore:
     def __len__(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM feedback")[0][0])
 
+    def marker(self) -> tuple[int, int]:
+        """``(records, newest row id)``: it changes whenever a record is added or removed (ids
+        are never reused), so a reader can poll for changes without reading the records."""
+        count, newest = self._read("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM feedback")[0]
+        return int(count), int(newest)
+
     def __repr__(self) -> str:
         return f"FeedbackStore({str(self.path)!r})"
 

@@ -19,7 +19,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlhf_gym.envs.rendering import Renderer, check_render_mode
+from rlhf_gym.envs.rendering import SelfDrawn, check_render_mode
 
 # Which of the seven segments each character lights: top, top right, bottom right, bottom,
 # bottom left, top left, middle (the usual a-g order).
@@ -87,6 +87,7 @@ def draw_number(
     """Draw an integer in seven-segment digits, centred at ``centre`` (no font needed).
 
     Example:
+        >>> from rlhf_gym.envs.rendering import Renderer
         >>> r = Renderer((60, 40), "rgb_array", fps=30)
         >>> frame = r.render(lambda surface, pg: draw_number(surface, pg, 12, (30, 20), 20, (0, 0, 0)))
         >>> int((frame.sum(axis=2) == 0).sum()) > 50  # the digits' pixels are black
@@ -113,8 +114,8 @@ def draw_number(
         x += w + gap
 
 
-class PaddleGame(gym.Env[np.ndarray, np.int64]):
-    """Base of the paddle games: the render mode, a lazily built ``Renderer`` and ``close``.
+class PaddleGame(SelfDrawn, gym.Env[np.ndarray, np.int64]):
+    """Base of the paddle games: the render mode, and drawing through ``SelfDrawn``.
 
     A subclass sets ``SIZE`` (pixels), ``TITLE`` and ``metadata``, and implements ``_draw``.
 
@@ -122,28 +123,6 @@ class PaddleGame(gym.Env[np.ndarray, np.int64]):
         render_mode: ``None``, ``"human"`` or ``"rgb_array"``.
     """
 
-    SIZE = (400, 400)
-    TITLE = "rlhf-gym"
-
     def __init__(self, render_mode: str | None = None) -> None:
         check_render_mode(render_mode)
         self.render_mode = render_mode
-        self._renderer: Renderer | None = None
-
-    def render(self) -> np.ndarray | None:
-        """The current frame (``rgb_array``), or show it in a window (``human``)."""
-        if self.render_mode is None:
-            gym.logger.warn(f"{type(self).__name__}.render() called without a render_mode; nothing drawn")
-            return None
-        if self._renderer is None:
-            self._renderer = Renderer(self.SIZE, self.render_mode, self.metadata["render_fps"], self.TITLE)
-        return self._renderer.render(self._draw)
-
-    def _draw(self, surface: Any, pg: Any) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Close the window, if one was opened."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None

@@ -92,7 +92,7 @@ from gymnasium import spaces
 
 from rlhf_gym import snapshots
 from rlhf_gym.envs.arm import PlanarArm
-from rlhf_gym.envs.rendering import ACCENT, BLUE, GOOD, INK, Renderer, check_render_mode, to_pixels
+from rlhf_gym.envs.rendering import ACCENT, BLUE, GOOD, INK, SelfDrawn, check_render_mode, to_pixels
 
 BLOCK_RADIUS = 0.07  # m, the block is a puck (drawing only)
 BIN_HALF = 0.12  # m, half the side of the bin
@@ -110,7 +110,7 @@ BIN_FLOOR = (214, 226, 214)
 HELD = (232, 164, 60)
 
 
-class PickPlaceEnv(gym.Env[np.ndarray, np.ndarray]):
+class PickPlaceEnv(SelfDrawn, gym.Env[np.ndarray, np.ndarray]):
     """Pick a block up with a two-link arm and drop it into a bin (see the module docstring).
 
     Args:
@@ -127,6 +127,7 @@ class PickPlaceEnv(gym.Env[np.ndarray, np.ndarray]):
         (True, False, False, True)
     """
 
+    SIZE, TITLE = (SIZE, SIZE), "PickPlace-v0"
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 20}  # noqa: RUF012 (gymnasium's); 1 / dt
 
     def __init__(
@@ -156,7 +157,6 @@ class PickPlaceEnv(gym.Env[np.ndarray, np.ndarray]):
         high = np.array([1.0] * 6 + [1.0] * 3 + [1.0] * 4 + [2.0] * 4 + [2.0] * 2 + [1.0] * 6, np.float32)
         low = np.array([-1.0] * 6 + [0.0] * 3 + [-1.0] * 4 + [-2.0] * 4 + [0.0] * 2 + [-1.0] * 6, np.float32)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
-        self._renderer: Renderer | None = None
 
     # ----- dynamics ---------------------------------------------------------------------
     def reset(
@@ -251,17 +251,6 @@ class PickPlaceEnv(gym.Env[np.ndarray, np.ndarray]):
         )
 
     # ----- drawing ----------------------------------------------------------------------
-    def render(self) -> np.ndarray | None:
-        """Draw the table from above: the bin, the block, the arm and its gripper."""
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' to make()")
-            return None
-        if self._renderer is None:
-            self._renderer = Renderer(
-                (SIZE, SIZE), self.render_mode, self.metadata["render_fps"], "PickPlace-v0"
-            )
-        return self._renderer.render(self._draw)
-
     def _draw(self, surface: Any, pg: Any) -> None:
         def px(xy: Any) -> tuple[int, int]:
             return to_pixels(xy, SCALE, ORIGIN)
@@ -318,11 +307,6 @@ class PickPlaceEnv(gym.Env[np.ndarray, np.ndarray]):
         colour = GOOD if self.placed else HELD if self.holding else INK
         label = pg.font.Font(None, 26).render(f"gripper: {text}", True, colour)
         surface.blit(label, (22, 20))
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
 
 
 class PickPlaceExpert:

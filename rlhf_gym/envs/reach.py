@@ -80,7 +80,7 @@ from gymnasium import spaces
 
 from rlhf_gym import snapshots
 from rlhf_gym.envs.arm import PlanarArm
-from rlhf_gym.envs.rendering import ACCENT, BLUE, GOOD, INK, Renderer, check_render_mode, to_pixels
+from rlhf_gym.envs.rendering import ACCENT, BLUE, GOOD, INK, SelfDrawn, check_render_mode, to_pixels
 
 TARGET_RADII = (0.3, 0.85)
 """The target's distance from the shoulder is in this range (metres)."""
@@ -103,7 +103,7 @@ TRAIL_COLOUR = (160, 184, 226)
 HALO, HALO_NEAR = (240, 200, 188), (196, 226, 200)
 
 
-class ReachEnv(gym.Env[np.ndarray, Any]):
+class ReachEnv(SelfDrawn, gym.Env[np.ndarray, Any]):
     """Move a planar arm's tip to a random target and hold it there (see the module docstring).
 
     Args:
@@ -119,6 +119,7 @@ class ReachEnv(gym.Env[np.ndarray, Any]):
         (Discrete(5), True, False)
     """
 
+    SIZE, TITLE = (SIZE, SIZE), "Reach"
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 20}  # noqa: RUF012 (gymnasium's); 1 / dt
 
     def __init__(self, discrete: bool = False, discrete_torque: float = 0.6, render_mode: str | None = None):
@@ -142,7 +143,6 @@ class ReachEnv(gym.Env[np.ndarray, Any]):
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
         self.target = (r, 0.0)
         self._trail: list[tuple[float, float]] = []
-        self._renderer: Renderer | None = None
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -203,14 +203,6 @@ class ReachEnv(gym.Env[np.ndarray, Any]):
             dtype=np.float32,
         )
 
-    def render(self) -> np.ndarray | None:
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human'")
-            return None
-        if self._renderer is None:
-            self._renderer = Renderer((SIZE, SIZE), self.render_mode, self.metadata["render_fps"], "Reach")
-        return self._renderer.render(self._draw)
-
     def _draw(self, surface: Any, pg: Any) -> None:
         origin = (SIZE / 2, SIZE / 2)
         pg.draw.rect(surface, TABLE, (10, 10, SIZE - 20, SIZE - 20), border_radius=14)
@@ -231,11 +223,6 @@ class ReachEnv(gym.Env[np.ndarray, Any]):
         self.arm.draw(surface, pg, SCALE, origin)
         pg.draw.circle(surface, (255, 255, 255), to_pixels(tip, SCALE, origin), 6)
         pg.draw.circle(surface, BLUE, to_pixels(tip, SCALE, origin), 6, 3)
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
 
 
 # The arm (angles and velocities) and the target change within an episode, the trail too

@@ -78,6 +78,40 @@ class Renderer:
             self._window = None
 
 
+class SelfDrawn:
+    """``render()`` and ``close()`` for an environment that draws itself: mix in before
+    ``gym.Env``, set ``SIZE`` (pixels) and ``TITLE``, keep ``render_mode`` and ``metadata``, and
+    implement ``_draw(surface, pygame)``. The ``Renderer`` is built on the first frame."""
+
+    SIZE: tuple[int, int] = (400, 400)
+    TITLE = "rlhf-gym"
+    render_mode: str | None
+    metadata: dict[str, Any]
+    _renderer: Renderer | None = None
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            import gymnasium as gym
+
+            gym.logger.warn(
+                f"{type(self).__name__}.render() called without a render_mode; pass "
+                "render_mode='rgb_array' or 'human' to make()"
+            )
+            return None
+        if self._renderer is None:
+            self._renderer = Renderer(self.SIZE, self.render_mode, self.metadata["render_fps"], self.TITLE)
+        return self._renderer.render(self._draw)
+
+    def _draw(self, surface: Any, pg: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement _draw(surface, pygame)")
+
+    def close(self) -> None:
+        """Close the window, if one was opened."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
 def to_pixels(xy: Any, scale: float, origin: tuple[float, float]) -> tuple[int, int]:
     """World coordinates (y up) to pixel coordinates (y down) around a pixel ``origin``.
 

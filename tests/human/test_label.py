@@ -45,20 +45,15 @@ class Script:
         key(self.last)
 
 
+def quick(store: Path, mode: str = "compare", task: str = "CartPole-v1", **kwargs):
+    """``label`` with a quick learner in a thread, a fast window and a frame limit."""
+    kwargs = {"config": FAST, "fps": 240, "backend": "thread", "max_frames": 4000} | kwargs
+    return label(task, store, mode, **kwargs)
+
+
 def run_compare(store: Path, keys: list[str], **kwargs):
     script = Script(keys)
-    result = label(
-        "CartPole-v1",
-        store,
-        "compare",
-        config=FAST,
-        fps=240,
-        backend="thread",
-        max_frames=4000,
-        callback=script,
-        **kwargs,
-    )
-    return result, script
+    return quick(store, callback=script, **kwargs), script
 
 
 def test_compare_labels_land_in_the_store_and_undo_removes_the_last(tmp_path):
@@ -114,16 +109,7 @@ def test_one_batch_of_keys_answers_one_pair_and_early_keys_are_ignored(tmp_path)
             if len(pairs) == 2:
                 key("q")
 
-    result = label(
-        "CartPole-v1",
-        store,
-        "compare",
-        config=FAST,
-        fps=240,
-        backend="thread",
-        max_frames=4000,
-        callback=double_tap,
-    )
+    result = quick(store, callback=double_tap)
     assert result.quit_reason == "key"
     with FeedbackStore(store) as s:
         assert [r.label for r in s.records()] == [1.0, 1.0]  # one "left" per pair; no "right"
@@ -137,16 +123,7 @@ def test_closing_the_window_keeps_the_labels(tmp_path):
             pygame.event.post(pygame.event.Event(pygame.QUIT))
 
     script = Script(["left", "left", "left", "left"])
-    result = label(
-        "CartPole-v1",
-        store,
-        "compare",
-        config=FAST,
-        fps=240,
-        backend="thread",
-        max_frames=4000,
-        callback=lambda app: (script(app), close_after_two(app)),
-    )
+    result = quick(store, callback=lambda app: (script(app), close_after_two(app)))
     assert result.quit_reason == "window"
     with FeedbackStore(store) as s:
         assert len(s) >= 2 and [row["id"] for row in s.rows()] == result.committed
@@ -160,17 +137,7 @@ def test_the_label_budget_stops_the_queries(tmp_path):
         if not app.budget_left and app.result.frames % 100 == 99:
             key("q")  # after some frames without a new pair
 
-    result = label(
-        "CartPole-v1",
-        tmp_path / "s.db",
-        "compare",
-        config=FAST,
-        fps=240,
-        backend="thread",
-        max_frames=4000,
-        labels=2,
-        callback=answer_then_quit,
-    )
+    result = quick(tmp_path / "s.db", labels=2, callback=answer_then_quit)
     assert len(result.committed) == 2 and result.quit_reason == "key"
     assert script.keys == ["left"]  # no third pair was shown
 
@@ -204,17 +171,8 @@ def test_live_mode_records_ratings_corrections_and_estops(tmp_path):
     # Pendulum (Box actions, 200 steps, no termination) at 4x speed: 120 steps a second; a press
     # is about the steps shown 0.2-4 s before it
     plan = [(60, "=", down), (80, "-", down), (100, "right", down), (106, "right", up), (120, "space", down)]
-    result = label(
-        "Pendulum-v1",
-        store,
-        "live",
-        config=FAST | {"algo": "ppo"},
-        fps=240,
-        speed=4,
-        backend="thread",
-        max_frames=4000,
-        callback=Live(plan),
-        seed=1,
+    result = quick(
+        store, "live", "Pendulum-v1", config=FAST | {"algo": "ppo"}, speed=4, callback=Live(plan), seed=1
     )
     assert result.quit_reason == "key"
     with FeedbackStore(store) as s:
@@ -248,16 +206,8 @@ def test_demo_mode_stores_a_finished_episode_as_a_demonstration(tmp_path):
         if app.result.committed:
             key("q")
 
-    result = label(
-        "CartPole-v1",
-        store,
-        "demo",
-        config=FAST | {"horizon": "natural"},
-        fps=240,
-        speed=8,
-        backend="thread",
-        max_frames=6000,
-        callback=finish_one,
+    result = quick(
+        store, "demo", config=FAST | {"horizon": "natural"}, speed=8, max_frames=6000, callback=finish_one
     )
     assert result.quit_reason == "key"
     assert idle == [(0, 0)]
