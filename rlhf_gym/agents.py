@@ -35,6 +35,19 @@ def schedule(value: Any) -> Any:
     return value
 
 
+def algo_class(algo: str) -> type[BaseAlgorithm]:
+    """The class of an algorithm name; CPL and best-of-N are imported when first used."""
+    if algo == "cpl":
+        from rlhf_gym.cpl import CPL
+
+        return CPL
+    if algo == "bon":
+        from rlhf_gym.rejection import BestOfN
+
+        return BestOfN
+    return ALGO_CLASSES[algo]
+
+
 def check_algo(algo: str, action_space: spaces.Space) -> None:
     """Reject an unknown algorithm, or one that cannot act in this action space."""
     if algo not in ALGOS:
@@ -82,7 +95,7 @@ def make_agent(algo: str, env: VecEnv, kwargs: dict[str, Any], seed: int, relabe
     check_algo(algo, env.action_space)
     kwargs = {k: schedule(v) for k, v in kwargs.items()}
     policy = kwargs.pop("policy", "MlpPolicy")
-    cls = ALGO_CLASSES[algo]
+    cls = algo_class(algo)
     if relabel and issubclass(cls, OffPolicyAlgorithm):
         kwargs["replay_buffer_class"] = AbsorbingReplayBuffer
     try:

@@ -14,7 +14,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rlhf_gym.config import HORIZONS, QUERY_STRATEGIES, REWARDS, RunConfig, field_docs, load_yaml
+from rlhf_gym.config import (
+    HORIZONS,
+    KL_ANCHORS,
+    KL_PENALTIES,
+    MERGES,
+    QUERY_STRATEGIES,
+    REWARDS,
+    RunConfig,
+    WarpConfig,
+    field_docs,
+    load_yaml,
+)
 from rlhf_gym.human import NoDisplayError
 
 
@@ -42,6 +53,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--segment-length", type=int, dest="segment_length", help=docs["segment_length"])
     p.add_argument("--reward-model", dest="reward_model_checkpoint", help=docs["reward_model_checkpoint"])
+    _add_anchor_flags(p, docs)
+    p.add_argument("--kl-anchor", choices=KL_ANCHORS, dest="kl_anchor", help=docs["kl_anchor"])
+    p.add_argument("--kl-penalty", choices=KL_PENALTIES, dest="kl_penalty", help=docs["kl_penalty"])
     p.add_argument("--config", type=Path, help="a YAML file of RunConfig fields; flags given here win")
     p.add_argument(
         "--out",
@@ -50,6 +64,37 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="run folder (default: runs/<task>-<horizon>-<reward>-s<seed>); a taken one gets _2, _3, ...",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+
+
+def _add_anchor_flags(p: argparse.ArgumentParser, docs: dict[str, str]) -> None:
+    p.add_argument("--init-policy", dest="init_policy", help=docs["init_policy"])
+    p.add_argument("--kl-coef", type=float, dest="kl_coef", help=docs["kl_coef"])
+    p.add_argument("--ema-rate", type=float, dest="ema_rate", help=docs["ema_rate"])
+
+
+def _add_warp(sub: argparse._SubParsersAction) -> None:
+    docs = {k: v.replace("``", "") for k, v in field_docs(RunConfig).items()}
+    wdocs = {k: v.replace("``", "") for k, v in field_docs(WarpConfig).items()}
+    p = sub.add_parser(
+        "warp",
+        help="WARP: merge KL-anchored policies trained on a frozen reward model",
+        description="Train M policies with an EMA anchor on a frozen learned reward, merge them by "
+        "SLERP, move the start toward the merge, iterate; evaluate every policy and the final front "
+        "(true return, learned return, KL from the start) and write a run folder.",
+    )
+    p.add_argument("--task", help=docs["task"])
+    p.add_argument("--horizon", choices=HORIZONS, help=docs["horizon"])
+    p.add_argument("--reward-model", dest="reward_model_checkpoint", required=True, help="the frozen reward")
+    _add_anchor_flags(p, {**docs, "kl_coef": wdocs["kl_coef"], "ema_rate": wdocs["ema_rate"]})
+    p.add_argument("--iterations", type=int, help=wdocs["iterations"])
+    p.add_argument("--runs", type=int, help=wdocs["runs"])
+    p.add_argument("--eta", type=float, help=wdocs["eta"])
+    p.add_argument("--merge", choices=MERGES, help=wdocs["merge"])
+    p.add_argument("--timesteps", type=int, dest="total_timesteps", help="timesteps T of each run")
+    p.add_argument("--seed", type=int, help=docs["seed"])
+    p.add_argument("--config", type=Path, help="a YAML file of RunConfig fields, with WARP's under warp:")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/warp-<task>-s<seed>)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
 
 
@@ -72,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zoom", type=float, default=1.0, help="scale of the frame in the window")
     p.add_argument("--seed", type=int, help="seed of the first episode")
     p.add_argument("--episodes", type=int, help="quit after this many episodes")
+    _add_warp(sub)
     _add_sweep(sub)
     _add_label(sub)
     _add_feedback(sub)
@@ -199,6 +245,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         "query_strategy",
         "segment_length",
         "reward_model_checkpoint",
+        "init_policy",
+        "kl_coef",
+        "kl_anchor",
+        "ema_rate",
+        "kl_penalty",
     )
     user |= {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
     torch.set_num_threads(1)  # small MLPs: one thread is fastest and leaves cores for parallel runs
@@ -213,6 +264,32 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{s['true_return_mean']:.1f} +/- {s['true_return_std']:.1f} with {s['labels_used']} labels "
         f"({s['effort_seconds']:.0f} s of effort), "
         f"{s['env_steps']} env steps, {s['wall_seconds']:.0f} s -> {out}"
+    )
+    return 0
+
+
+def cmd_warp(args: argparse.Namespace) -> int:
+    import torch
+
+    from rlhf_gym.warp import WARP
+
+    user: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    warp = dict(user.pop("warp", None) or {})
+    run_fields = ("task", "horizon", "reward_model_checkpoint", "init_policy", "total_timesteps", "seed")
+    user |= {k: getattr(args, k) for k in run_fields if getattr(args, k) is not None}
+    warp_fields = ("iterations", "runs", "eta", "merge", "kl_coef", "ema_rate")
+    warp |= {k: getattr(args, k) for k in warp_fields if getattr(args, k) is not None}
+    torch.set_num_threads(1)
+    run = WARP(config=user, warp=warp, verbose=0 if args.quiet else 1)
+    cfg = run.config
+    out = free_folder(args.out or Path("runs") / f"warp-{cfg.task}-s{cfg.seed}")
+    run.learn()
+    run.save(out)
+    merged = next(r for r in reversed(run.table()) if r["kind"] == "merged")
+    print(
+        f"{cfg.task} WARP ({run.warp.iterations} iterations of {run.warp.runs} runs): merged policy true "
+        f"return {merged['true_return_mean']:.1f}, learned return {merged['proxy_return']:.1f}, KL from the "
+        f"start {merged['kl_from_init']:.2f} nats/episode, {run.wall_seconds:.0f} s -> {out}"
     )
     return 0
 
@@ -329,6 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands = {
             "train": cmd_train,
+            "warp": cmd_warp,
             "tasks": cmd_tasks,
             "play": cmd_play,
             "label": cmd_label,

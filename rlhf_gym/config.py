@@ -27,6 +27,8 @@ T = TypeVar("T")
 HORIZONS = ("natural", "fixed")
 REWARDS = ("learned", "true", "constant")
 QUERY_STRATEGIES = ("uniform", "disagreement", "entropy")
+KL_ANCHORS = ("initial", "ema")
+KL_PENALTIES = ("reward", "loss")
 FEEDBACK_TYPES = ("comparisons", "corrections", "demonstrations", "ratings", "tamer", "estops")
 EFFORT_KEYS = (
     "playback_speed",
@@ -124,7 +126,9 @@ class RunConfig:
     """What the agent is trained on: ``learned`` (RLHF), ``true`` (the ceiling) or ``constant``
     (+1 every step: the horizon-leak control)."""
     algo: str | None = None
-    """SB3 algorithm (ppo, a2c, dqn, sac); ``None`` takes the task preset's."""
+    """ppo, a2c, dqn or sac (SB3); cpl (Contrastive Preference Learning: the policy is fitted to the
+    preference pairs directly, with no reward model); bon (PPO's rollouts, with behaviour cloning on
+    best-of-N episodes under the learned reward). ``None`` takes the task preset's."""
     hyperparams: dict[str, Any] = field(default_factory=dict)
     """Overrides of the algorithm's keyword arguments (``n_envs`` included)."""
     query_strategy: str = "disagreement"
@@ -155,6 +159,22 @@ class RunConfig:
     """The reward model (see ``RewardModelConfig``)."""
     reward_model_checkpoint: str | None = None
     """Train the agent on this saved reward model (``.../reward_model``) and ask for no feedback."""
+    init_policy: str | None = None
+    """An SB3 agent zip of the same task, algo and network whose policy starts the run (for example
+    a behaviour-cloned one). It is the reference policy of ``kl_from_init``."""
+    kl_coef: float | None = None
+    """beta of the KL penalty (ppo and a2c): the agent's reward becomes
+    r - beta KL(pi(.|s) || pi_anchor(.|s)), exact for discrete actions, analytic for Gaussian
+    ones. ``None`` or 0 is off; WARP's default is 0.1."""
+    kl_anchor: str | None = None
+    """The policy the KL penalty pulls toward: ``initial`` (the policy the run starts from; the
+    default) or ``ema`` (an exponential moving average of the policy, as in WARP)."""
+    ema_rate: float | None = None
+    """mu of the EMA anchor, applied after every optimiser step; ``None`` takes WARP's 0.01."""
+    kl_penalty: str | None = None
+    """Where the KL term goes: ``reward`` (subtracted from each step's reward, as in InstructGPT
+    and WARP; the default) or ``loss`` (beta times the mean KL over each update's minibatch,
+    added to the agent's loss: an exact gradient, so it holds the policy more tightly)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.reward_model, dict):
@@ -162,6 +182,18 @@ class RunConfig:
         _choice(self, "horizon", HORIZONS)
         _choice(self, "reward", REWARDS)
         _choice(self, "query_strategy", QUERY_STRATEGIES)
+        if self.kl_anchor is not None:
+            _choice(self, "kl_anchor", KL_ANCHORS)
+        if self.kl_penalty is not None:
+            _choice(self, "kl_penalty", KL_PENALTIES)
+        if (self.kl_anchor, self.ema_rate, self.kl_penalty) != (None, None, None) and not self.kl_coef:
+            raise ValueError(
+                "kl_anchor, ema_rate and kl_penalty have no effect without a positive kl_coef; set kl_coef"
+            )
+        if self.ema_rate is not None and self.kl_anchor != "ema":
+            raise ValueError(f"ema_rate is the rate of kl_anchor 'ema', but kl_anchor is {self.kl_anchor!r}")
+        if self.ema_rate is not None and not 0.0 < self.ema_rate <= 1.0:
+            raise ValueError(f"ema_rate must be in (0, 1], got {self.ema_rate}")
         kinds = self.feedback_types
         for kind in kinds:
             if kind not in FEEDBACK_TYPES:
@@ -207,6 +239,7 @@ class RunConfig:
             "correction_length",
             "budget_seconds",
         )
+        _positive(self, "kl_coef", allow_zero=True)
         if self.rating_levels < 2:
             raise ValueError(f"rating_levels must be at least 2, got {self.rating_levels}")
         for name in ("initial_label_fraction", "feedback_until", "initial_rollout_fraction"):
@@ -228,6 +261,47 @@ class RunConfig:
     def feedback_types(self) -> tuple[str, ...]:
         """The feedback types of ``feedback``, in order."""
         return tuple(k.strip() for k in self.feedback.split(",") if k.strip())
+
+
+MERGES = ("slerp", "lerp")
+
+
+@dataclass
+class WarpConfig:
+    """WARP's own settings; the defaults are the paper's (beta 0.1, mu 0.01, M 2, eta 0.3)."""
+
+    iterations: int = 3
+    """Iterations I: train M runs, merge them, move the start toward the merge."""
+    runs: int = 2
+    """Runs M trained from the same start in each iteration (differing by seed)."""
+    eta: float = 0.3
+    """LITI rate: theta_init <- (1 - eta) theta_init + eta theta_merged."""
+    kl_coef: float = 0.1
+    """beta of each run's KL penalty toward its EMA anchor."""
+    ema_rate: float = 0.01
+    """mu of the EMA anchor, per optimiser step."""
+    merge: str = "slerp"
+    """How the runs' task vectors are merged: ``slerp`` (WARP) or ``lerp`` (plain averaging)."""
+    front: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+    """Interpolation rates from the first start to the last merge that trace the final front."""
+    eval_episodes: int = 10
+    """Sampled episodes per evaluated policy."""
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "runs", "eval_episodes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"warp {name} must be a positive integer, got {value!r}")
+        if not 0.0 < self.eta <= 1.0:
+            raise ValueError(f"warp eta must be in (0, 1], got {self.eta}")
+        if self.kl_coef < 0:
+            raise ValueError(f"warp kl_coef must be non-negative, got {self.kl_coef}")
+        if not 0.0 < self.ema_rate <= 1.0:
+            raise ValueError(f"warp ema_rate must be in (0, 1], got {self.ema_rate}")
+        if self.merge not in MERGES:
+            raise ValueError(f"unknown warp merge {self.merge!r}; expected one of {', '.join(MERGES)}")
+        if any(not 0.0 <= x <= 1.0 for x in self.front):
+            raise ValueError(f"warp front rates must be in [0, 1], got {list(self.front)}")
 
 
 def _choice(obj: object, name: str, allowed: tuple[str, ...]) -> None:

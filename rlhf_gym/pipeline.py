@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlhf_gym.agents import RLHFCallback, behaviour_clone, make_agent, relabel_buffer
+from rlhf_gym.anchor import Anchor, KLLoss, KLPenalty, PolicyParams, load_parameters, sampled_episodes
 from rlhf_gym.config import RECORDED, RunConfig, merge, save_yaml, to_dict
 from rlhf_gym.effort import Budget, EffortModel
 from rlhf_gym.elicit import FeedbackCollector
@@ -143,6 +145,12 @@ class RLHF:
         else:
             self.reward_model = RewardModel(*spaces, self.config.reward_model, self.config.seed)
         self.asks_feedback = self.config.reward == "learned" and not self.config.reward_model_checkpoint
+        self.fits_reward_model = self.config.algo != "cpl"  # CPL learns its policy from the pairs directly
+        _check_algo_options(self.config)
+        self.initial_parameters: PolicyParams | None = None
+        """Policy parameters to start from (set by WARP); else ``config.init_policy``'s."""
+        self.reference: Any = None  # frozen initial policy, for kl_from_init
+        self.anchor: Anchor | None = None
         self.feedback: list[Feedback] = []
         self.feedback_seconds: list[float] = []  # effort of each record
         self.effort_seconds = 0.0
@@ -179,11 +187,15 @@ class RLHF:
         total = cfg.total_timesteps
         assert total is not None
         start = self._start = time.perf_counter()
-        self.env = LearnedRewardVec(self._make_vec_env(), self._agent_reward(), cfg.trajectory_window)
+        reward = self._agent_reward()
+        if cfg.kl_coef and cfg.kl_penalty != "loss":
+            reward = KLPenalty(reward, None, cfg.kl_coef)
+        self.env = LearnedRewardVec(self._make_vec_env(), reward, cfg.trajectory_window)
         self.env.action_space.seed(cfg.seed)
         self.agent = make_agent(
             cfg.algo or self.task.algo, self.env, self.agent_kwargs, cfg.seed, relabel=cfg.reward == "learned"
         )
+        self._prepare_agent()
         round_steps: list[int] = []
         if self.asks_feedback:
             # enough for one segment per environment, even with a tiny initial_rollout_fraction
@@ -206,7 +218,8 @@ class RLHF:
         self.final = evaluate(self.agent, self.task, cfg.final_eval_episodes, seed=cfg.seed + 10_000)
         self.wall_seconds = time.perf_counter() - start
         self._log(
-            {"final": True, "true_return_mean": self.final.mean, "true_return_std": self.final.std},
+            {"final": True, "true_return_mean": self.final.mean, "true_return_std": self.final.std}
+            | self._sampled(cfg.final_eval_episodes),
             model_metrics=True,
         )
         return self
@@ -230,7 +243,7 @@ class RLHF:
             self.feedback.append(record)
             self.feedback_seconds.append(seconds)
         self._own_labels += len(new)
-        if new or (self.feedback and self.last_fit is None):
+        if self.fits_reward_model and (new or (self.feedback and self.last_fit is None)):
             self.last_fit = self.reward_model.fit(self.feedback)
             relabel_buffer(self.agent, self.reward_model)
             if self.config.bc_steps:
@@ -265,9 +278,36 @@ class RLHF:
         return venv
 
     def _agent_reward(self) -> Any:
+        if not self.fits_reward_model:
+            return ConstantReward(0.0)  # the policy learns from the pairs; no reward reaches it
         return {"learned": self.reward_model, "constant": ConstantReward(1.0), "true": None}[
             self.config.reward
         ]
+
+    def _prepare_agent(self) -> None:
+        """Start from the initial policy, attach the KL anchor, and give the algorithms built
+        on PPO (CPL, best-of-N) what they learn from."""
+        cfg, agent = self.config, self.agent
+        params = self.initial_parameters
+        if params is None and cfg.init_policy:
+            params = load_parameters(agent, cfg.init_policy)
+        if params is not None:
+            agent.policy.load_state_dict(params)
+        policy = agent.policy
+        if isinstance(policy, ActorCriticPolicy) and (params is not None or cfg.kl_coef):
+            self.reference = Anchor(policy).policy
+        if cfg.kl_coef:
+            assert isinstance(policy, ActorCriticPolicy)
+            self.anchor = Anchor(policy, cfg.kl_anchor or "initial", cfg.ema_rate or 0.01)
+            if isinstance(self.env.reward_fn, KLPenalty):
+                self.kl_term: KLPenalty | KLLoss = self.env.reward_fn
+                self.env.reward_fn.attach(policy, self.anchor)
+            else:
+                self.kl_term = KLLoss(policy, self.anchor, cfg.kl_coef)
+        if cfg.algo == "cpl":
+            agent.feedback = self.feedback  # type: ignore[attr-defined]  # the same list, appended to
+        if cfg.algo == "bon":
+            agent.reward_fn, agent.task, agent.horizon = self.reward_model, self.task, cfg.horizon  # type: ignore[attr-defined]
 
     def _initial_policy(self, obs: np.ndarray) -> np.ndarray:
         """The untrained agent's own stochastic policy; uniform actions for off-policy agents,
@@ -283,7 +323,32 @@ class RLHF:
     # ----- metrics and outputs ----------------------------------------------------------
     def log_evaluation(self, n_episodes: int) -> None:
         result = evaluate(self.agent, self.task, n_episodes, seed=self.config.seed + 20_000)
-        self._log({"true_return_mean": result.mean, "true_return_std": result.std})
+        self._log(
+            {"true_return_mean": result.mean, "true_return_std": result.std} | self._sampled(n_episodes)
+        )
+
+    def _sampled(self, n_episodes: int) -> dict[str, float]:
+        """With a reference policy: the over-optimisation study's figures (``sampled_episodes``)
+        on sampled fixed-horizon episodes, and the last KL to the anchor."""
+        if self.reference is None:
+            return {}
+        reward_fn = self.reward_model if self.config.reward == "learned" and self.fits_reward_model else None
+        m = sampled_episodes(
+            self.agent,
+            self.task,
+            reward_fn,
+            self.reference,
+            max(n_episodes, 10),
+            seed=self.config.seed + 30_000,
+        )
+        row = {
+            "sampled_true_return": m["true_return"],
+            "proxy_return": m["proxy_return"],
+            "kl_from_init": m["kl"],
+        }
+        if self.anchor is not None:
+            row["kl_to_anchor"] = self.kl_term.mean_kl()
+        return row
 
     def _log(self, row: dict[str, Any], model_metrics: bool = False) -> None:
         """Append a metrics row; ``model_metrics`` adds the reward-model figures (after fits, at the end)."""
@@ -319,6 +384,7 @@ class RLHF:
         cfg = self.config
         fit = self.last_fit
         last: dict[str, Any] = next((m for m in reversed(self.metrics) if "reward_correlation" in m), {})
+        final: dict[str, Any] = next((m for m in reversed(self.metrics) if m.get("final")), {})
         return {
             "task": cfg.task,
             "horizon": cfg.horizon,
@@ -341,6 +407,9 @@ class RLHF:
             "reward_model_accuracy": fit.heldout_accuracy if fit else None,
             "reward_model_pair_accuracy": last.get("reward_model_pair_accuracy"),
             "reward_correlation": last.get("reward_correlation"),
+            "sampled_true_return": final.get("sampled_true_return"),
+            "proxy_return": final.get("proxy_return"),
+            "kl_from_init": final.get("kl_from_init"),
             "wall_seconds": round(self.wall_seconds, 3),
         }
 
@@ -370,6 +439,24 @@ class RLHF:
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         return out
+
+
+def _check_algo_options(cfg: RunConfig) -> None:
+    """Reject options the resolved algorithm cannot use."""
+    if cfg.kl_coef and cfg.algo not in ("ppo", "a2c"):
+        raise ValueError(f"kl_coef needs algo ppo or a2c (a policy-gradient agent), got {cfg.algo!r}")
+    if cfg.kl_coef and cfg.reward == "true":
+        raise ValueError(
+            "kl_coef penalises a learned or constant reward; reward 'true' has no anchor to keep"
+        )
+    if cfg.algo in ("cpl", "bon") and cfg.reward != "learned":
+        raise ValueError(
+            f"algo {cfg.algo!r} learns from feedback; expected reward 'learned', got {cfg.reward!r}"
+        )
+    if cfg.algo == "cpl" and cfg.reward_model_checkpoint:
+        raise ValueError(
+            "algo 'cpl' learns from preference pairs without a reward model; drop reward_model_checkpoint"
+        )
 
 
 def _fmt(v: Any) -> str:

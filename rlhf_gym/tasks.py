@@ -26,7 +26,10 @@ from rlhf_gym.config import HORIZONS, from_dict, load_yaml
 from rlhf_gym.experts import EXPERTS
 from rlhf_gym.wrappers import FixedHorizon
 
-ALGOS = ("ppo", "a2c", "dqn", "sac")
+ALGOS = ("ppo", "a2c", "dqn", "sac", "cpl", "bon")
+PPO_BASED = ("cpl", "bon")
+"""Algorithms built on PPO's policy and rollouts (``rlhf_gym.cpl``, ``rlhf_gym.rejection``); they
+start from the preset's ppo hyperparameters."""
 DISCRETE_ONLY = ("dqn",)
 CONTINUOUS_ONLY = ("sac",)
 FAMILIES = ("classic", "robotics", "game", "generic")
@@ -164,8 +167,10 @@ class Task:
         return f"Box({','.join(map(str, space.shape or ()))})"
 
     def algo_kwargs(self, algo: str) -> dict[str, Any]:
-        """The tuned keyword arguments for ``algo``, or SB3's defaults if the preset has none."""
-        return dict(self.hyperparams.get(algo, {}))
+        """The tuned keyword arguments for ``algo``, or SB3's defaults if the preset has none.
+        CPL and best-of-N take the preset's ppo set, then their own block."""
+        base = self.hyperparams.get("ppo", {}) if algo in PPO_BASED else {}
+        return {**base, **self.hyperparams.get(algo, {})}
 
     def snapshot(self, env: gym.Env, obs: np.ndarray) -> snapshots.Snapshot:
         """Save the state of ``env`` (built by ``make``), currently at observation ``obs``.

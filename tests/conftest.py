@@ -52,3 +52,16 @@ def known_reward_comparisons(n: int, rng: np.random.Generator, length: int = 5):
 @pytest.fixture
 def comparisons():
     return known_reward_comparisons
+
+
+TINY_HP = {"n_steps": 32, "batch_size": 32, "n_epochs": 1, "n_envs": 2, "policy_kwargs": {"net_arch": [8]}}
+
+
+def tiny_run(task: str = "CartPole-v1", hyperparams: dict | None = None, **overrides):
+    """An ``RLHF`` run on the fixed horizon with a tiny agent, few labels and no evaluations
+    during learning; ``hyperparams`` are added to ``TINY_HP``."""
+    from rlhf_gym import RLHF
+
+    kw = dict(horizon="fixed", labels=6, total_timesteps=256, segment_length=10, feedback_rounds=1)
+    kw |= dict(eval_freq=100_000, final_eval_episodes=2)
+    return RLHF(task, hyperparams={**TINY_HP, **(hyperparams or {})}, **{**kw, **overrides})
