@@ -15,7 +15,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
-from rlhf_gym.tasks import ALGOS, CONTINUOUS_ONLY, DISCRETE_ONLY
+from rlhf_gym.tasks import ALGOS, CONTINUOUS_ONLY, DISCRETE_ONLY, Task
 from rlhf_gym.types import RewardFunction
 
 if TYPE_CHECKING:
@@ -199,3 +199,57 @@ def behaviour_clone(
         opt.step()
     policy.set_training_mode(False)
     return float(loss.detach())
+
+
+def pretrained(
+    task: Task,
+    algo: str = "ppo",
+    episodes: int = 5,
+    bc_steps: int = 2000,
+    seed: int = 0,
+    noise: float = 0.0,
+    hyperparams: dict[str, Any] | None = None,
+    horizon: str = "fixed",
+) -> BaseAlgorithm:
+    """A fresh agent behaviour-cloned on episodes of the task's scripted expert: the RLHF
+    pipeline's instruction-tuning stage, and a start (``init_policy``) for KL-anchored RL.
+
+    Args:
+        task: a task with an expert (``rlhf_gym.experts``).
+        algo: the agent's algorithm; its network comes from the task preset and ``hyperparams``.
+        episodes: demonstrated episodes, from seeds ``1000 * seed + k``.
+        bc_steps: behaviour-cloning gradient steps (batches of 64).
+        seed: seeds the agent, the episodes and the noise.
+        noise: the probability that the demonstrator takes a uniformly random action instead
+            (recorded as taken), for a start that is good but not perfect.
+        hyperparams: overrides of the preset's hyperparameters for ``algo``.
+        horizon: the horizon the episodes are played in; absorbing steps are left out.
+    """
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rlhf_gym.experts import get_expert
+
+    if not 0.0 <= noise <= 1.0:
+        raise ValueError(f"noise must be a probability in [0, 1], got {noise}")
+    expert = get_expert(task)
+    kwargs = {**task.algo_kwargs(algo), **(hyperparams or {})}
+    kwargs.pop("n_envs", None)
+    agent = make_agent(algo, DummyVecEnv([lambda: task.make(horizon)]), kwargs, seed, relabel=False)
+    rng = np.random.default_rng(seed)
+    env = task.make(horizon)
+    env.action_space.seed(seed)
+    obs_list, act_list = [], []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=1000 * seed + k)
+        done, absorbing = False, False
+        while not done:
+            action = env.action_space.sample() if rng.random() < noise else expert(obs)
+            if not absorbing:
+                obs_list.append(np.asarray(obs))
+                act_list.append(np.asarray(action))
+            obs, _, terminated, truncated, info = env.step(action)
+            absorbing = bool(info.get("absorbing", False))
+            done = terminated or truncated
+    env.close()
+    behaviour_clone(agent, np.stack(obs_list), np.stack(act_list), bc_steps, rng)
+    return agent

@@ -85,7 +85,8 @@ class Anchor:
         self.kind, self.rate = kind, rate
         optimizer = policy.optimizer
         # a fresh policy of the same build, not a deepcopy (gSDE's noise tensors cannot be copied)
-        self.policy = type(policy)(**policy._get_constructor_parameters())
+        with torch.random.fork_rng():  # building it draws initial weights; keep the run's stream
+            self.policy = type(policy)(**policy._get_constructor_parameters())
         self.policy.load_state_dict(policy.state_dict())
         self.policy.set_training_mode(False)
         for p in self.policy.parameters():

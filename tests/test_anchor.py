@@ -191,3 +191,10 @@ def test_train_command_takes_the_kl_flags(tmp_path):
     )
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["kl_from_init"] > 0
+
+
+def test_building_an_anchor_leaves_the_random_stream_alone():
+    agent = PPO("MlpPolicy", "Pendulum-v1", seed=0, **TINY)
+    state = torch.random.get_rng_state()
+    Anchor(agent.policy, kind="ema")
+    assert torch.equal(torch.random.get_rng_state(), state)

@@ -60,3 +60,31 @@ def test_put_section_replaces_its_own_block_and_appends_new_ones(tmp_path):
     assert text.startswith(HEADER.rstrip())
     assert "second" in text and "first" not in text and "other" in text
     assert text.index("second") < text.index("other")  # replaced in place, not appended
+
+
+def test_warp_domination_check():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import pandas as pd
+    from alignment_report import domination
+
+    rows = [
+        {"task": "T", "seed": 0, "method": "warp", "final": True, "kl": 1.0, "true_return": 5.0},
+        {"task": "T", "seed": 0, "method": "single", "final": True, "kl": 2.0, "true_return": 6.0},
+        {"task": "T", "seed": 0, "method": "ema", "final": False, "kl": 0.5, "true_return": 5.5},
+        {"task": "U", "seed": 0, "method": "warp", "final": True, "kl": 1.0, "true_return": 5.0},
+        {"task": "U", "seed": 0, "method": "single", "final": True, "kl": 1.0, "true_return": 5.5},
+    ]
+    checks = domination(pd.DataFrame(rows))
+    assert [(c["task"], c["by_final"], c["by_checkpoint"]) for c in checks] == [
+        ("T", False, True),
+        ("U", True, True),
+    ]
+
+
+@pytest.mark.slow
+def test_alignment_study_quick_runs_end_to_end(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "alignment.py"), "--quick", "--tasks", "CartPole-v1"]
+    done = subprocess.run([*cmd, "--results", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "WARP, last merge" in done.stdout and "best-of-2" in done.stdout
+    assert (tmp_path / "quick-figures" / "CartPole-v1.png").stat().st_size > 1000

@@ -1,0 +1,247 @@
+"""The over-optimisation study: KL-anchored RL, WARP and best-of-N against a frozen learned reward.
+
+    python benchmarks/alignment.py                      # CartPole-v1, Pendulum-v1, Reach-v0; 1 seed
+    python benchmarks/alignment.py --tasks CartPole-v1 --seeds 3
+    python benchmarks/alignment.py --report-only        # redraw from benchmarks/results/alignment
+
+Per task and seed (all on the fixed horizon):
+1. the proxy: a reward model from a normal RLHF run with few oracle comparisons, then frozen;
+2. the start ("SFT"): a PPO policy behaviour-cloned on a few noisy expert episodes
+   (``rlhf_gym.agents.pretrained``);
+3. from the start, PPO on the frozen proxy: without a KL term, with a KL penalty toward the start
+   (beta 0.01, 0.1, 1) and toward an EMA anchor (beta 0.1, mu 0.01); each logs, every tenth of
+   training, the true return, the proxy return and the KL from the start on sampled episodes;
+4. WARP with the paper's defaults (M 2, eta 0.3, beta 0.1, mu 0.01, 3 iterations, T as the
+   runs above) and its front from the start to the last merge;
+5. best-of-N from the start, N = 1..16, with the analytic KL bound.
+
+It writes ``benchmarks/results/alignment/rows.csv`` (git-ignored), one figure per task in
+``benchmarks/figures/alignment/`` and the ``alignment`` section of RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+RESULTS = HERE / "results" / "alignment"
+FIGURES = HERE / "figures" / "alignment"
+COMMAND = "python benchmarks/alignment.py"
+
+# per task: the proxy's labels, the start's demonstrations (episodes, BC steps, noise), PPO steps T
+TASKS: dict[str, dict[str, Any]] = {
+    "CartPole-v1": {"labels": 20, "demos": (2, 1000, 0.3), "timesteps": 100_000},
+    "Pendulum-v1": {"labels": 30, "demos": (3, 2000, 0.3), "timesteps": 100_000},
+    "Reach-v0": {"labels": 50, "demos": (3, 2000, 0.3), "timesteps": 150_000},
+}
+ARMS: dict[str, dict[str, Any]] = {
+    "no KL": {},
+    "KL to start, beta 0.01": {"kl_coef": 0.01},
+    "KL to start, beta 0.1": {"kl_coef": 0.1},
+    "KL to start, beta 1": {"kl_coef": 1.0},
+    "KL to EMA, beta 0.1": {"kl_coef": 0.1, "kl_anchor": "ema", "ema_rate": 0.01},
+}
+BON_N = (1, 2, 4, 8, 16)
+QUICK = {"timesteps": 2048, "labels": 6}
+
+
+def _quiet() -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
+def _run_config(task: str, seed: int, quick: bool) -> dict[str, Any]:
+    spec = {**TASKS[task], **(QUICK if quick else {})}
+    t = spec["timesteps"]
+    cfg: dict[str, Any] = {
+        "task": task,
+        "horizon": "fixed",
+        "seed": seed,
+        "algo": "ppo",
+        "total_timesteps": t,
+    }
+    cfg |= {"eval_freq": max(t // 10, 256), "eval_episodes": 10, "final_eval_episodes": 10}
+    if quick:
+        cfg["hyperparams"] = {"n_steps": 64, "batch_size": 64, "n_epochs": 1, "n_envs": 2}
+    return cfg
+
+
+def prepare(task: str, seed: int, quick: bool, results: Path) -> dict[str, Any]:
+    """The frozen proxy and the start of one task and seed; returns their paths and figures."""
+    _quiet()
+    from rlhf_gym import RLHF
+    from rlhf_gym.agents import pretrained
+    from rlhf_gym.anchor import Anchor, sampled_episodes
+    from rlhf_gym.tasks import get_task
+
+    folder = results / f"{task}-s{seed}"
+    spec = {**TASKS[task], **(QUICK if quick else {})}
+    overrides: dict[str, Any] = {"labels": spec["labels"], "horizon": "fixed", "seed": seed}
+    if quick:
+        overrides |= {"total_timesteps": 1024, "segment_length": 10, "feedback_rounds": 1}
+    proxy = RLHF(task, **overrides).learn().save(folder / "proxy")
+    episodes, bc_steps, noise = spec["demos"]
+    hp = _run_config(task, seed, quick).get("hyperparams")
+    start = pretrained(get_task(task), "ppo", episodes, bc_steps if not quick else 50, seed, noise, hp)
+    start.save(folder / "start.zip")
+    reference = Anchor(start.policy).policy  # type: ignore[arg-type]
+    from rlhf_gym.reward_model import RewardModel
+
+    model = RewardModel.load(proxy / "reward_model", start.observation_space, start.action_space)
+    m = sampled_episodes(start, get_task(task), model, reference, 10, seed=seed + 30_000)
+    return {
+        "reward_model": str(proxy / "reward_model"),
+        "start": str(folder / "start.zip"),
+        "row": {"task": task, "seed": seed, "method": "start", "arm": "start", "step": 0, **_axes(m)},
+    }
+
+
+def _axes(m: dict[str, float]) -> dict[str, float]:
+    return {"kl": m["kl"], "proxy_return": m["proxy_return"], "true_return": m["true_return"]}
+
+
+def arm(task: str, seed: int, quick: bool, name: str, paths: dict[str, str]) -> list[dict[str, Any]]:
+    """One PPO run from the start on the frozen proxy; a row per evaluation."""
+    _quiet()
+    from rlhf_gym import RLHF
+
+    cfg = _run_config(task, seed, quick) | ARMS[name]
+    run = RLHF(config=cfg, reward_model_checkpoint=paths["reward_model"], init_policy=paths["start"]).learn()
+    rows = []
+    for m in run.metrics:
+        if "kl_from_init" in m:
+            rows.append(
+                {
+                    "task": task,
+                    "seed": seed,
+                    "method": "single" if "ema" not in name.lower() else "ema",
+                    "arm": name,
+                    "step": m["timesteps"],
+                    "final": bool(m.get("final")),
+                    "kl": m["kl_from_init"],
+                    "proxy_return": m["proxy_return"],
+                    "true_return": m["sampled_true_return"],
+                    "wall_seconds": m["wall_seconds"],
+                }
+            )
+    return rows
+
+
+def warp(task: str, seed: int, quick: bool, paths: dict[str, str]) -> list[dict[str, Any]]:
+    """WARP from the start on the frozen proxy; a row per evaluated policy."""
+    _quiet()
+    from rlhf_gym.warp import WARP
+
+    cfg = _run_config(task, seed, quick) | {"eval_freq": 10**9}
+    w = WARP(config=cfg, reward_model_checkpoint=paths["reward_model"], init_policy=paths["start"]).learn()
+    return [
+        {
+            "task": task,
+            "seed": seed,
+            "method": "warp",
+            "arm": f"WARP {r['kind']}",
+            "step": r["iteration"],
+            "index": r["index"],
+            "final": r["kind"] == "merged" and r["iteration"] == w.warp.iterations,
+            "kl": r["kl_from_init"],
+            "proxy_return": r["proxy_return"],
+            "true_return": r["sampled_true_return"],
+            "wall_seconds": w.wall_seconds,
+        }
+        for r in w.table()
+    ]
+
+
+def best_of_n(task: str, seed: int, quick: bool, paths: dict[str, str]) -> list[dict[str, Any]]:
+    """Best-of-N from the start under the frozen proxy (chunks of 25 steps), with the KL bound."""
+    _quiet()
+    import torch
+    from stable_baselines3 import PPO
+
+    from rlhf_gym.rejection import evaluate_best_of_n
+    from rlhf_gym.reward_model import RewardModel
+    from rlhf_gym.tasks import get_task
+
+    agent = PPO.load(paths["start"], device="cpu")
+    model = RewardModel.load(paths["reward_model"], agent.observation_space, agent.action_space)
+    torch.manual_seed(seed)
+
+    def policy(obs: Any) -> Any:
+        return agent.predict(obs, deterministic=False)[0]
+
+    rows = []
+    for n in BON_N if not quick else (1, 2):
+        r = evaluate_best_of_n(get_task(task), policy, model, n, 25, 10 if not quick else 2, seed + 30_000)
+        rows.append(
+            {
+                "task": task,
+                "seed": seed,
+                "method": "best-of-N",
+                "arm": f"best-of-{n}",
+                "step": n,
+                "final": True,
+                "kl": r["kl_bound"],
+                "proxy_return": r["proxy_return_mean"],
+                "true_return": r["true_return_mean"],
+            }
+        )
+    return rows
+
+
+def run_all(tasks: list[str], seeds: int, workers: int, quick: bool, results: Path) -> None:
+    import pandas as pd
+
+    results.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    with ProcessPoolExecutor(workers) as pool:
+        keys = [(task, seed) for task in tasks for seed in range(seeds)]
+        n = len(keys)
+        prepared = dict(zip(keys, pool.map(prepare, *zip(*keys), [quick] * n, [results] * n)))
+        jobs = []
+        for (task, seed), paths in prepared.items():
+            rows.append(paths["row"])
+            jobs.append(pool.submit(warp, task, seed, quick, paths))  # the longest first
+            jobs += [pool.submit(arm, task, seed, quick, name, paths) for name in ARMS]
+            jobs.append(pool.submit(best_of_n, task, seed, quick, paths))
+        for job in jobs:
+            rows += job.result()
+            print(f"{len(rows)} rows, {time.perf_counter() - t0:.0f} s", flush=True)
+    pd.DataFrame(rows).to_csv(results / "rows.csv", index=False)
+    print(f"alignment study: {time.perf_counter() - t0:.0f} s on {workers} workers")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--quick", action="store_true", help="tiny budgets, to check the script runs")
+    parser.add_argument("--report-only", action="store_true", help="redraw figures and the section")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the raw results go")
+    args = parser.parse_args(argv)
+    if not args.report_only:
+        run_all(args.tasks, args.seeds, args.workers, args.quick, args.results)
+    from alignment_report import publish
+
+    command = COMMAND + ("" if args.tasks == list(TASKS) else " --tasks " + " ".join(args.tasks))
+    command += f" --seeds {args.seeds}" if args.seeds != 1 else ""
+    figures = args.results / "quick-figures" if args.quick else FIGURES  # a quick check publishes nothing
+    publish(args.results / "rows.csv", figures, HERE / "RESULTS.md", command, write_section=not args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
