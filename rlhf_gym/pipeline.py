@@ -49,7 +49,8 @@ def resolve_config(config: RunConfig | dict[str, Any] | None = None, **overrides
     """Defaults, then the task preset's ``run:`` block, then ``config``, then ``overrides``.
 
     Fields left ``None`` (algo, total_timesteps, segment_length) come from the task preset,
-    and ``hyperparams`` becomes the preset's tuned set with the user's overrides on top.
+    and ``hyperparams`` becomes the preset's tuned set with the user's overrides on top. CPL
+    asks uniform queries (it has no reward model to rank them by).
     """
     user = to_dict(config) if isinstance(config, RunConfig) else dict(config or {})
     user.update(overrides)
@@ -57,6 +58,13 @@ def resolve_config(config: RunConfig | dict[str, Any] | None = None, **overrides
     cfg = merge(RunConfig(task=task.name), task.run, f"task preset {task.name}")
     cfg = merge(cfg, user)
     algo = cfg.algo or task.algo
+    if algo == "cpl" and cfg.query_strategy != "uniform":
+        if "query_strategy" in user:
+            raise ValueError(
+                f"algo 'cpl' has no reward model to rank queries by; expected query_strategy 'uniform', "
+                f"got {cfg.query_strategy!r}"
+            )
+        cfg = merge(cfg, {"query_strategy": "uniform"})
     return merge(
         cfg,
         {

@@ -204,3 +204,9 @@ def test_the_pipeline_trains_cpl_on_its_pairs_without_a_reward_model():
     assert run.agent.n_steps == 32 and run.agent.cpl_steps == 4  # the preset's ppo set, then overrides
     with pytest.raises(ValueError, match="expected reward 'learned'"):
         RLHF("CartPole-v1", algo="cpl", reward="true")
+
+
+def test_cpl_asks_uniform_queries():
+    assert tiny_run(algo="cpl").config.query_strategy == "uniform"
+    with pytest.raises(ValueError, match="expected query_strategy 'uniform'"):
+        tiny_run(algo="cpl", query_strategy="entropy")

@@ -236,3 +236,17 @@ def test_a_worker_that_dies_is_a_failed_run_and_the_sweep_goes_on(tmp_path, monk
     assert report.failed >= 1 and report.done + report.failed == 2
     assert any("worker running it died" in e for e in report.errors)
     assert (tmp_path / "results.parquet").is_file()
+
+
+def test_controls_of_cpl_and_kl_arms_are_plain_ppo_runs():
+    sweep = Sweep.from_dict(
+        {
+            "base": {"task": "CartPole-v1", "horizon": "fixed"},
+            "grid": {"arm": [{"algo": "cpl", "hyperparams.cpl_steps": 8}, {"algo": "ppo", "kl_coef": 0.1}]},
+            "seeds": 1,
+        }
+    )
+    runs = sweep.runs()
+    controls = [r.config for r in runs if r.config["reward"] != "learned"]
+    assert {c["algo"] for c in controls} == {"ppo"} and len(controls) == 2
+    assert all(c.get("kl_coef") is None and "cpl_steps" not in c["hyperparams"] for c in controls)
