@@ -212,7 +212,7 @@ class Sweep:
 
 
 def _resolve(data: dict[str, Any]) -> dict[str, Any]:
-    from rlhf_gym.pipeline import resolve_config
+    from rlhf_gym.resolve import resolve_config
 
     return to_dict(resolve_config(data))
 

@@ -42,7 +42,8 @@ from rlhf_gym.agents import make_agent
 from rlhf_gym.anchor import PolicyParams, load_parameters, sampled_episodes
 from rlhf_gym.config import RunConfig, WarpConfig, from_dict, merge, save_yaml, to_dict
 from rlhf_gym.evaluation import evaluate
-from rlhf_gym.pipeline import RLHF, resolve_config
+from rlhf_gym.pipeline import RLHF
+from rlhf_gym.resolve import resolve_config
 
 
 def _slerp2(d1: torch.Tensor, d2: torch.Tensor, lam: float) -> torch.Tensor:

@@ -39,3 +39,22 @@ def test_behaviour_cloning_moves_a_sac_actor_toward_the_pendulum_expert():
     behaviour_clone(agent, obs, actions, 300, np.random.default_rng(0))
     assert error() < 0.6 * before
     assert np.isnan(behaviour_clone(agent, obs[:0], actions[:0], 10, np.random.default_rng(0)))
+
+
+def test_pretrained_agent_imitates_the_expert():
+    from rlhf_gym.agents import pretrained
+
+    task = get_task("CartPole-v1")
+    agent = pretrained(
+        task, "ppo", episodes=1, bc_steps=300, hyperparams={"policy_kwargs": {"net_arch": [16]}}
+    )
+    expert = get_expert(task)
+    env, states = task.make("natural"), []
+    o, _ = env.reset(seed=123)
+    for _ in range(200):  # states the expert visits in another episode
+        states.append(o)
+        o, *_ = env.step(expert(o))
+    agree = np.mean(agent.predict(np.array(states), deterministic=True)[0] == [expert(o) for o in states])
+    assert agree > 0.8
+    with pytest.raises(ValueError, match="noise must be a probability"):
+        pretrained(task, noise=1.5)

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from rlhf_gym.pipeline import RLHF, label_schedule, resolve_config
+from rlhf_gym.pipeline import RLHF
+from rlhf_gym.resolve import label_schedule, resolve_config
 
 TINY = {
     "total_timesteps": 512,

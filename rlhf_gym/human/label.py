@@ -311,7 +311,7 @@ def label(
     """
     from rlhf_gym.human.compare import CompareView
     from rlhf_gym.human.live import DemoView, LiveView
-    from rlhf_gym.pipeline import resolve_config
+    from rlhf_gym.resolve import resolve_config
     from rlhf_gym.store import FeedbackStore
 
     if mode not in MODES:

@@ -1,0 +1,84 @@
+"""Resolving a run's config (defaults, task preset, user values) and its budget schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rlhf_gym.config import RunConfig, merge, to_dict
+from rlhf_gym.tasks import get_task
+
+
+def resolve_config(config: RunConfig | dict[str, Any] | None = None, **overrides: Any) -> RunConfig:
+    """Defaults, then the task preset's ``run:`` block, then ``config``, then ``overrides``.
+
+    Fields left ``None`` (algo, total_timesteps, segment_length) come from the task preset,
+    and ``hyperparams`` becomes the preset's tuned set with the user's overrides on top. CPL
+    asks uniform queries (it has no reward model to rank them by).
+    """
+    user = to_dict(config) if isinstance(config, RunConfig) else dict(config or {})
+    user.update(overrides)
+    task = get_task(user.get("task", RunConfig.task))
+    cfg = merge(RunConfig(task=task.name), task.run, f"task preset {task.name}")
+    cfg = merge(cfg, user)
+    algo = cfg.algo or task.algo
+    if algo == "cpl" and cfg.query_strategy != "uniform":
+        if "query_strategy" in user:
+            raise ValueError(
+                f"algo 'cpl' has no reward model to rank queries by; expected query_strategy 'uniform', "
+                f"got {cfg.query_strategy!r}"
+            )
+        cfg = merge(cfg, {"query_strategy": "uniform"})
+    return merge(
+        cfg,
+        {
+            "algo": algo,
+            "total_timesteps": cfg.total_timesteps or task.total_timesteps,
+            "segment_length": cfg.segment_length or task.segment_length,
+            "hyperparams": {**task.algo_kwargs(algo), **cfg.hyperparams},
+        },
+    )
+
+
+def effort_schedule(seconds: float, rounds: int, initial_fraction: float) -> list[float]:
+    """Seconds of effort per round, split as ``label_schedule`` splits labels.
+
+    Example:
+        >>> effort_schedule(100.0, 2, 0.4)
+        [40.0, 30.0, 30.0]
+    """
+    if rounds == 0:
+        return [seconds]
+    first = seconds * initial_fraction
+    return [first] + [(seconds - first) / rounds] * rounds
+
+
+def label_schedule(labels: int, rounds: int, initial_fraction: float) -> list[int]:
+    """Labels per round: a share up front, the rest split evenly over the later rounds.
+
+    Example:
+        >>> label_schedule(50, 5, 0.4)
+        [20, 6, 6, 6, 6, 6]
+    """
+    if rounds == 0:
+        return [labels]
+    first = max(1, round(labels * initial_fraction))
+    rest = labels - first
+    return [first] + [rest // rounds + (1 if i < rest % rounds else 0) for i in range(rounds)]
+
+
+def check_algo_options(cfg: RunConfig) -> None:
+    """Reject options the resolved algorithm cannot use."""
+    if cfg.kl_coef and cfg.algo not in ("ppo", "a2c"):
+        raise ValueError(f"kl_coef needs algo ppo or a2c (a policy-gradient agent), got {cfg.algo!r}")
+    if cfg.kl_coef and cfg.reward == "true":
+        raise ValueError(
+            "kl_coef penalises a learned or constant reward; reward 'true' has no anchor to keep"
+        )
+    if cfg.algo in ("cpl", "bon") and cfg.reward != "learned":
+        raise ValueError(
+            f"algo {cfg.algo!r} learns from feedback; expected reward 'learned', got {cfg.reward!r}"
+        )
+    if cfg.algo == "cpl" and cfg.reward_model_checkpoint:
+        raise ValueError(
+            "algo 'cpl' learns from preference pairs without a reward model; drop reward_model_checkpoint"
+        )
