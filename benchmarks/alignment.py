@@ -11,8 +11,9 @@ Per task and seed (all on the fixed horizon):
 3. from the start, PPO on the frozen proxy: without a KL term, with a KL penalty toward the start
    (beta 0.01, 0.1, 1) and toward an EMA anchor (beta 0.1, mu 0.01); each logs, every tenth of
    training, the true return, the proxy return and the KL from the start on sampled episodes;
-4. WARP with the paper's defaults (M 2, eta 0.3, beta 0.1, mu 0.01, 3 iterations, T as the
-   runs above) and its front from the start to the last merge;
+4. WARP with the paper's defaults (M 2, eta 0.3, beta 0.1, mu 0.01, 3 iterations) and its front
+   from the start to the last merge; each run trains T / 3 steps, so each of the M chains of
+   runs trains as long as one single run above;
 5. best-of-N from the start, N = 1..16, with the analytic KL bound.
 
 It writes ``benchmarks/results/alignment/rows.csv`` (git-ignored), one figure per task in
@@ -47,6 +48,7 @@ ARMS: dict[str, dict[str, Any]] = {
     "KL to start, beta 0.1": {"kl_coef": 0.1},
     "KL to start, beta 1": {"kl_coef": 1.0},
     "KL to EMA, beta 0.1": {"kl_coef": 0.1, "kl_anchor": "ema", "ema_rate": 0.01},
+    "KL loss to start, beta 1": {"kl_coef": 1.0, "kl_penalty": "loss"},
 }
 BON_N = (1, 2, 4, 8, 16)
 QUICK = {"timesteps": 2048, "labels": 6}
@@ -142,7 +144,8 @@ def warp(task: str, seed: int, quick: bool, paths: dict[str, str]) -> list[dict[
     _quiet()
     from rlhf_gym.warp import WARP
 
-    cfg = _run_config(task, seed, quick) | {"eval_freq": 10**9}
+    cfg = _run_config(task, seed, quick)
+    cfg |= {"eval_freq": 10**9, "total_timesteps": cfg["total_timesteps"] // 3}  # 3 iterations: T in all
     w = WARP(config=cfg, reward_model_checkpoint=paths["reward_model"], init_policy=paths["start"]).learn()
     return [
         {

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PRESETS = ("smoke", "teachers", "queries", "feedback_types", "tasks")
+PRESETS = ("smoke", "teachers", "queries", "feedback_types", "tasks", "cpl")
 
 
 def publish(name: str, report_path: Path, workers: int | None, run: bool) -> int:
