@@ -48,7 +48,7 @@ ARMS: dict[str, dict[str, Any]] = {
     "KL to start, beta 0.1": {"kl_coef": 0.1},
     "KL to start, beta 1": {"kl_coef": 1.0},
     "KL to EMA, beta 0.1": {"kl_coef": 0.1, "kl_anchor": "ema", "ema_rate": 0.01},
-    "KL loss to start, beta 1": {"kl_coef": 1.0, "kl_penalty": "loss"},
+    "KL loss to start, beta 0.1": {"kl_coef": 0.1, "kl_penalty": "loss"},
 }
 BON_N = (1, 2, 4, 8, 16)
 QUICK = {"timesteps": 2048, "labels": 6}
@@ -171,6 +171,7 @@ def best_of_n(task: str, seed: int, quick: bool, paths: dict[str, str]) -> list[
     import torch
     from stable_baselines3 import PPO
 
+    from rlhf_gym.agents import sample_actions
     from rlhf_gym.rejection import evaluate_best_of_n
     from rlhf_gym.reward_model import RewardModel
     from rlhf_gym.tasks import get_task
@@ -180,7 +181,7 @@ def best_of_n(task: str, seed: int, quick: bool, paths: dict[str, str]) -> list[
     torch.manual_seed(seed)
 
     def policy(obs: Any) -> Any:
-        return agent.predict(obs, deterministic=False)[0]
+        return sample_actions(agent.policy, obs)
 
     rows = []
     for n in BON_N if not quick else (1, 2):

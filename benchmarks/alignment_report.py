@@ -153,7 +153,7 @@ def publish(
         "model (fit on few oracle comparisons). Figures are on sampled (stochastic) fixed-horizon "
         "episodes: the true return, the proxy (learned) return and the KL from the start summed over "
         "live steps. Best-of-N's KL is the analytic bound per decision, log N - (N-1)/N. The KL arms "
-        "penalise the reward (as InstructGPT and WARP do) unless marked loss. \"WARP's last merge\" is "
+        'penalise the reward (as InstructGPT and WARP do) unless marked loss. "WARP\'s last merge" is '
         "the SLERP of the last iteration's runs; the front interpolates from the start to it.",
         "",
         "### WARP's last merge against the single runs",

@@ -12,6 +12,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -33,6 +34,17 @@ def schedule(value: Any) -> Any:
             raise ValueError(f"bad schedule {value!r}; expected 'lin_<number>'") from None
         return LinearSchedule(start, 0.0, 1.0)
     return value
+
+
+def sample_actions(policy: BasePolicy, obs: np.ndarray) -> np.ndarray:
+    """Stochastic actions for a batch of observations, each drawn from pi(.|s) afresh.
+
+    With gSDE the exploration noise is redrawn first: SB3's ``predict`` keeps one noise matrix
+    between calls, which makes its "stochastic" actions a fixed function of the state.
+    """
+    if getattr(policy, "use_sde", False):
+        policy.reset_noise(len(obs))  # type: ignore[operator]
+    return policy.predict(obs, deterministic=False)[0]
 
 
 def algo_class(algo: str) -> type[BaseAlgorithm]:

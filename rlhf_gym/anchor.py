@@ -31,6 +31,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from rlhf_gym.agents import sample_actions
 from rlhf_gym.config import KL_ANCHORS
 from rlhf_gym.tasks import Task
 from rlhf_gym.types import RewardFunction
@@ -222,7 +223,7 @@ def sampled_episodes(
     with torch.random.fork_rng():  # sampling leaves the training run's random stream alone
         torch.manual_seed(seed)
         while running.any():
-            actions, _ = agent.predict(obs, deterministic=False)  # clipped to a Box, as the env sees them
+            actions = sample_actions(agent.policy, obs)  # clipped to a Box, as the env sees them
             step_kl = policy_kl(agent.policy, reference, obs).numpy()  # type: ignore[arg-type]
             next_obs, rewards, dones, infos = venv.step(actions)
             absorbing = np.array([bool(info.get("absorbing", False)) for info in infos])

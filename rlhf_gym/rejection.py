@@ -344,7 +344,9 @@ class BestOfN(PPO):
         return envs
 
     def _sample(self, obs: np.ndarray) -> np.ndarray:
-        return self.policy.predict(obs, deterministic=False)[0]
+        from rlhf_gym.agents import sample_actions
+
+        return sample_actions(self.policy, obs)
 
     def train(self) -> None:
         """Best-of-N episodes under ``reward_fn``, then behaviour cloning on the kept ones."""

@@ -58,3 +58,17 @@ def test_pretrained_agent_imitates_the_expert():
     assert agree > 0.8
     with pytest.raises(ValueError, match="noise must be a probability"):
         pretrained(task, noise=1.5)
+
+
+def test_sample_actions_redraws_gsde_noise():
+    from stable_baselines3 import PPO
+
+    from rlhf_gym.agents import sample_actions
+
+    kw = {"policy_kwargs": {"net_arch": [8]}, "device": "cpu", "seed": 0}
+    agent = PPO("MlpPolicy", "Pendulum-v1", use_sde=True, **kw)
+    obs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    fixed = [agent.predict(obs, deterministic=False)[0] for _ in range(2)]
+    np.testing.assert_array_equal(*fixed)  # SB3 keeps one noise matrix between calls
+    drawn = [sample_actions(agent.policy, obs) for _ in range(2)]
+    assert not np.allclose(*drawn)
