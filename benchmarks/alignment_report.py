@@ -45,6 +45,16 @@ def domination(df: Any) -> list[dict[str, Any]]:
     return out
 
 
+def median_dominated(df: Any, task: str) -> bool:
+    """Whether the median (KL, true return) over seeds of WARP's last merge is dominated by the
+    median of some single run's final policies."""
+    g = df[(df["task"] == task) & (df["final"] == True)]  # noqa: E712
+    merged = g[g["method"] == "warp"]
+    point = (float(merged["kl"].median()), float(merged["true_return"].median()))
+    singles = g[g["method"].isin(SINGLE)].groupby("arm")[["kl", "true_return"]].median()
+    return dominated(point, list(zip(singles["kl"], singles["true_return"])))
+
+
 def figure(df: Any, task: str, path: Path) -> None:
     """Three panels against KL from the start (square-root axis): the proxy return and the true
     return along each run (over-optimisation), and the true-return-vs-KL plane (Pareto)."""
@@ -166,11 +176,17 @@ def publish(
             f"| {c['task']} | {c['seed']} | {c['kl']:.2f} | {c['true_return']:.1f} | "
             f"{'yes' if c['by_final'] else 'no'} | {'yes' if c['by_checkpoint'] else 'no'} |"
         )
-    undominated = {t for t in df["task"].unique() if all(not c["by_final"] for c in checks if c["task"] == t)}
+    tasks = list(df["task"].unique())
+    every_seed = [t for t in tasks if all(not c["by_final"] for c in checks if c["task"] == t)]
+    on_medians = [t for t in tasks if not median_dominated(df, t)]
+    free = sum(not c["by_final"] for c in checks)
     blocks += [
         "",
-        f"Not dominated by any single run's final policy in {len(undominated)} of "
-        f"{df['task'].nunique()} tasks (target: at least 2 of 3).",
+        f"Per seed, {free} of {len(checks)} last merges are not dominated by any single run's final "
+        f"policy; in every seed, that holds in {len(every_seed)} of {len(tasks)} tasks "
+        f"({', '.join(every_seed) or 'none'}). On the medians over seeds (the tables below), the last merge "
+        f"is not dominated in {len(on_medians)} of {len(tasks)} tasks ({', '.join(on_medians) or 'none'}). "
+        "Target: at least 2 of 3 tasks.",
         "",
     ]
     for task in df["task"].unique():
