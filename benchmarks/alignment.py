@@ -91,18 +91,16 @@ def prepare(task: str, seed: int, quick: bool, results: Path) -> dict[str, Any]:
     overrides: dict[str, Any] = {"labels": spec["labels"], "horizon": "fixed", "seed": seed}
     if quick:
         overrides |= {"total_timesteps": 1024, "segment_length": 10, "feedback_rounds": 1}
-    proxy = RLHF(task, **overrides).learn().save(folder / "proxy")
+    proxy = RLHF(task, **overrides).learn()
+    proxy.save(folder / "proxy")
     episodes, bc_steps, noise = spec["demos"]
     hp = _run_config(task, seed, quick).get("hyperparams")
     start = pretrained(get_task(task), "ppo", episodes, bc_steps if not quick else 50, seed, noise, hp)
     start.save(folder / "start.zip")
     reference = Anchor(start.policy).policy  # type: ignore[arg-type]
-    from rlhf_gym.reward_model import RewardModel
-
-    model = RewardModel.load(proxy / "reward_model", start.observation_space, start.action_space)
-    m = sampled_episodes(start, get_task(task), model, reference, 10, seed=seed + 30_000)
+    m = sampled_episodes(start, get_task(task), proxy.reward_model, reference, 10, seed=seed + 30_000)
     return {
-        "reward_model": str(proxy / "reward_model"),
+        "reward_model": str(folder / "proxy" / "reward_model"),
         "start": str(folder / "start.zip"),
         "row": {"task": task, "seed": seed, "method": "start", "arm": "start", "step": 0, **_axes(m)},
     }

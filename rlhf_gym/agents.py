@@ -240,6 +240,7 @@ def pretrained(
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from rlhf_gym.experts import get_expert
+    from rlhf_gym.synthetic import run
 
     if not 0.0 <= noise <= 1.0:
         raise ValueError(f"noise must be a probability in [0, 1], got {noise}")
@@ -250,18 +251,16 @@ def pretrained(
     rng = np.random.default_rng(seed)
     env = task.make(horizon)
     env.action_space.seed(seed)
-    obs_list, act_list = [], []
-    for k in range(episodes):
-        obs, _ = env.reset(seed=1000 * seed + k)
-        done, absorbing = False, False
-        while not done:
-            action = env.action_space.sample() if rng.random() < noise else expert(obs)
-            if not absorbing:
-                obs_list.append(np.asarray(obs))
-                act_list.append(np.asarray(action))
-            obs, _, terminated, truncated, info = env.step(action)
-            absorbing = bool(info.get("absorbing", False))
-            done = terminated or truncated
+
+    def demonstrator(obs: np.ndarray) -> Any:
+        return env.action_space.sample() if rng.random() < noise else expert(obs)
+
+    trajectories = [
+        run(env, demonstrator, env.reset(seed=1000 * seed + k)[0], task.max_episode_steps)[0]
+        for k in range(episodes)
+    ]
     env.close()
-    behaviour_clone(agent, np.stack(obs_list), np.stack(act_list), bc_steps, rng)
+    live = [(t.obs[~t.absorbing], t.actions[~t.absorbing]) for t in trajectories]
+    obs, actions = (np.concatenate(x) for x in zip(*live))
+    behaviour_clone(agent, obs, actions, bc_steps, rng)
     return agent

@@ -119,15 +119,15 @@ class KLPenalty:
 
     Args:
         reward_fn: the reward before the penalty (e.g. a fitted ``RewardModel``).
-        anchor: the anchor policy.
         beta: the penalty coefficient; WARP's default is 0.1.
     """
 
-    def __init__(self, reward_fn: RewardFunction, anchor: Anchor | None, beta: float) -> None:
+    def __init__(self, reward_fn: RewardFunction, beta: float) -> None:
         if beta < 0:
             raise ValueError(f"kl_coef must be non-negative, got {beta}")
-        self.reward_fn, self.anchor, self.beta = reward_fn, anchor, beta
+        self.reward_fn, self.beta = reward_fn, beta
         self.policy: ActorCriticPolicy | None = None
+        self.anchor: Anchor | None = None
         self._kl_sum, self._live = 0.0, 0
 
     def attach(self, policy: ActorCriticPolicy, anchor: Anchor) -> None:

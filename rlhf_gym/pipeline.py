@@ -139,7 +139,7 @@ class RLHF:
         start = self._start = time.perf_counter()
         reward = self._agent_reward()
         if cfg.kl_coef and cfg.kl_penalty != "loss":
-            reward = KLPenalty(reward, None, cfg.kl_coef)
+            reward = KLPenalty(reward, cfg.kl_coef)
         self.env = LearnedRewardVec(self._make_vec_env(), reward, cfg.trajectory_window)
         self.env.action_space.seed(cfg.seed)
         self.agent = make_agent(

@@ -148,7 +148,7 @@ class WARP:
             agent.policy.load_state_dict(load_parameters(agent, cfg.init_policy))
         return _copy(agent.policy.state_dict())
 
-    def _run(self, start: PolicyParams | None, iteration: int, m: int) -> RLHF:
+    def _run(self, start: PolicyParams, iteration: int, m: int) -> RLHF:
         w = self.warp
         seed = self.config.seed + 1000 * iteration + m
         kl = {"kl_coef": w.kl_coef, "kl_anchor": "ema", "ema_rate": w.ema_rate} if w.kl_coef else {}

@@ -99,14 +99,14 @@ def test_bad_anchor_settings_are_named():
     with pytest.raises(ValueError, match="ema_rate must be in"):
         Anchor(agent.policy, kind="ema", rate=0.0)
     with pytest.raises(ValueError, match="kl_coef must be non-negative"):
-        KLPenalty(ConstantReward(), None, -1.0)
+        KLPenalty(ConstantReward(), -1.0)
 
 
 def test_penalty_subtracts_beta_kl_on_live_steps_only():
     agent = PPO("MlpPolicy", "CartPole-v1", seed=0, **TINY)
     anchor = Anchor(agent.policy)
     perturbed(agent.policy)
-    penalty = KLPenalty(ConstantReward(1.0), None, beta=0.5)
+    penalty = KLPenalty(ConstantReward(1.0), beta=0.5)
     obs = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
     absorbing = np.array([False, True, False])
     assert penalty(obs, np.zeros(3), absorbing).tolist() == [1.0, 1.0, 1.0]  # no policy attached yet
