@@ -264,3 +264,65 @@ def pretrained(
     obs, actions = (np.concatenate(x) for x in zip(*live))
     behaviour_clone(agent, obs, actions, bc_steps, rng)
     return agent
+
+
+def state_value(agent: BaseAlgorithm) -> Callable[[np.ndarray], np.ndarray]:
+    """``V(s)`` for a batch of observations from a trained agent's critic.
+
+    PPO and A2C have a value head; DQN's value is its largest Q-value; SAC's and TD3's is the
+    smallest of their Q-critics at the actor's deterministic action.
+    """
+    import torch
+    from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+
+    policy = agent.policy
+
+    def value(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            t, _ = policy.obs_to_tensor(np.asarray(obs))
+            if isinstance(agent, OnPolicyAlgorithm):
+                v = policy.predict_values(t)  # type: ignore[attr-defined]
+            elif hasattr(policy, "q_net"):
+                v = policy.q_net(t).max(dim=1).values  # type: ignore[attr-defined]
+            else:
+                qs = policy.critic(t, policy._predict(t, deterministic=True))  # type: ignore[attr-defined]
+                v = torch.min(torch.cat(qs, dim=1), dim=1).values
+        return v.reshape(len(obs)).cpu().numpy()
+
+    return value
+
+
+def regret_teacher(config: Any, task: Task, verbose: int = 0) -> Any:
+    """The ``regret`` teacher of a run: it judges with the critic of ``config.teacher_critic`` (a
+    saved agent trained on the true reward), or, when that is not set, of an agent trained here
+    on the true reward first (the run's own ceiling: the task preset's algorithm and steps)."""
+    from rlhf_gym.teachers import RegretTeacher, TeacherParams
+
+    if config.teacher_critic:
+        agent = load_agent(config.teacher_critic)
+    else:
+        from rlhf_gym.pipeline import RLHF
+
+        if verbose:
+            print(f"teacher regret: training its critic on the true reward of {task.name} first")
+        ceiling = RLHF(task.name, horizon=config.horizon, seed=config.seed, reward="true")
+        agent = ceiling.learn().agent
+    gamma = float(agent.gamma)
+    absorbing = task.absorbing_reward / (1.0 - gamma) if gamma < 1 else 0.0
+    return RegretTeacher(TeacherParams(**config.teacher_params), state_value(agent), gamma, absorbing)
+
+
+def load_agent(path: str) -> BaseAlgorithm:
+    """A saved SB3 agent with an actor-critic (PPO, A2C and the PPO-based), Q-network (DQN) or
+    SAC policy, for its networks (hyperparameters specific to A2C are not restored)."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no saved agent at {path!r}; expected an SB3 .zip such as a run's agent.zip")
+    errors = []
+    for cls in (PPO, DQN, SAC):
+        try:
+            return cls.load(path, device="cpu")
+        except Exception as err:  # the next class may fit
+            errors.append(f"{cls.__name__}: {type(err).__name__}: {err}")
+    raise ValueError(f"{path!r} is not a saved PPO, A2C, DQN or SAC agent ({'; '.join(errors)})")

@@ -41,6 +41,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--horizon", choices=HORIZONS, help=docs["horizon"])
     p.add_argument("--feedback", help=docs["feedback"])
     p.add_argument("--teacher", help=docs["teacher"])
+    p.add_argument("--teacher-critic", dest="teacher_critic", help=docs["teacher_critic"])
     p.add_argument("--recorded-feedback", dest="recorded_feedback", help=docs["recorded_feedback"])
     p.add_argument("--labels", type=int, help=docs["labels"])
     p.add_argument("--budget-seconds", type=float, dest="budget_seconds", help=docs["budget_seconds"])

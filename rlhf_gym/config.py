@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from rlhf_gym.teachers import PRESETS, TeacherParams
+from rlhf_gym.teachers import PRESETS, REGRET, TeacherParams
 
 T = TypeVar("T")
 
@@ -91,10 +91,14 @@ class RunConfig:
     """Feedback types, comma-separated: comparisons, corrections, demonstrations, ratings, tamer
     (live +/- signals), estops. A mix splits every round's budget equally between its types."""
     teacher: str = "oracle"
-    """A synthetic teacher preset: oracle, stoch, mistake, skip, equal, myopic (B-Pref) or lazy; or
-    ``recorded``, which replays ``recorded_feedback``."""
+    """A synthetic teacher preset: oracle, stoch, mistake, skip, equal, myopic (B-Pref) or lazy;
+    ``regret``, which compares segments by their regret under ``teacher_critic`` (Knox et al. 2022);
+    or ``recorded``, which replays ``recorded_feedback``."""
     teacher_params: dict[str, float] = field(default_factory=dict)
     """Overrides of the preset's parameters: beta, gamma, eps_mistake, eps_skip, eps_equal, eps_lazy."""
+    teacher_critic: str | None = None
+    """The saved agent (an SB3 zip trained on the true reward, such as a ceiling run's agent.zip)
+    whose critic the ``regret`` teacher judges with; ``None`` trains one first, as the ceiling."""
     recorded_feedback: str | None = None
     """A feedback store or ``.jsonl`` export whose records are replayed, in recorded order, as the
     teacher (``teacher: recorded``): each round takes the next unused records of each feedback
@@ -205,7 +209,20 @@ class RunConfig:
         for key in self.effort:
             if key not in EFFORT_KEYS:
                 raise ValueError(f"unknown effort key {key!r}; expected one of {', '.join(EFFORT_KEYS)}")
-        _choice(self, "teacher", (*PRESETS, RECORDED))
+        _choice(self, "teacher", (*PRESETS, REGRET, RECORDED))
+        if self.teacher_critic and self.teacher != REGRET:
+            raise ValueError(
+                f"teacher_critic is used only by teacher 'regret', not {self.teacher!r}; set teacher: "
+                "regret, or leave teacher_critic empty"
+            )
+        if self.teacher == REGRET and "comparisons" not in self.feedback_types:
+            raise ValueError(
+                f"teacher 'regret' answers comparisons only; feedback {self.feedback!r} has none"
+            )
+        if self.teacher == REGRET and self.teacher_params.get("gamma", 1.0) != 1.0:
+            raise ValueError(
+                "teacher 'regret' discounts with its critic's discount; expected no teacher gamma"
+            )
         if self.teacher == RECORDED and not self.recorded_feedback:
             raise ValueError(
                 "teacher 'recorded' replays a recording: set recorded_feedback to a feedback store or "

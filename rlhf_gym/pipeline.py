@@ -27,7 +27,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from rlhf_gym.agents import RLHFCallback, behaviour_clone, make_agent, relabel_buffer
+from rlhf_gym.agents import RLHFCallback, behaviour_clone, make_agent, regret_teacher, relabel_buffer
 from rlhf_gym.anchor import Anchor, KLLoss, KLPenalty, PolicyParams, load_parameters, sampled_episodes
 from rlhf_gym.config import RECORDED, RunConfig, merge, save_yaml
 from rlhf_gym.effort import Budget, EffortModel
@@ -38,7 +38,7 @@ from rlhf_gym.resolve import check_algo_options, effort_schedule, label_schedule
 from rlhf_gym.reward_model import FitReport, RewardModel
 from rlhf_gym.rollout import collect
 from rlhf_gym.tasks import get_task
-from rlhf_gym.teachers import PRESETS, Teacher
+from rlhf_gym.teachers import PRESETS, REGRET, Teacher
 from rlhf_gym.types import Feedback
 
 if TYPE_CHECKING:
@@ -78,8 +78,9 @@ class RLHF:
             overrides["teacher_params"] = dataclasses.asdict(teacher.params)
         self.config = resolve_config(config, **overrides)
         self.task = get_task(self.config.task)
-        # a recorded teacher is replayed by the collector; the oracle stands in, unused
-        preset = "oracle" if self.config.teacher == RECORDED else self.config.teacher
+        # a recorded teacher is replayed by the collector, a regret teacher is built below once
+        # feedback is sure to be asked; until then the oracle stands in
+        preset = "oracle" if self.config.teacher in (RECORDED, REGRET) else self.config.teacher
         self.teacher = teacher or Teacher.preset(preset, **self.config.teacher_params)
         self.verbose = verbose
         self.rng = np.random.default_rng(self.config.seed)
@@ -96,6 +97,8 @@ class RLHF:
             self.reward_model = RewardModel(*spaces, self.config.reward_model, self.config.seed)
         self.asks_feedback = self.config.reward == "learned" and not self.config.reward_model_checkpoint
         self.fits_reward_model = self.config.algo != "cpl"  # CPL learns its policy from the pairs directly
+        if teacher is None and self.config.teacher == REGRET and self.asks_feedback:
+            self.teacher = regret_teacher(self.config, self.task, verbose)
         check_algo_options(self.config)
         self.initial_parameters: PolicyParams | None = None
         """Policy parameters to start from (set by WARP); else ``config.init_policy``'s."""

@@ -51,6 +51,7 @@ FEEDBACK_FIELDS = (
     "feedback",
     "teacher",
     "teacher_params",
+    "teacher_critic",
     "recorded_feedback",
     "labels",
     "budget_seconds",

@@ -9,7 +9,7 @@ is a point in B-Pref's parameter space; the six named presets are B-Pref's own
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -140,9 +140,13 @@ class Teacher:
         weights = self.params.gamma ** np.arange(h - 1, -1, -1)
         return float(np.dot(weights, segment.true_rewards))
 
+    def score(self, segment: Segment) -> float:
+        """What the teacher prefers segments by: here the (myopic) return."""
+        return self.weighted_return(segment)
+
     def probability(self, query: Query) -> float:
         """P(first preferred) under the rational part of the model, before skips, ties and mistakes."""
-        diff = self.weighted_return(query.first) - self.weighted_return(query.second)
+        diff = self.score(query.first) - self.score(query.second)
         if math.isinf(self.params.beta):
             return 1.0 if diff > 0 else 0.0 if diff < 0 else 0.5
         return sigmoid(self.params.beta * diff)
@@ -165,3 +169,69 @@ class Teacher:
         """Answer every query; skipped ones are left out."""
         answers = (self.answer(q, rng) for q in queries)
         return [a for a in answers if a is not None]
+
+
+REGRET = "regret"
+"""The teacher that prefers segments by their regret (``RegretTeacher``)."""
+
+
+class RegretTeacher(Teacher):
+    """A simulated human who prefers segments by their regret, not their return.
+
+    Knox et al. (2022) model preferences by regret: how much worse the segment's actions did than
+    an optimal policy would have from the same start, ``V*(s_0) - (r_0 + ... + V*(s_H))``. The
+    partial-return teacher credits a segment for a good start state; this one only for good
+    actions. CPL (Hejna et al., 2024) derives its loss from this model, and CPL's oracle labels
+    with a trained critic's discounted advantages, ``sum_t gamma^t (r_t + gamma V(s_t+1) - V(s_t))``,
+    which telescopes to the score here:
+
+        score = sum_{t < H-1} gamma^t r_t + gamma^(H-1) V(s_{H-1}) - V(s_0)
+
+    A segment holds no observation after its last step, so its last step counts through
+    ``V(s_{H-1})`` rather than ``r_{H-1} + gamma V(s_H)``. An absorbing step's value is
+    ``absorbing_value`` (the critic never learned it well: it sees a terminal state only there).
+
+    Args:
+        params: B-Pref noise on top (``beta``, ``eps_mistake``, ...); ``gamma`` must stay 1.
+        value: a critic ``V(obs batch) -> values``, trained on the true reward
+            (``rlhf_gym.agents.state_value``).
+        discount: the critic's discount.
+        absorbing_value: the value of the absorbing state.
+
+    Example:
+        >>> import numpy as np
+        >>> seg = lambda o: Segment(np.array(o, float)[:, None], np.zeros(2), np.ones(2), np.zeros(2, bool))
+        >>> t = RegretTeacher(TeacherParams(), value=lambda obs: obs[:, 0], discount=1.0)
+        >>> t.score(seg([5, 5])), t.score(seg([0, 4]))  # the same return; the second improved its state
+        (1.0, 5.0)
+        >>> t.probability(Query(seg([5, 5]), seg([0, 4])))
+        0.0
+    """
+
+    def __init__(
+        self,
+        params: TeacherParams,
+        value: Callable[[np.ndarray], np.ndarray],
+        discount: float,
+        absorbing_value: float = 0.0,
+        name: str = REGRET,
+    ) -> None:
+        if params.gamma != 1.0:
+            raise ValueError(
+                f"a regret teacher discounts with its critic's discount; teacher gamma must be 1, "
+                f"got {params.gamma}"
+            )
+        if not 0.0 < discount <= 1.0:
+            raise ValueError(f"discount must be in (0, 1], got {discount}")
+        super().__init__(params, name)
+        self.value = value
+        self.discount = discount
+        self.absorbing_value = absorbing_value
+
+    def score(self, segment: Segment) -> float:
+        h = len(segment)
+        ends = np.asarray(self.value(segment.obs[[0, h - 1]]), dtype=float).reshape(2)
+        ends = np.where(segment.absorbing[[0, h - 1]], self.absorbing_value, ends)
+        discounts = self.discount ** np.arange(h - 1)
+        partial = float(np.dot(discounts, segment.true_rewards[: h - 1]))
+        return float(partial + self.discount ** (h - 1) * ends[1] - ends[0])

@@ -1,0 +1,227 @@
+"""Why CPL trails the reward-model route on CartPole: its preference model, or its data?
+
+    python benchmarks/cpl_diagnosis.py                 # 3 seeds, 2 workers
+    python benchmarks/cpl_diagnosis.py --report-only   # redraw from benchmarks/results/cpl_diagnosis
+
+CPL (``--algo cpl``) assumes that a teacher prefers segments by their regret; the oracle of every
+other benchmark here prefers them by their partial return. CPL also learns only from the
+labelled segments, which online come from its own, at first random, rollouts. Two checks on
+fixed-horizon CartPole separate the two, per seed:
+
+1. **Online, as in ``sweeps/cpl.yaml``**: CPL with 50 and 500 labels from the partial-return
+   oracle and from the regret teacher (``teacher: regret``), whose critic is a PPO agent trained
+   here on the true reward (the ceiling).
+2. **Offline, on a dataset of every quality**: 100 episodes of the scripted expert, each taking a
+   random action with its own probability in [0, 1] (from expert to random, as CPL's and B-Pref's
+   datasets mix policies), cut into random pairs of 50-step segments, labelled by either teacher;
+   CPL fits them from a random start for ``--offline-steps`` gradient steps.
+
+It writes ``benchmarks/results/cpl_diagnosis/rows.csv`` (git-ignored), the figure
+``benchmarks/figures/cpl_diagnosis.png`` and the ``cpl_diagnosis`` section of RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+RESULTS = HERE / "results" / "cpl_diagnosis"
+FIGURE = HERE / "figures" / "cpl_diagnosis.png"
+COMMAND = "python benchmarks/cpl_diagnosis.py"
+TASK = "CartPole-v1"
+ONLINE_LABELS = (50, 500)
+OFFLINE_PAIRS = (50, 500)
+EPISODES = 100
+SEGMENT = 50
+
+
+def _quiet() -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
+def _row(seed: int, route: str, teacher: str, labels: int, agent: Any, t0: float) -> dict[str, Any]:
+    from rlhf_gym.evaluation import evaluate
+    from rlhf_gym.tasks import get_task
+
+    returns = evaluate(agent, get_task(TASK)).returns
+    return {
+        "seed": seed,
+        "route": route,
+        "teacher": teacher,
+        "labels": labels,
+        "true_return": sum(returns) / len(returns),
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def critic(seed: int, results: Path) -> tuple[str, dict[str, Any]]:
+    """The ceiling run: PPO on the true reward; its critic is the regret teacher's."""
+    _quiet()
+    from rlhf_gym.pipeline import RLHF
+
+    t0 = time.perf_counter()
+    run = RLHF(TASK, horizon="fixed", seed=seed, reward="true").learn()
+    path = results / f"critic-s{seed}.zip"
+    run.agent.save(path)
+    return str(path), _row(seed, "ceiling (PPO, true reward)", "-", 0, run.agent, t0)
+
+
+def online(seed: int, teacher: str, labels: int, critic_path: str) -> dict[str, Any]:
+    _quiet()
+    from rlhf_gym.pipeline import RLHF
+
+    t0 = time.perf_counter()
+    extra = {"teacher_critic": critic_path} if teacher == "regret" else {}
+    run = RLHF(TASK, horizon="fixed", seed=seed, algo="cpl", labels=labels, teacher=teacher, **extra)
+    return _row(seed, "online CPL", teacher, labels, run.learn().agent, t0)
+
+
+def offline(seed: int, teacher: str, pairs: int, critic_path: str, steps: int) -> dict[str, Any]:
+    """CPL fitted to ``pairs`` labelled pairs of segments from noisy-expert episodes."""
+    _quiet()
+    import numpy as np
+    from stable_baselines3.common.logger import configure
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rlhf_gym.agents import make_agent, regret_teacher
+    from rlhf_gym.config import RunConfig
+    from rlhf_gym.experts import get_expert
+    from rlhf_gym.segments import sample_segments
+    from rlhf_gym.synthetic import run
+    from rlhf_gym.tasks import get_task
+    from rlhf_gym.teachers import Teacher
+    from rlhf_gym.types import Query
+
+    t0 = time.perf_counter()
+    task = get_task(TASK)
+    rng = np.random.default_rng(seed)  # the same data for both teachers of a seed
+    env = task.make("fixed")
+    env.action_space.seed(seed)
+    expert = get_expert(task)
+    trajectories = []
+    for k, noise in enumerate(rng.uniform(0, 1, EPISODES)):
+        obs = env.reset(seed=1000 * seed + k)[0]
+        policy = lambda o, p=noise: env.action_space.sample() if rng.random() < p else expert(o)  # noqa: E731
+        trajectories.append(run(env, policy, obs, task.max_episode_steps)[0])
+    env.close()
+    segments = sample_segments(trajectories, SEGMENT, 2 * pairs, rng, task.absorbing_reward)
+    queries = [Query(a, b) for a, b in zip(segments[::2], segments[1::2])]
+    if teacher == "regret":
+        judge = regret_teacher(RunConfig(task=TASK, teacher="regret", teacher_critic=critic_path), task)
+    else:
+        judge = Teacher.preset(teacher)
+    feedback = judge.label(queries, rng)
+    kwargs = task.algo_kwargs("cpl") | {"cpl_steps": steps}
+    kwargs.pop("n_envs", None)
+    agent = make_agent("cpl", DummyVecEnv([lambda: task.make("fixed")]), kwargs, seed, relabel=False)
+    agent.set_logger(configure(None, []))
+    agent.feedback = feedback
+    agent.train()
+    return _row(seed, "offline CPL", teacher, pairs, agent, t0)
+
+
+def run_all(seeds: int, workers: int, steps: int, results: Path) -> None:
+    import pandas as pd
+
+    results.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    with ProcessPoolExecutor(workers) as pool:
+        critics = list(pool.map(critic, range(seeds), [results] * seeds))
+        jobs = []
+        for seed, (path, row) in enumerate(critics):
+            rows.append(row)
+            for teacher in ("oracle", "regret"):
+                jobs += [pool.submit(online, seed, teacher, n, path) for n in ONLINE_LABELS]
+                jobs += [pool.submit(offline, seed, teacher, n, path, steps) for n in OFFLINE_PAIRS]
+        for job in jobs:
+            rows.append(job.result())
+            print(f"{len(rows)} rows, {time.perf_counter() - t0:.0f} s", flush=True)
+    pd.DataFrame(rows).to_csv(results / "rows.csv", index=False)
+    print(f"CPL diagnosis: {time.perf_counter() - t0:.0f} s on {workers} workers")
+
+
+def publish(rows: Path, figure: Path, report: Path, command: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+    from report import hardware, put_section
+
+    df = pd.read_csv(rows)
+    ceiling = df[df["route"].str.startswith("ceiling")]["true_return"].median()
+    arms = df[~df["route"].str.startswith("ceiling")].copy()
+    arms["arm"] = arms["route"] + ", " + arms["labels"].astype(str) + " labels"
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    sns.pointplot(
+        arms,
+        x="arm",
+        y="true_return",
+        hue="teacher",
+        estimator="median",
+        errorbar=("pi", 50),
+        dodge=0.3,
+        linestyle="none",
+        ax=ax,
+    )
+    ax.axhline(ceiling, color="grey", linestyle="--", label="ceiling (PPO, true reward)")
+    title = f"CPL on fixed-horizon {TASK}: partial-return vs regret labels"
+    ax.set(xlabel="", ylabel="true return", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(figure, dpi=110)
+    plt.close(fig)
+    lines = [
+        "## CPL diagnosis: preference model or data?",
+        "",
+        f"Command: `{command}` ({df['seed'].nunique()} seeds). Hardware: {hardware()}.",
+        f"Fixed-horizon {TASK}; true return of 20 deterministic episodes; the ceiling (PPO on the true "
+        f"reward, also the regret teacher's critic) has a median of {ceiling:.4g}.",
+        "",
+        "| route | labels | partial-return oracle, median [IQR] | regret teacher, median [IQR] |",
+        "|---|---|---|---|",
+    ]
+    for (route, labels), group in arms.groupby(["route", "labels"], sort=False):
+        cells = []
+        for teacher in ("oracle", "regret"):
+            r = group[group["teacher"] == teacher]["true_return"]
+            iqr = f"[{r.quantile(0.25):.4g}, {r.quantile(0.75):.4g}]"
+            cells.append(f"{r.median():.4g} {iqr}" if len(r) else "-")
+        lines.append(f"| {route} | {labels} | {' | '.join(cells)} |")
+    lines += ["", f"![CPL diagnosis](figures/{figure.name})"]
+    put_section(report, "cpl_diagnosis", "\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--offline-steps", type=int, default=2000, help="CPL gradient steps offline")
+    parser.add_argument("--report-only", action="store_true", help="redraw the figure and the section")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the raw results go")
+    args = parser.parse_args(argv)
+    if not args.report_only:
+        run_all(args.seeds, args.workers, args.offline_steps, args.results)
+    command = COMMAND + (f" --seeds {args.seeds}" if args.seeds != 3 else "")
+    command += f" --offline-steps {args.offline_steps}" if args.offline_steps != 2000 else ""
+    publish(args.results / "rows.csv", FIGURE, HERE / "RESULTS.md", command)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
