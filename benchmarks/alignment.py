@@ -201,26 +201,34 @@ def best_of_n(task: str, seed: int, quick: bool, paths: dict[str, str]) -> list[
 
 
 def run_all(tasks: list[str], seeds: int, workers: int, quick: bool, results: Path) -> None:
+    """Run every task and seed not yet done; each writes its rows to ``<task>-s<seed>/rows.csv``
+    when all its jobs are over, so a killed study resumes and more seeds can be added later."""
     import pandas as pd
 
     results.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    rows: list[dict[str, Any]] = []
+    keys = [(task, seed) for task in tasks for seed in range(seeds)]
+    todo = [k for k in keys if not _rows_file(results, *k).exists()]
+    print(f"{len(keys) - len(todo)} of {len(keys)} task-seeds already done", flush=True)
     with ProcessPoolExecutor(workers) as pool:
-        keys = [(task, seed) for task in tasks for seed in range(seeds)]
-        n = len(keys)
-        prepared = dict(zip(keys, pool.map(prepare, *zip(*keys), [quick] * n, [results] * n)))
-        jobs = []
+        n = len(todo)
+        prepared = dict(zip(todo, pool.map(prepare, *zip(*todo), [quick] * n, [results] * n))) if n else {}
+        jobs: dict[tuple[str, int], list[Any]] = {}
         for (task, seed), paths in prepared.items():
-            rows.append(paths["row"])
-            jobs.append(pool.submit(warp, task, seed, quick, paths))  # the longest first
-            jobs += [pool.submit(arm, task, seed, quick, name, paths) for name in ARMS]
-            jobs.append(pool.submit(best_of_n, task, seed, quick, paths))
-        for job in jobs:
-            rows += job.result()
-            print(f"{len(rows)} rows, {time.perf_counter() - t0:.0f} s", flush=True)
-    pd.DataFrame(rows).to_csv(results / "rows.csv", index=False)
+            jobs[task, seed] = [pool.submit(warp, task, seed, quick, paths)]  # the longest first
+            jobs[task, seed] += [pool.submit(arm, task, seed, quick, name, paths) for name in ARMS]
+            jobs[task, seed].append(pool.submit(best_of_n, task, seed, quick, paths))
+        for key, futures in jobs.items():
+            rows = [prepared[key]["row"]] + [row for job in futures for row in job.result()]
+            pd.DataFrame(rows).to_csv(_rows_file(results, *key), index=False)
+            print(f"{key[0]} seed {key[1]} done, {time.perf_counter() - t0:.0f} s", flush=True)
+    every = pd.concat([pd.read_csv(_rows_file(results, *k)) for k in keys], ignore_index=True)
+    every.to_csv(results / "rows.csv", index=False)
     print(f"alignment study: {time.perf_counter() - t0:.0f} s on {workers} workers")
+
+
+def _rows_file(results: Path, task: str, seed: int) -> Path:
+    return results / f"{task}-s{seed}" / "rows.csv"
 
 
 def main(argv: list[str] | None = None) -> int:

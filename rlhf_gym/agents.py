@@ -295,18 +295,19 @@ def state_value(agent: BaseAlgorithm) -> Callable[[np.ndarray], np.ndarray]:
 def regret_teacher(config: Any, task: Task, verbose: int = 0) -> Any:
     """The ``regret`` teacher of a run: it judges with the critic of ``config.teacher_critic`` (a
     saved agent trained on the true reward), or, when that is not set, of an agent trained here
-    on the true reward first (the run's own ceiling: the task preset's algorithm and steps)."""
+    first: the run's own ceiling (``rlhf_gym.resolve.control_config``)."""
     from rlhf_gym.teachers import RegretTeacher, TeacherParams
 
     if config.teacher_critic:
         agent = load_agent(config.teacher_critic)
     else:
+        from rlhf_gym.config import to_dict
         from rlhf_gym.pipeline import RLHF
+        from rlhf_gym.resolve import control_config
 
         if verbose:
             print(f"teacher regret: training its critic on the true reward of {task.name} first")
-        ceiling = RLHF(task.name, horizon=config.horizon, seed=config.seed, reward="true")
-        agent = ceiling.learn().agent
+        agent = RLHF(config=control_config(to_dict(config), "true")).learn().agent
     gamma = float(agent.gamma)
     absorbing = task.absorbing_reward / (1.0 - gamma) if gamma < 1 else 0.0
     return RegretTeacher(TeacherParams(**config.teacher_params), state_value(agent), gamma, absorbing)

@@ -82,3 +82,54 @@ def check_algo_options(cfg: RunConfig) -> None:
         raise ValueError(
             "algo 'cpl' learns from preference pairs without a reward model; drop reward_model_checkpoint"
         )
+
+
+# Fields that only matter when the reward is learned: a control run resets them, so that every
+# learned arm of one task setting shares its ceiling and its constant control.
+FEEDBACK_FIELDS = (
+    "feedback",
+    "teacher",
+    "teacher_params",
+    "teacher_critic",
+    "recorded_feedback",
+    "labels",
+    "budget_seconds",
+    "effort",
+    "correction_length",
+    "rating_levels",
+    "bc_steps",
+    "feedback_store",
+    "query_strategy",
+    "feedback_rounds",
+    "initial_label_fraction",
+    "feedback_until",
+    "initial_rollout_fraction",
+    "candidate_factor",
+    "reward_model",
+    "reward_model_checkpoint",
+    "segment_length",
+    "trajectory_window",
+)
+ANCHOR_FIELDS = ("kl_coef", "kl_anchor", "ema_rate", "kl_penalty")
+
+
+def control_config(data: dict[str, Any], reward: str) -> dict[str, Any]:
+    """A control of the run ``data`` (config fields, possibly dotted): the same task, horizon,
+    seed and steps with ``reward`` (``true``: the ceiling; ``constant``), no feedback, no KL term,
+    and CPL and best-of-N replaced by the PPO they are built on (without their own
+    hyperparameters)."""
+    import inspect
+
+    from stable_baselines3 import PPO
+
+    from rlhf_gym.agents import algo_class
+    from rlhf_gym.tasks import PPO_BASED
+
+    dropped = (*FEEDBACK_FIELDS, *ANCHOR_FIELDS, "reward")
+    out = {k: v for k, v in data.items() if k.split(".")[0] not in dropped} | {"reward": reward}
+    if out.get("algo") in PPO_BASED:
+        own = set(inspect.signature(algo_class(out["algo"]).__init__).parameters)
+        own -= set(inspect.signature(PPO.__init__).parameters)
+        out["algo"] = "ppo"
+        out["hyperparams"] = {k: v for k, v in (out.get("hyperparams") or {}).items() if k not in own}
+    return out

@@ -42,35 +42,10 @@ from pathlib import Path
 from typing import Any
 
 from rlhf_gym.config import RunConfig, from_dict, load_yaml, save_yaml, to_dict
+from rlhf_gym.resolve import FEEDBACK_FIELDS, control_config
 
 SPEC_KEYS = ("name", "description", "base", "grid", "seeds", "controls")
 BACKENDS = ("local", "ray")
-# Fields that only matter when the reward is learned: a control run resets them, so that every
-# learned arm of one task setting shares its ceiling and its constant control.
-FEEDBACK_FIELDS = (
-    "feedback",
-    "teacher",
-    "teacher_params",
-    "teacher_critic",
-    "recorded_feedback",
-    "labels",
-    "budget_seconds",
-    "effort",
-    "correction_length",
-    "rating_levels",
-    "bc_steps",
-    "feedback_store",
-    "query_strategy",
-    "feedback_rounds",
-    "initial_label_fraction",
-    "feedback_until",
-    "initial_rollout_fraction",
-    "candidate_factor",
-    "reward_model",
-    "reward_model_checkpoint",
-    "segment_length",
-    "trajectory_window",
-)
 CONTROLS = {"true": "ceiling (true reward)", "constant": "control (constant reward)"}
 
 
@@ -201,9 +176,9 @@ class Sweep:
                     variants = [(arm, config)]
                     if self.controls and config["reward"] == "learned":
                         for reward, label in CONTROLS.items():
-                            control = _resolve(_control(data, reward))
+                            control = _resolve(control_config(data, reward))
                             variants.append((f"{label} {env_label}".strip(), control))
-                    ceiling = run_key(_resolve(_control(data, "true")) | {"seed": None})
+                    ceiling = run_key(_resolve(control_config(data, "true")) | {"seed": None})
                 except (ValueError, TypeError) as err:
                     raise ValueError(f"{where}, arm {arm!r}: {err}") from None
                 for label, config in variants:
@@ -220,32 +195,6 @@ def _resolve(data: dict[str, Any]) -> dict[str, Any]:
 
 def _feedback_only(key: str) -> bool:
     return key.split(".")[0] in (*FEEDBACK_FIELDS, "reward")
-
-
-def _without_feedback(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if not _feedback_only(k)}
-
-
-ANCHOR_FIELDS = ("kl_coef", "kl_anchor", "ema_rate", "kl_penalty")
-
-
-def _control(data: dict[str, Any], reward: str) -> dict[str, Any]:
-    """A control of ``data``'s arm: no feedback, no KL term, and CPL and best-of-N replaced by
-    the PPO they are built on (without their own hyperparameters)."""
-    import inspect
-
-    from stable_baselines3 import PPO
-
-    from rlhf_gym.agents import algo_class
-    from rlhf_gym.tasks import PPO_BASED
-
-    out = {k: v for k, v in _without_feedback(data).items() if k not in ANCHOR_FIELDS} | {"reward": reward}
-    if out.get("algo") in PPO_BASED:
-        own = set(inspect.signature(algo_class(out["algo"]).__init__).parameters)
-        own -= set(inspect.signature(PPO.__init__).parameters)
-        out["algo"] = "ppo"
-        out["hyperparams"] = {k: v for k, v in (out.get("hyperparams") or {}).items() if k not in own}
-    return out
 
 
 def _set(data: dict[str, Any], dotted: str, value: Any) -> None:

@@ -229,3 +229,27 @@ def test_bc_steps_clone_the_demonstrated_actions_before_learning():
         return next(run.agent.policy.parameters()).detach().clone()
 
     assert not torch.equal(first_layer(0), first_layer(50))
+
+
+def test_regret_teacher_judges_with_a_saved_critic_or_trains_its_own(tmp_path):
+    from rlhf_gym.teachers import RegretTeacher
+
+    ceiling = RLHF("CartPole-v1", horizon="fixed", reward="true", **TINY).learn()
+    ceiling.save(tmp_path / "ceiling")
+    run = RLHF(
+        "CartPole-v1",
+        horizon="fixed",
+        teacher="regret",
+        teacher_critic=str(tmp_path / "ceiling" / "agent.zip"),
+        labels=6,
+        **TINY,
+    )
+    assert isinstance(run.teacher, RegretTeacher) and run.teacher.discount == ceiling.agent.gamma
+    run.learn()
+    assert run.metrics[-1]["labels_used"] == 6
+    assert {c.teacher for c in run.feedback} == {"regret"}
+    own = RLHF("CartPole-v1", horizon="fixed", teacher="regret", labels=6, **TINY)  # trains the ceiling first
+    assert isinstance(own.teacher, RegretTeacher)
+    assert own.learn().metrics[-1]["labels_used"] == 6
+    control = RLHF("CartPole-v1", horizon="fixed", teacher="regret", reward="constant", **TINY)
+    assert not isinstance(control.teacher, RegretTeacher)  # no feedback asked, no critic trained

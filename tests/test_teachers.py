@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from rlhf_gym.teachers import PRESETS, Teacher, TeacherParams
-from rlhf_gym.types import Query
+from rlhf_gym.teachers import PRESETS, RegretTeacher, Teacher, TeacherParams
+from rlhf_gym.types import Query, Segment
 
 
 def sigmoid(x):
@@ -105,3 +105,42 @@ def test_thresholds_on_negative_returns(segment):
     # equal when closer than 0.1 |m| = 20
     assert equal.answer(Query(segment([-100.0]), segment([-115.0])), rng).label == 0.5
     assert equal.answer(Query(segment([-100.0]), segment([-125.0])), rng).label == 1.0
+
+
+def _seg(obs, rewards, absorbing=None):
+    n = len(obs)
+    absorbing = np.zeros(n, bool) if absorbing is None else np.array(absorbing)
+    return Segment(np.array(obs, float)[:, None], np.zeros(n), np.array(rewards, float), absorbing)
+
+
+def test_regret_teacher_scores_discounted_return_plus_end_value_minus_start_value():
+    t = RegretTeacher(TeacherParams(), value=lambda obs: 10 * obs[:, 0], discount=0.5)
+    # r0 + 0.5 r1 + 0.25 V(s2) - V(s0) = 1 + 1 + 0.25 * 30 - 10
+    assert t.score(_seg([1, 2, 3], [1, 2, 99])) == pytest.approx(-0.5)
+
+
+def test_regret_teacher_credits_actions_not_the_start_state():
+    oracle = Teacher.preset("oracle")
+    regret = RegretTeacher(TeacherParams(), value=lambda obs: obs[:, 0], discount=1.0)
+    lucky = _seg([9, 8, 7], [1, 1, 1])  # a good start, let go down
+    skilled = _seg([1, 2, 3], [0, 0, 0])  # a bad start, improved
+    q = Query(lucky, skilled)
+    assert oracle.probability(q) == 1.0
+    assert regret.probability(q) == 0.0
+    assert regret.answer(q, np.random.default_rng(0)).label == 0.0
+
+
+def test_regret_teacher_values_absorbing_steps_by_the_absorbing_value():
+    t = RegretTeacher(TeacherParams(), value=lambda obs: obs[:, 0], discount=1.0, absorbing_value=-5.0)
+    fell = _seg([4, 100, 100], [1, 0, 0], absorbing=[False, True, True])  # 100: the terminal state
+    assert t.score(fell) == pytest.approx(1 + 0 - 5 - 4)
+
+
+def test_regret_teacher_keeps_bpref_noise_and_rejects_its_own_gamma():
+    t = RegretTeacher(TeacherParams(beta=1.0), value=lambda obs: obs[:, 0], discount=1.0)
+    q = Query(_seg([0, 2], [0, 0]), _seg([0, 1], [0, 0]))
+    assert t.probability(q) == pytest.approx(sigmoid(1.0))
+    with pytest.raises(ValueError, match="gamma must be 1"):
+        RegretTeacher(TeacherParams(gamma=0.9), value=lambda obs: obs[:, 0], discount=0.99)
+    with pytest.raises(ValueError, match="discount"):
+        RegretTeacher(TeacherParams(), value=lambda obs: obs[:, 0], discount=0.0)
