@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlhf_gym.cli_results import add_feedback, add_sweep, cmd_feedback, cmd_plot, cmd_report, cmd_sweep
 from rlhf_gym.config import (
     HORIZONS,
     KL_ANCHORS,
@@ -119,9 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the first episode")
     p.add_argument("--episodes", type=int, help="quit after this many episodes")
     _add_warp(sub)
-    _add_sweep(sub)
+    _add_sft(sub)
+    add_sweep(sub)
     _add_label(sub)
-    _add_feedback(sub)
+    add_feedback(sub)
     return parser
 
 
@@ -148,83 +150,6 @@ def _add_label(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--zoom", type=float, default=1.0, help="scale of the frames")
 
 
-def _add_sweep(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "sweep",
-        help="run a YAML grid of runs (resumable) and write a tidy results table",
-        description="Run every run of a sweep spec (benchmarks/sweeps/*.yaml) that is not done yet in "
-        "the output folder, in local processes or on Ray, and write results.parquet.",
-    )
-    p.add_argument("spec", type=Path, help="the sweep spec (YAML)")
-    p.add_argument("--out", type=Path, help="sweep folder (default: sweeps/<spec name>)")
-    p.add_argument("--workers", type=int, help="local processes (default: every core)")
-    p.add_argument("--backend", choices=("local", "ray"), default="local", help="where the runs run")
-    p.add_argument("--address", help="a Ray cluster to join (default: start a local Ray instance)")
-    p.add_argument("--retry-failed", action="store_true", help="rerun the runs that failed before")
-    p.add_argument("--csv", action="store_true", help="also write results.csv")
-    p.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p = sub.add_parser("plot", help="seaborn figures of a sweep's results")
-    p.add_argument("results", type=Path, help="a sweep folder, or its results.parquet / .csv")
-    p.add_argument("--out", type=Path, help="figure folder (default: <sweep folder>/figures)")
-    p = sub.add_parser("report", help="a markdown report of a sweep's results")
-    p.add_argument("results", type=Path, help="a sweep folder, or its results.parquet / .csv")
-    p.add_argument("--title", default=None, help="the report's heading (default: the sweep's name)")
-    p.add_argument("--out", type=Path, help="write the report to this file (default: print it)")
-
-
-def _add_feedback(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "feedback",
-        help="inspect, export and import recorded feedback",
-        description="Summarise a feedback store (a run's feedback.sqlite, or a labelling session's) or a "
-        ".jsonl export, and convert between the two. The formats are described in feedback/README.md.",
-    )
-    actions = p.add_subparsers(dest="action", required=True)
-    q = actions.add_parser("info", help="summarise a feedback store or a .jsonl export (reads only)")
-    q.add_argument("path", type=Path, help="a feedback store or a .jsonl export")
-    q = actions.add_parser("export", help="write a store's records to a portable JSON Lines file")
-    q.add_argument("store", type=Path, help="the feedback store to read")
-    q.add_argument("out", type=Path, help="the .jsonl file to write (replaced whole, never half-written)")
-    q = actions.add_parser("import", help="add a .jsonl export's records to a store (created if missing)")
-    q.add_argument("input", type=Path, help="the .jsonl export to read (checked in full before writing)")
-    q.add_argument(
-        "store", type=Path, help="the feedback store to add to; an existing one must hold the same task"
-    )
-    q.add_argument("--task", help="the task the records must be for (an export without one takes it)")
-
-
-def cmd_feedback(args: argparse.Namespace) -> int:
-    import json
-
-    from rlhf_gym.export import export_store, feedback_info, import_store
-
-    if args.action == "export":
-        n = export_store(args.store, args.out)
-        print(f"{n} record(s) of {args.store} -> {args.out}")
-    elif args.action == "import":
-        n = import_store(args.input, args.store, task=args.task)
-        print(f"{n} record(s) of {args.input} -> {args.store}")
-    else:
-        info = feedback_info(args.path)
-        rows = [
-            ("path", info["path"]),
-            ("format", f"{info['format']}, schema version {info['schema_version']}"),
-            ("meta", json.dumps(info["meta"], sort_keys=True)),
-            *((kind, str(n)) for kind, n in info["counts"].items()),
-            ("total", str(info["total"])),
-            ("effort seconds", f"{info['effort_seconds']:.1f}"),
-            (
-                "pending",
-                ", ".join(info["pending"]) + " (waiting to be answered)" if info["pending"] else "none",
-            ),
-        ]
-        width = max(len(key) for key, _ in rows)
-        for key, value in rows:
-            print(f"{key.ljust(width)}  {value}")
-    return 0
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -236,6 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "horizon",
         "feedback",
         "teacher",
+        "teacher_critic",
         "recorded_feedback",
         "labels",
         "budget_seconds",
@@ -295,6 +221,64 @@ def cmd_warp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_sft(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sft",
+        help="behaviour-clone the task's scripted expert: a start for --init-policy",
+        description="The RLHF pipeline's instruction-tuning stage on control: play episodes of the "
+        "task's scripted expert (with a share of random actions, for a start that is good but not "
+        "perfect), behaviour-clone a fresh agent on them, evaluate it on the true reward and save it. "
+        "Pass its agent.zip to train or warp as --init-policy.",
+    )
+    p.add_argument("--task", required=True, help="a task with a scripted expert (rlhf-gym tasks)")
+    p.add_argument("--algo", help="the agent's algorithm (default: the task preset's)")
+    p.add_argument(
+        "--horizon", choices=HORIZONS, default="fixed", help="the horizon the episodes are played in"
+    )
+    p.add_argument("--episodes", type=int, default=5, help="demonstrated episodes")
+    p.add_argument(
+        "--bc-steps", type=int, default=2000, dest="bc_steps", help="gradient steps (batches of 64)"
+    )
+    p.add_argument("--noise", type=float, default=0.0, help="probability of a random action at each step")
+    p.add_argument("--seed", type=int, default=0, help="seeds the agent, the episodes and the noise")
+    p.add_argument("--out", type=Path, help="folder of agent.zip (default: runs/sft-<task>-s<seed>)")
+
+
+def cmd_sft(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from rlhf_gym.agents import pretrained
+    from rlhf_gym.evaluation import evaluate
+    from rlhf_gym.tasks import get_task
+
+    for name in ("episodes", "bc_steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    torch.set_num_threads(1)
+    task = get_task(args.task)
+    algo = args.algo or task.algo
+    agent = pretrained(task, algo, args.episodes, args.bc_steps, args.seed, args.noise, horizon=args.horizon)
+    result = evaluate(agent, task)
+    out = free_folder(args.out or Path("runs") / f"sft-{task.name}-s{args.seed}")
+    out.mkdir(parents=True, exist_ok=True)
+    agent.save(out / "agent.zip")
+    summary = {k: getattr(args, k) for k in ("episodes", "bc_steps", "noise", "seed", "horizon")}
+    summary |= {
+        "task": task.name,
+        "algo": algo,
+        "true_return_mean": result.mean,
+        "true_return_std": result.std,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(
+        f"{task.name} {algo} cloned from {args.episodes} expert episode(s): true return {result.mean:.1f} "
+        f"+/- {result.std:.1f} -> {out / 'agent.zip'}"
+    )
+    return 0
+
+
 def free_folder(path: Path) -> Path:
     """``path`` if it is new or empty, else the first free ``path_2``, ``path_3``, ...: a finished
     run is never overwritten."""
@@ -350,57 +334,6 @@ def cmd_label(args: argparse.Namespace) -> int:
     return 1 if result.quit_reason == "learner" else 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from rlhf_gym.sweep import Sweep, run_sweep, status
-
-    sweep = Sweep.from_yaml(args.spec)
-    out = args.out or Path("sweeps") / sweep.name
-    if args.dry_run:
-        for run in sweep.runs():
-            print(f"{run.key}  {status(out, run.key):6}  seed {run.config['seed']}  {run.arm}")
-        return 0
-    report = run_sweep(
-        sweep, out, args.workers, args.backend, args.address, args.retry_failed, not args.no_progress
-    )
-    if args.csv:
-        from rlhf_gym.plots import load_table
-
-        load_table(out).to_csv(out / "results.csv", index=False)
-    print(
-        f"{sweep.name}: {report.done} run(s) done, {report.failed} failed, {report.skipped} already there, "
-        f"{report.wall_seconds:.0f} s -> {out / 'results.parquet'}"
-    )
-    for error in report.errors:
-        print(f"  failed: {error}", file=sys.stderr)
-    return 1 if report.failed else 0
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    from rlhf_gym.plots import load_table, plot
-
-    folder = args.results if args.results.is_dir() else args.results.parent
-    for path in plot(load_table(args.results), args.out or folder / "figures"):
-        print(path)
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    import json
-
-    from rlhf_gym.plots import load_table, report
-
-    folder = args.results if args.results.is_dir() else args.results.parent
-    meta = folder / "sweep.json"
-    name = json.loads(meta.read_text())["name"] if meta.is_file() else folder.name
-    text = report(load_table(args.results), args.title or name)
-    if args.out:
-        args.out.write_text(text + "\n")
-        print(args.out)
-    else:
-        print(text)
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -408,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = {
             "train": cmd_train,
             "warp": cmd_warp,
+            "sft": cmd_sft,
             "tasks": cmd_tasks,
             "play": cmd_play,
             "label": cmd_label,

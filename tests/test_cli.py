@@ -249,3 +249,33 @@ def test_feedback_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing created, nothing left over
     result = run_cli("feedback", "info", str(tmp_path / "missing.jsonl"))
     assert result.returncode == 2 and "Traceback" not in result.stderr and "does not exist" in result.stderr
+
+
+def test_sft_clones_the_expert_into_a_start_that_train_accepts(tmp_path):
+    out = tmp_path / "sft"
+    assert (
+        main(["sft", "--task", "CartPole-v1", "--episodes", "1", "--bc-steps", "200", "--out", str(out)]) == 0
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["algo"] == "ppo" and summary["true_return_mean"] > 100  # random play scores about 20
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("segment_length: 5\nfeedback_rounds: 1\neval_freq: 10000\nfinal_eval_episodes: 2\n")
+    argv = ["train", "--task", "CartPole-v1", "--horizon", "fixed", "--labels", "2", "--timesteps", "64"]
+    argv += [
+        "--config",
+        str(cfg),
+        "--init-policy",
+        str(out / "agent.zip"),
+        "--out",
+        str(tmp_path / "run"),
+        "-q",
+    ]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["kl_from_init"] >= 0
+
+
+def test_sft_rejects_bad_counts(capsys):
+    assert main(["sft", "--task", "CartPole-v1", "--episodes", "0"]) == 2
+    assert "--episodes must be positive" in capsys.readouterr().err
+    assert main(["sft", "--task", "CartPole-v1", "--noise", "2"]) == 2
+    assert "noise must be a probability" in capsys.readouterr().err
