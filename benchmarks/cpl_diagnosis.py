@@ -1,6 +1,6 @@
 """Why CPL trails the reward-model route on CartPole: its preference model, or its data?
 
-    python benchmarks/cpl_diagnosis.py                 # 3 seeds, 2 workers
+    python benchmarks/cpl_diagnosis.py                 # 3 seeds, 2 workers; resumes
     python benchmarks/cpl_diagnosis.py --report-only   # redraw from benchmarks/results/cpl_diagnosis
 
 CPL (``--algo cpl``) assumes that a teacher prefers segments by their regret; the oracle of every
@@ -11,10 +11,12 @@ fixed-horizon CartPole separate the two, per seed:
 1. **Online, as in ``sweeps/cpl.yaml``**: CPL with 50 and 500 labels from the partial-return
    oracle and from the regret teacher (``teacher: regret``), whose critic is a PPO agent trained
    here on the true reward (the ceiling).
-2. **Offline, on a dataset of every quality**: 100 episodes of the scripted expert, each taking a
-   random action with its own probability in [0, 1] (from expert to random, as CPL's and B-Pref's
-   datasets mix policies), cut into random pairs of 50-step segments, labelled by either teacher;
-   CPL fits them from a random start for ``--offline-steps`` gradient steps.
+2. **Offline**: CPL fits a fixed set of labelled pairs of 50-step segments from a random start,
+   for ``--offline-steps`` gradient steps. The segments come from 100 episodes of the scripted
+   expert taking a random action with a probability drawn per episode: from [0, 1] (``noise
+   0-1``, every quality, as CPL's and B-Pref's datasets mix policies), or always (``random``,
+   what online CPL starts from). The control fits the oracle's labels shuffled among the pairs:
+   what CPL gets from the data alone.
 
 It writes ``benchmarks/results/cpl_diagnosis/rows.csv`` (git-ignored), the figure
 ``benchmarks/figures/cpl_diagnosis.png`` and the ``cpl_diagnosis`` section of RESULTS.md.
@@ -23,6 +25,7 @@ It writes ``benchmarks/results/cpl_diagnosis/rows.csv`` (git-ignored), the figur
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -37,6 +40,12 @@ COMMAND = "python benchmarks/cpl_diagnosis.py"
 TASK = "CartPole-v1"
 ONLINE_LABELS = (50, 500)
 OFFLINE_PAIRS = (50, 500)
+SHUFFLED = "shuffled oracle"
+"""The control: the oracle's labels of the offline pairs, shuffled among the pairs."""
+TEACHERS = ("oracle", "regret", SHUFFLED)
+ALL, RANDOM = "noise 0-1", "random"
+DATASETS = {ALL: (0.0, 1.0), RANDOM: (1.0, 1.0)}
+"""Offline datasets by the range of the expert's share of random actions per episode."""
 EPISODES = 100
 SEGMENT = 50
 
@@ -86,14 +95,15 @@ def online(seed: int, teacher: str, labels: int, critic_path: str) -> dict[str, 
     return _row(seed, "online CPL", teacher, labels, run.learn().agent, t0)
 
 
-def offline(seed: int, teacher: str, pairs: int, critic_path: str, steps: int) -> dict[str, Any]:
-    """CPL fitted to ``pairs`` labelled pairs of segments from noisy-expert episodes."""
-    _quiet()
+def offline_pairs(
+    seed: int, teacher: str, pairs: int, critic_path: str, noise: tuple[float, float] = (0.0, 1.0)
+) -> list[Any]:
+    """``pairs`` labelled pairs of 50-step segments from episodes of the expert taking a random
+    action with a probability drawn from ``noise`` per episode (the same pairs for every teacher
+    of a seed)."""
     import numpy as np
-    from stable_baselines3.common.logger import configure
-    from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from rlhf_gym.agents import make_agent, regret_teacher
+    from rlhf_gym.agents import regret_teacher
     from rlhf_gym.config import RunConfig
     from rlhf_gym.experts import get_expert
     from rlhf_gym.segments import sample_segments
@@ -102,16 +112,15 @@ def offline(seed: int, teacher: str, pairs: int, critic_path: str, steps: int) -
     from rlhf_gym.teachers import Teacher
     from rlhf_gym.types import Query
 
-    t0 = time.perf_counter()
     task = get_task(TASK)
-    rng = np.random.default_rng(seed)  # the same data for both teachers of a seed
+    rng = np.random.default_rng(seed)
     env = task.make("fixed")
     env.action_space.seed(seed)
     expert = get_expert(task)
     trajectories = []
-    for k, noise in enumerate(rng.uniform(0, 1, EPISODES)):
+    for k, share in enumerate(rng.uniform(*noise, EPISODES)):
         obs = env.reset(seed=1000 * seed + k)[0]
-        policy = lambda o, p=noise: env.action_space.sample() if rng.random() < p else expert(o)  # noqa: E731
+        policy = lambda o, p=share: env.action_space.sample() if rng.random() < p else expert(o)  # noqa: E731
         trajectories.append(run(env, policy, obs, task.max_episode_steps)[0])
     env.close()
     segments = sample_segments(trajectories, SEGMENT, 2 * pairs, rng, task.absorbing_reward)
@@ -119,35 +128,79 @@ def offline(seed: int, teacher: str, pairs: int, critic_path: str, steps: int) -
     if teacher == "regret":
         judge = regret_teacher(RunConfig(task=TASK, teacher="regret", teacher_critic=critic_path), task)
     else:
-        judge = Teacher.preset(teacher)
+        judge = Teacher.preset("oracle")
     feedback = judge.label(queries, rng)
+    if teacher == SHUFFLED:
+        labels = rng.permutation([c.label for c in feedback])
+        feedback = [dataclasses.replace(c, label=float(mu)) for c, mu in zip(feedback, labels)]
+    return feedback
+
+
+def offline(
+    seed: int, teacher: str, pairs: int, critic_path: str, steps: int, data: str = ALL
+) -> dict[str, Any]:
+    """CPL fitted from a random start to ``offline_pairs`` of the dataset ``data``."""
+    _quiet()
+    from stable_baselines3.common.logger import configure
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rlhf_gym.agents import make_agent
+    from rlhf_gym.tasks import get_task
+
+    t0 = time.perf_counter()
+    task = get_task(TASK)
+    feedback = offline_pairs(seed, teacher, pairs, critic_path, DATASETS[data])
     kwargs = task.algo_kwargs("cpl") | {"cpl_steps": steps}
     kwargs.pop("n_envs", None)
     agent = make_agent("cpl", DummyVecEnv([lambda: task.make("fixed")]), kwargs, seed, relabel=False)
     agent.set_logger(configure(None, []))
     agent.feedback = feedback
     agent.train()
-    return _row(seed, "offline CPL", teacher, pairs, agent, t0)
+    return _row(seed, f"offline CPL, {data}", teacher, pairs, agent, t0)
 
 
 def run_all(seeds: int, workers: int, steps: int, results: Path) -> None:
+    """Every job not yet in ``rows.csv``; each row is added as its job ends, so a killed run resumes."""
     import pandas as pd
 
     results.mkdir(parents=True, exist_ok=True)
+    table = results / "rows.csv"
+    done = (
+        pd.read_csv(table)
+        if table.is_file()
+        else pd.DataFrame(columns=["seed", "route", "teacher", "labels"])
+    )
+    have = set(zip(done["seed"], done["route"], done["teacher"], done["labels"]))
     t0 = time.perf_counter()
-    rows: list[dict[str, Any]] = []
+
+    def add(row: dict[str, Any]) -> None:
+        pd.DataFrame([row]).to_csv(table, mode="a", header=not table.is_file(), index=False)
+        print(
+            f"seed {row['seed']} {row['route']} {row['teacher']} {row['labels']}: {row['true_return']:.1f}, "
+            f"{time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
+
     with ProcessPoolExecutor(workers) as pool:
-        critics = list(pool.map(critic, range(seeds), [results] * seeds))
+        paths = {s: results / f"critic-s{s}.zip" for s in range(seeds)}
+        todo = [s for s in range(seeds) if not paths[s].is_file()]
+        for _, row in pool.map(critic, todo, [results] * len(todo)):
+            add(row)
         jobs = []
-        for seed, (path, row) in enumerate(critics):
-            rows.append(row)
-            for teacher in ("oracle", "regret"):
-                jobs += [pool.submit(online, seed, teacher, n, path) for n in ONLINE_LABELS]
-                jobs += [pool.submit(offline, seed, teacher, n, path, steps) for n in OFFLINE_PAIRS]
+        for seed in range(seeds):
+            path = str(paths[seed])
+            for teacher in TEACHERS:
+                if teacher != SHUFFLED:
+                    for n in ONLINE_LABELS:
+                        if (seed, "online CPL", teacher, n) not in have:
+                            jobs.append(pool.submit(online, seed, teacher, n, path))
+                for data in DATASETS:
+                    sizes = OFFLINE_PAIRS if data == ALL and teacher != SHUFFLED else OFFLINE_PAIRS[-1:]
+                    for n in sizes:
+                        if (seed, f"offline CPL, {data}", teacher, n) not in have:
+                            jobs.append(pool.submit(offline, seed, teacher, n, path, steps, data))
         for job in jobs:
-            rows.append(job.result())
-            print(f"{len(rows)} rows, {time.perf_counter() - t0:.0f} s", flush=True)
-    pd.DataFrame(rows).to_csv(results / "rows.csv", index=False)
+            add(job.result())
     print(f"CPL diagnosis: {time.perf_counter() - t0:.0f} s on {workers} workers")
 
 
@@ -163,7 +216,7 @@ def publish(rows: Path, figure: Path, report: Path, command: str) -> None:
     df = pd.read_csv(rows)
     ceiling = df[df["route"].str.startswith("ceiling")]["true_return"].median()
     arms = df[~df["route"].str.startswith("ceiling")].copy()
-    arms["arm"] = arms["route"] + ", " + arms["labels"].astype(str) + " labels"
+    arms["arm"] = arms["route"] + "\n" + arms["labels"].astype(str) + " labels"
     figure.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 3.5))
     sns.pointplot(
@@ -185,23 +238,25 @@ def publish(rows: Path, figure: Path, report: Path, command: str) -> None:
     fig.savefig(figure, dpi=110)
     plt.close(fig)
     lines = [
+        "<!-- cpl_diagnosis:start -->",
         "## CPL diagnosis: preference model or data?",
         "",
         f"Command: `{command}` ({df['seed'].nunique()} seeds). Hardware: {hardware()}.",
         f"Fixed-horizon {TASK}; true return of 20 deterministic episodes; the ceiling (PPO on the true "
         f"reward, also the regret teacher's critic) has a median of {ceiling:.4g}.",
         "",
-        "| route | labels | partial-return oracle, median [IQR] | regret teacher, median [IQR] |",
-        "|---|---|---|---|",
+        "| route | labels | partial-return oracle, median [IQR] | regret teacher, median [IQR] | "
+        "oracle labels shuffled (control) |",
+        "|---|---|---|---|---|",
     ]
     for (route, labels), group in arms.groupby(["route", "labels"], sort=False):
         cells = []
-        for teacher in ("oracle", "regret"):
+        for teacher in TEACHERS:
             r = group[group["teacher"] == teacher]["true_return"]
             iqr = f"[{r.quantile(0.25):.4g}, {r.quantile(0.75):.4g}]"
             cells.append(f"{r.median():.4g} {iqr}" if len(r) else "-")
         lines.append(f"| {route} | {labels} | {' | '.join(cells)} |")
-    lines += ["", f"![CPL diagnosis](figures/{figure.name})"]
+    lines += ["", f"![CPL diagnosis](figures/{figure.name})", "<!-- cpl_diagnosis:end -->"]
     put_section(report, "cpl_diagnosis", "\n".join(lines))
 
 

@@ -88,3 +88,22 @@ def test_alignment_study_quick_runs_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "WARP, last merge" in done.stdout and "best-of-2" in done.stdout
     assert (tmp_path / "quick-figures" / "CartPole-v1.png").stat().st_size > 1000
+
+
+def test_cpl_diagnosis_labels_the_same_pairs_three_ways(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from cpl_diagnosis import SHUFFLED, offline_pairs
+    from stable_baselines3 import PPO
+
+    PPO("MlpPolicy", "CartPole-v1", seed=0, device="cpu").save(tmp_path / "critic.zip")
+    critic = str(tmp_path / "critic.zip")
+    oracle, regret, shuffled = (offline_pairs(0, t, 40, critic) for t in ("oracle", "regret", SHUFFLED))
+    def starts(feedback):
+        return [(c.query.first.obs[0].tolist(), c.query.second.obs[0].tolist()) for c in feedback]
+
+    assert starts(oracle) == starts(regret) == starts(shuffled)
+    assert sorted(c.label for c in shuffled) == sorted(c.label for c in oracle)
+    assert [c.label for c in shuffled] != [c.label for c in oracle]
+    assert {c.teacher for c in regret} == {"regret"}
+    ties = [c.is_tie for c in oracle]
+    assert any(ties) and not all(ties)  # expert segments that both stay up tie; others do not
