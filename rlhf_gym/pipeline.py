@@ -79,7 +79,7 @@ class RLHF:
         self.config = resolve_config(config, **overrides)
         self.task = get_task(self.config.task)
         # a recorded teacher is replayed by the collector, a regret teacher is built below once
-        # feedback is sure to be asked; until then the oracle stands in
+        # feedback is sure to be asked; the oracle stands in
         preset = "oracle" if self.config.teacher in (RECORDED, REGRET) else self.config.teacher
         self.teacher = teacher or Teacher.preset(preset, **self.config.teacher_params)
         self.verbose = verbose
@@ -97,8 +97,7 @@ class RLHF:
             self.reward_model = RewardModel(*spaces, self.config.reward_model, self.config.seed)
         self.asks_feedback = self.config.reward == "learned" and not self.config.reward_model_checkpoint
         self.fits_reward_model = self.config.algo != "cpl"  # CPL learns its policy from the pairs directly
-        if teacher is None and self.config.teacher == REGRET and self.asks_feedback:
-            self.teacher = regret_teacher(self.config, self.task, verbose)
+        self._regret_pending = teacher is None and self.config.teacher == REGRET and self.asks_feedback
         check_algo_options(self.config)
         self.initial_parameters: PolicyParams | None = None
         """Policy parameters to start from (set by WARP); else ``config.init_policy``'s."""
@@ -116,6 +115,8 @@ class RLHF:
         fps = float(probe.metadata.get("render_fps") or 30)
         self.effort_model = EffortModel(fps=fps, **self.config.effort)
         self.collector = FeedbackCollector(self.task, self.config, self.teacher, self.effort_model)
+        if self._regret_pending and self.config.teacher_critic:  # a bad path fails now, not later
+            self._build_regret_teacher()  # (one that trains its own critic waits for learn())
         self.initial_env_steps = 0
         self.metrics: list[dict[str, Any]] = []
         self.last_fit: FitReport | None = None
@@ -131,6 +132,10 @@ class RLHF:
         self._planned = list(itertools.accumulate(schedule))  # budget due by the end of each round
         self._round = 0
 
+    def _build_regret_teacher(self) -> None:
+        self.teacher = self.collector.teacher = regret_teacher(self.config, self.task, self.verbose)
+        self._regret_pending = False
+
     # ----- the loop ---------------------------------------------------------------------
     def learn(self, total_timesteps: int | None = None, progress_bar: bool = False) -> RLHF:
         """Collect feedback, fit the reward model and train the agent; evaluate on the true reward."""
@@ -139,6 +144,8 @@ class RLHF:
         cfg = self.config
         total = cfg.total_timesteps
         assert total is not None
+        if self._regret_pending:  # the teacher's critic is the simulated person's, not the run's time
+            self._build_regret_teacher()
         start = self._start = time.perf_counter()
         reward = self._agent_reward()
         if cfg.kl_coef and cfg.kl_penalty != "loss":

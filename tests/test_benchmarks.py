@@ -98,6 +98,7 @@ def test_cpl_diagnosis_labels_the_same_pairs_three_ways(tmp_path):
     PPO("MlpPolicy", "CartPole-v1", seed=0, device="cpu").save(tmp_path / "critic.zip")
     critic = str(tmp_path / "critic.zip")
     oracle, regret, shuffled = (offline_pairs(0, t, 40, critic) for t in ("oracle", "regret", SHUFFLED))
+
     def starts(feedback):
         return [(c.query.first.obs[0].tolist(), c.query.second.obs[0].tolist()) for c in feedback]
 

@@ -248,8 +248,12 @@ def test_regret_teacher_judges_with_a_saved_critic_or_trains_its_own(tmp_path):
     run.learn()
     assert run.metrics[-1]["labels_used"] == 6
     assert {c.teacher for c in run.feedback} == {"regret"}
-    own = RLHF("CartPole-v1", horizon="fixed", teacher="regret", labels=6, **TINY)  # trains the ceiling first
-    assert isinstance(own.teacher, RegretTeacher)
+    own = RLHF("CartPole-v1", horizon="fixed", teacher="regret", labels=6, **TINY)
+    assert not isinstance(own.teacher, RegretTeacher)  # its critic is trained when learning starts
     assert own.learn().metrics[-1]["labels_used"] == 6
+    assert isinstance(own.teacher, RegretTeacher) and own.collector.teacher is own.teacher
+    assert {c.teacher for c in own.feedback} == {"regret"}
+    with pytest.raises(FileNotFoundError, match="no saved agent"):
+        RLHF("CartPole-v1", horizon="fixed", teacher="regret", teacher_critic=str(tmp_path / "none.zip"))
     control = RLHF("CartPole-v1", horizon="fixed", teacher="regret", reward="constant", **TINY)
     assert not isinstance(control.teacher, RegretTeacher)  # no feedback asked, no critic trained
