@@ -216,9 +216,9 @@ def publish(rows: Path, figure: Path, report: Path, command: str) -> None:
     df = pd.read_csv(rows)
     ceiling = df[df["route"].str.startswith("ceiling")]["true_return"].median()
     arms = df[~df["route"].str.startswith("ceiling")].copy()
-    arms["arm"] = arms["route"] + "\n" + arms["labels"].astype(str) + " labels"
+    arms["arm"] = arms["route"].str.replace(", ", "\n") + "\n" + arms["labels"].astype(str) + " labels"
     figure.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=(8, 4))
     sns.pointplot(
         arms,
         x="arm",
