@@ -180,10 +180,15 @@ def publish(
     every_seed = [t for t in tasks if all(not c["by_final"] for c in checks if c["task"] == t)]
     on_medians = [t for t in tasks if not median_dominated(df, t)]
     free = sum(not c["by_final"] for c in checks)
+    per_task = ", ".join(
+        f"{t} {sum(not c['by_final'] for c in checks if c['task'] == t)} of "
+        f"{sum(c['task'] == t for c in checks)}"
+        for t in tasks
+    )
     blocks += [
         "",
         f"Per seed, {free} of {len(checks)} last merges are not dominated by any single run's final "
-        f"policy; in every seed, that holds in {len(every_seed)} of {len(tasks)} tasks "
+        f"policy ({per_task}); in every seed, that holds in {len(every_seed)} of {len(tasks)} tasks "
         f"({', '.join(every_seed) or 'none'}). On the medians over seeds (the tables below), the last merge "
         f"is not dominated in {len(on_medians)} of {len(tasks)} tasks ({', '.join(on_medians) or 'none'}). "
         "Target: at least 2 of 3 tasks.",
