@@ -275,17 +275,17 @@ def state_value(agent: BaseAlgorithm) -> Callable[[np.ndarray], np.ndarray]:
     import torch
     from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
-    policy = agent.policy
+    policy: Any = agent.policy  # an actor-critic, Q-network or SAC policy: each has its own heads
 
     def value(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             t, _ = policy.obs_to_tensor(np.asarray(obs))
             if isinstance(agent, OnPolicyAlgorithm):
-                v = policy.predict_values(t)  # type: ignore[attr-defined]
+                v = policy.predict_values(t)
             elif hasattr(policy, "q_net"):
-                v = policy.q_net(t).max(dim=1).values  # type: ignore[attr-defined]
+                v = policy.q_net(t).max(dim=1).values
             else:
-                qs = policy.critic(t, policy._predict(t, deterministic=True))  # type: ignore[attr-defined]
+                qs = policy.critic(t, policy._predict(t, deterministic=True))
                 v = torch.min(torch.cat(qs, dim=1), dim=1).values
         return v.reshape(len(obs)).cpu().numpy()
 
@@ -308,7 +308,7 @@ def regret_teacher(config: Any, task: Task, verbose: int = 0) -> Any:
         if verbose:
             print(f"teacher regret: training its critic on the true reward of {task.name} first")
         agent = RLHF(config=control_config(to_dict(config), "true")).learn().agent
-    gamma = float(agent.gamma)
+    gamma = float(agent.gamma)  # type: ignore[attr-defined]
     absorbing = task.absorbing_reward / (1.0 - gamma) if gamma < 1 else 0.0
     return RegretTeacher(TeacherParams(**config.teacher_params), state_value(agent), gamma, absorbing)
 
