@@ -20,7 +20,9 @@ from rlhf_gym.tasks import ALGOS, CONTINUOUS_ONLY, DISCRETE_ONLY, Task
 from rlhf_gym.types import RewardFunction
 
 if TYPE_CHECKING:
+    from rlhf_gym.config import RunConfig
     from rlhf_gym.pipeline import RLHF
+    from rlhf_gym.teachers import RegretTeacher
 
 ALGO_CLASSES: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC}
 
@@ -292,7 +294,7 @@ def state_value(agent: BaseAlgorithm) -> Callable[[np.ndarray], np.ndarray]:
     return value
 
 
-def regret_teacher(config: Any, task: Task, verbose: int = 0) -> Any:
+def regret_teacher(config: RunConfig, task: Task, verbose: int = 0) -> RegretTeacher:
     """The ``regret`` teacher of a run: it judges with the critic of ``config.teacher_critic`` (a
     saved agent trained on the true reward), or, when that is not set, of an agent trained here
     first: the run's own ceiling (``rlhf_gym.resolve.control_config``)."""
