@@ -32,6 +32,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from report import one_thread  # noqa: E402 - benchmarks/ is on the path from here
+
 RESULTS = HERE / "results" / "alignment"
 FIGURES = HERE / "figures" / "alignment"
 COMMAND = "python benchmarks/alignment.py"
@@ -54,14 +56,6 @@ BON_N = (1, 2, 4, 8, 16)
 QUICK = {"timesteps": 2048, "labels": 6}
 
 
-def _quiet() -> None:
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(1)
-    threadpool_limits(1)
-
-
 def _run_config(task: str, seed: int, quick: bool) -> dict[str, Any]:
     spec = {**TASKS[task], **(QUICK if quick else {})}
     t = spec["timesteps"]
@@ -80,7 +74,7 @@ def _run_config(task: str, seed: int, quick: bool) -> dict[str, Any]:
 
 def prepare(task: str, seed: int, quick: bool, results: Path) -> dict[str, Any]:
     """The frozen proxy and the start of one task and seed; returns their paths and figures."""
-    _quiet()
+    one_thread()
     from rlhf_gym import RLHF
     from rlhf_gym.agents import pretrained
     from rlhf_gym.anchor import Anchor, sampled_episodes
@@ -112,7 +106,7 @@ def _axes(m: dict[str, float]) -> dict[str, float]:
 
 def arm(task: str, seed: int, quick: bool, name: str, paths: dict[str, str]) -> list[dict[str, Any]]:
     """One PPO run from the start on the frozen proxy; a row per evaluation."""
-    _quiet()
+    one_thread()
     from rlhf_gym import RLHF
 
     cfg = _run_config(task, seed, quick) | ARMS[name]
@@ -139,7 +133,7 @@ def arm(task: str, seed: int, quick: bool, name: str, paths: dict[str, str]) -> 
 
 def warp(task: str, seed: int, quick: bool, paths: dict[str, str]) -> list[dict[str, Any]]:
     """WARP from the start on the frozen proxy; a row per evaluated policy."""
-    _quiet()
+    one_thread()
     from rlhf_gym.warp import WARP
 
     cfg = _run_config(task, seed, quick)
@@ -165,7 +159,7 @@ def warp(task: str, seed: int, quick: bool, paths: dict[str, str]) -> list[dict[
 
 def best_of_n(task: str, seed: int, quick: bool, paths: dict[str, str]) -> list[dict[str, Any]]:
     """Best-of-N from the start under the frozen proxy (chunks of 25 steps), with the KL bound."""
-    _quiet()
+    one_thread()
     import torch
     from stable_baselines3 import PPO
 

@@ -34,6 +34,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from report import one_thread  # noqa: E402 - benchmarks/ is on the path from here
+
 RESULTS = HERE / "results" / "cpl_diagnosis"
 FIGURE = HERE / "figures" / "cpl_diagnosis.png"
 COMMAND = "python benchmarks/cpl_diagnosis.py"
@@ -48,14 +50,6 @@ DATASETS = {ALL: (0.0, 1.0), RANDOM: (1.0, 1.0)}
 """Offline datasets by the range of the expert's share of random actions per episode."""
 EPISODES = 100
 SEGMENT = 50
-
-
-def _quiet() -> None:
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(1)
-    threadpool_limits(1)
 
 
 def _row(seed: int, route: str, teacher: str, labels: int, agent: Any, t0: float) -> dict[str, Any]:
@@ -75,7 +69,7 @@ def _row(seed: int, route: str, teacher: str, labels: int, agent: Any, t0: float
 
 def critic(seed: int, results: Path) -> tuple[str, dict[str, Any]]:
     """The ceiling run: PPO on the true reward; its critic is the regret teacher's."""
-    _quiet()
+    one_thread()
     from rlhf_gym.pipeline import RLHF
 
     t0 = time.perf_counter()
@@ -86,7 +80,7 @@ def critic(seed: int, results: Path) -> tuple[str, dict[str, Any]]:
 
 
 def online(seed: int, teacher: str, labels: int, critic_path: str) -> dict[str, Any]:
-    _quiet()
+    one_thread()
     from rlhf_gym.pipeline import RLHF
 
     t0 = time.perf_counter()
@@ -140,7 +134,7 @@ def offline(
     seed: int, teacher: str, pairs: int, critic_path: str, steps: int, data: str = ALL
 ) -> dict[str, Any]:
     """CPL fitted from a random start to ``offline_pairs`` of the dataset ``data``."""
-    _quiet()
+    one_thread()
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import DummyVecEnv
 

@@ -16,6 +16,15 @@ runs that ran side by side, then the median is reported.
 """
 
 
+def one_thread() -> None:
+    """One torch and one BLAS thread in this process: a worker of a pool that fills every core."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
 def _median(values: list[float]) -> float:
     import numpy as np
 
