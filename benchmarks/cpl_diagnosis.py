@@ -97,26 +97,16 @@ def offline_pairs(
     of a seed)."""
     import numpy as np
 
-    from rlhf_gym.agents import regret_teacher
+    from rlhf_gym.agents import expert_episodes, regret_teacher
     from rlhf_gym.config import RunConfig
-    from rlhf_gym.experts import get_expert
     from rlhf_gym.segments import sample_segments
-    from rlhf_gym.synthetic import run
     from rlhf_gym.tasks import get_task
     from rlhf_gym.teachers import Teacher
     from rlhf_gym.types import Query
 
     task = get_task(TASK)
     rng = np.random.default_rng(seed)
-    env = task.make("fixed")
-    env.action_space.seed(seed)
-    expert = get_expert(task)
-    trajectories = []
-    for k, share in enumerate(rng.uniform(*noise, EPISODES)):
-        obs = env.reset(seed=1000 * seed + k)[0]
-        policy = lambda o, p=share: env.action_space.sample() if rng.random() < p else expert(o)  # noqa: E731
-        trajectories.append(run(env, policy, obs, task.max_episode_steps)[0])
-    env.close()
+    trajectories = expert_episodes(task, "fixed", rng.uniform(*noise, EPISODES).tolist(), seed, rng)
     segments = sample_segments(trajectories, SEGMENT, 2 * pairs, rng, task.absorbing_reward)
     queries = [Query(a, b) for a, b in zip(segments[::2], segments[1::2])]
     if teacher == "regret":

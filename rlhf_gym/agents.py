@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,7 +17,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlhf_gym.tasks import ALGOS, CONTINUOUS_ONLY, DISCRETE_ONLY, Task
-from rlhf_gym.types import RewardFunction
+from rlhf_gym.types import RewardFunction, Trajectory
 
 if TYPE_CHECKING:
     from rlhf_gym.config import RunConfig
@@ -241,31 +241,37 @@ def pretrained(
     """
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from rlhf_gym.experts import get_expert
-    from rlhf_gym.synthetic import run
-
     if not 0.0 <= noise <= 1.0:
         raise ValueError(f"noise must be a probability in [0, 1], got {noise}")
-    expert = get_expert(task)
     kwargs = {**task.algo_kwargs(algo), **(hyperparams or {})}
     kwargs.pop("n_envs", None)
     agent = make_agent(algo, DummyVecEnv([lambda: task.make(horizon)]), kwargs, seed, relabel=False)
     rng = np.random.default_rng(seed)
-    env = task.make(horizon)
-    env.action_space.seed(seed)
-
-    def demonstrator(obs: np.ndarray) -> Any:
-        return env.action_space.sample() if rng.random() < noise else expert(obs)
-
-    trajectories = [
-        run(env, demonstrator, env.reset(seed=1000 * seed + k)[0], task.max_episode_steps)[0]
-        for k in range(episodes)
-    ]
-    env.close()
+    trajectories = expert_episodes(task, horizon, [noise] * episodes, seed, rng)
     live = [(t.obs[~t.absorbing], t.actions[~t.absorbing]) for t in trajectories]
     obs, actions = (np.concatenate(x) for x in zip(*live))
     behaviour_clone(agent, obs, actions, bc_steps, rng)
     return agent
+
+
+def expert_episodes(
+    task: Task, horizon: str, noises: Sequence[float], seed: int, rng: np.random.Generator
+) -> list[Trajectory]:
+    """One episode of the task's scripted expert per entry of ``noises``, from reset seeds
+    ``1000 * seed + k``; in episode ``k`` each action is uniformly random with probability
+    ``noises[k]`` (recorded as taken)."""
+    from rlhf_gym.experts import get_expert
+    from rlhf_gym.synthetic import run
+
+    expert = get_expert(task)
+    env = task.make(horizon)
+    env.action_space.seed(seed)
+    trajectories = []
+    for k, noise in enumerate(noises):
+        policy = lambda o, p=noise: env.action_space.sample() if rng.random() < p else expert(o)  # noqa: E731
+        trajectories.append(run(env, policy, env.reset(seed=1000 * seed + k)[0], task.max_episode_steps)[0])
+    env.close()
+    return trajectories
 
 
 def state_value(agent: BaseAlgorithm) -> Callable[[np.ndarray], np.ndarray]:

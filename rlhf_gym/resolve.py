@@ -113,6 +113,11 @@ FEEDBACK_FIELDS = (
 ANCHOR_FIELDS = ("kl_coef", "kl_anchor", "ema_rate", "kl_penalty")
 
 
+def feedback_only(key: str) -> bool:
+    """Whether a (possibly dotted) config key matters only when the reward is learned."""
+    return key.split(".")[0] in (*FEEDBACK_FIELDS, "reward")
+
+
 def control_config(data: dict[str, Any], reward: str) -> dict[str, Any]:
     """A control of the run ``data`` (config fields, possibly dotted): the same task, horizon,
     seed and steps with ``reward`` (``true``: the ceiling; ``constant``), no feedback, no KL term,
@@ -125,8 +130,8 @@ def control_config(data: dict[str, Any], reward: str) -> dict[str, Any]:
     from rlhf_gym.agents import algo_class
     from rlhf_gym.tasks import PPO_BASED
 
-    dropped = (*FEEDBACK_FIELDS, *ANCHOR_FIELDS, "reward")
-    out = {k: v for k, v in data.items() if k.split(".")[0] not in dropped} | {"reward": reward}
+    kept = {k: v for k, v in data.items() if not feedback_only(k) and k.split(".")[0] not in ANCHOR_FIELDS}
+    out = kept | {"reward": reward}
     if out.get("algo") in PPO_BASED:
         own = set(inspect.signature(algo_class(out["algo"]).__init__).parameters)
         own -= set(inspect.signature(PPO.__init__).parameters)

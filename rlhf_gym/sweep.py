@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from rlhf_gym.config import RunConfig, from_dict, load_yaml, save_yaml, to_dict
-from rlhf_gym.resolve import FEEDBACK_FIELDS, control_config
+from rlhf_gym.resolve import control_config, feedback_only
 
 SPEC_KEYS = ("name", "description", "base", "grid", "seeds", "controls")
 BACKENDS = ("local", "ray")
@@ -152,7 +152,7 @@ class Sweep:
                 for k, v in items:
                     _set(overrides, k, v)
                 labels.append(",".join(f"{k}={_short(v)}" for k, v in items))
-                env = [f"{k}={_short(v)}" for k, v in items if not _feedback_only(k)]
+                env = [f"{k}={_short(v)}" for k, v in items if not feedback_only(k)]
                 if env:
                     env_labels.append(",".join(env))
             yield " ".join(labels) or self.name, " ".join(env_labels), overrides
@@ -191,10 +191,6 @@ def _resolve(data: dict[str, Any]) -> dict[str, Any]:
     from rlhf_gym.resolve import resolve_config
 
     return to_dict(resolve_config(data))
-
-
-def _feedback_only(key: str) -> bool:
-    return key.split(".")[0] in (*FEEDBACK_FIELDS, "reward")
 
 
 def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
