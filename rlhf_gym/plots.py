@@ -42,7 +42,27 @@ def _learned(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _varies(table: pd.DataFrame, column: str) -> bool:
-    return column in table and table[column].nunique(dropna=True) > 1
+    """Whether ``column`` takes more than one value within some task (a budget that differs only
+    between tasks, each at its preset's, draws nothing)."""
+    return (
+        column in table and not table.empty and table.groupby("task")[column].nunique(dropna=True).max() > 1
+    )
+
+
+def _wrap(table: pd.DataFrame) -> int | None:
+    """Task facets per row: all in one row up to five, else rows of five."""
+    return 5 if table["task"].nunique() > 5 else None
+
+
+def _legend(table: pd.DataFrame) -> pd.Series:
+    """Each row's arm without its ``task=`` item, which the facet already names, so that a sweep
+    over tasks colours its ceilings, controls and learned arms alike (an arm named only by its
+    task is ``learned reward``)."""
+    names = {}
+    for arm, task in set(zip(table["arm"], table["task"])):
+        tokens = [",".join(i for i in t.split(",") if i != f"task={task}") for t in str(arm).split(" ")]
+        names[arm, task] = " ".join(t for t in tokens if t) or "learned reward"
+    return table[["arm", "task"]].apply(lambda r: names[r["arm"], r["task"]], axis=1)
 
 
 def plot(table: pd.DataFrame, out: str | Path) -> list[Path]:
@@ -56,27 +76,33 @@ def plot(table: pd.DataFrame, out: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     sns.set_theme(style="whitegrid")
     done = table[table["status"] == "done"]
+    if not done.empty:
+        done = done.assign(legend=_legend(done))
     paths = []
     for x, name, label in (
         ("timesteps", "curves_steps", "agent steps"),
-        ("labels", "curves_labels", "labels"),
+        ("labels_used", "curves_labels", "labels"),
     ):
-        data = done if x == "timesteps" else _learned(done)
+        data = done if x == "timesteps" else _learned(done)  # labels used by each evaluation
         if data.empty:
             continue
         grid = sns.relplot(
             data=data,
             x=x,
             y="true_return",
-            hue="arm",
+            hue="legend",
             col="task",
+            col_wrap=_wrap(data),
             kind="line",
+            marker="o",
             errorbar=("ci", 95),
             facet_kws={"sharex": False, "sharey": False},
             height=3.6,
             aspect=1.4,
         )
         grid.set_axis_labels(label, "true return")
+        if grid.legend is not None:
+            grid.legend.set_title("arm")
         paths.append(
             _save(grid.figure, out / f"{name}.png", f"True return against {label} (95% CI over seeds)")
         )
@@ -91,6 +117,7 @@ def plot(table: pd.DataFrame, out: str | Path) -> list[Path]:
                 x=column,
                 y="normalised_return",
                 col="task",
+                col_wrap=_wrap(finals),
                 kind="bar",
                 errorbar=("ci", 95),
                 height=3.6,
@@ -107,6 +134,7 @@ def plot(table: pd.DataFrame, out: str | Path) -> list[Path]:
             y="normalised_return",
             hue="feedback",
             col="task",
+            col_wrap=_wrap(finals),
             kind="line",
             marker="o",
             errorbar=("ci", 95),

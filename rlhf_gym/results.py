@@ -14,6 +14,9 @@ Columns:
   of uniform random actions (20 seeded episodes; NaN if the task cannot be built here);
 - ``reward_model_accuracy`` (held-out) and ``reward_correlation`` (with the true reward, on
   recent rollouts), from the last reward-model fit before the point.
+
+A config column whose values differ in type across runs (``hyperparams.learning_rate`` is
+``0.001`` for one task and ``lin_0.001`` for another) holds them as text, so Parquet can store it.
 """
 
 from __future__ import annotations
@@ -93,6 +96,10 @@ def results_table(out: str | Path, keys: list[str] | None = None) -> pd.DataFram
     for col in METRICS.values():
         if col not in table:
             table[col] = float("nan")
+    for col in table.select_dtypes(include="object").columns:
+        kinds = {type(v) for v in table[col] if v is not None and v == v}
+        if len(kinds) > 1:  # e.g. a learning rate that is a number for one task, a schedule for another
+            table[col] = [v if v is None or v != v else str(v) for v in table[col]]
     table["normalised_return"] = normalised(table, random_returns(out, table))
     return table
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlhf_gym.plots import auc, labels_to_reach, load_table, plot, report
+from rlhf_gym.plots import _legend, _wrap, auc, labels_to_reach, load_table, plot, report
 
 
 def curve(key, arm, seed, normalised, teacher="oracle", reward="learned", labels=(10, 20, 30)):
@@ -65,6 +65,35 @@ def test_plot_draws_what_the_sweep_varied(table, tmp_path):
     assert all((tmp_path / n).stat().st_size > 5000 for n in names)
     table.loc[table["teacher"] == "stoch", "labels"] = 60  # now the budget varies too
     assert "budget.png" in [p.name for p in plot(table, tmp_path / "more")]
+    table["labels"] = 30
+    table.loc[table["teacher"] == "stoch", "task"] = "Pong-v0"  # budgets and teachers differ only by task
+    table.loc[table["task"] == "Pong-v0", "labels"] = 60
+    assert sorted(p.name for p in plot(table, tmp_path / "tasks")) == [
+        "curves_labels.png",
+        "curves_steps.png",
+    ]
+
+
+def test_a_sweep_over_tasks_wraps_its_facets_and_names_arms_without_the_task():
+    table = pd.DataFrame(
+        {
+            "task": ["CartPole-v1", "Pong-v0", "Pong-v0", "Pong-v0"],
+            "arm": [
+                "task=CartPole-v1",
+                "task=Pong-v0",
+                "ceiling (true reward) task=Pong-v0",
+                "labels=20,task=Pong-v0",
+            ],
+        }
+    )
+    assert _legend(table).tolist() == [
+        "learned reward",
+        "learned reward",
+        "ceiling (true reward)",
+        "labels=20",
+    ]
+    assert _wrap(table) is None
+    assert _wrap(pd.DataFrame({"task": [f"T{i}" for i in range(10)]})) == 5  # two rows of five
 
 
 def test_load_table_errors(tmp_path):

@@ -70,3 +70,15 @@ def test_an_empty_sweep_gives_an_empty_table(tmp_path):
     assert results_table(tmp_path).empty
     save_yaml(RunConfig(), tmp_path / "unused.yaml")  # stray files beside runs/ are ignored
     assert results_table(tmp_path).empty
+
+
+def test_a_config_column_of_mixed_types_is_text_and_writes_to_parquet(tmp_path):
+    (tmp_path / "random_returns.json").write_text(json.dumps({"CartPole-v1|fixed": 20.0}))
+    write_run(tmp_path, "number", [100.0], reward="true", seed=0, hyperparams={"learning_rate": 0.001})
+    write_run(
+        tmp_path, "schedule", [200.0], reward="true", seed=1, hyperparams={"learning_rate": "lin_0.001"}
+    )
+    table = results_table(tmp_path)
+    assert sorted(table["hyperparams.learning_rate"]) == ["0.001", "lin_0.001"]
+    table.to_parquet(tmp_path / "results.parquet", index=False)  # raised ArrowInvalid before
+    assert table["true_return"].dtype == float  # metric columns stay numbers
