@@ -34,7 +34,10 @@ def publish(name: str, report_path: Path, workers: int | None, run: bool) -> int
     if run:
         run_sweep(sweep, out, workers=workers)
     table = results_table(out, keys=[r.key for r in sweep.runs()])  # in the grid's order
-    figures = plot(table, HERE / "figures" / "sweeps" / name)
+    folder = HERE / "figures" / "sweeps" / name
+    for stale in folder.glob("*.png"):  # a figure the sweep no longer draws must not stay published
+        stale.unlink()
+    figures = plot(table, folder)
     heading, body = report(table, title=f"Sweep: {name}").split("\n", 1)
     failed = int(table.loc[table["status"] == "failed", "key"].nunique())
     block = "\n".join(

@@ -1,11 +1,11 @@
 """Figures and a markdown report from a sweep's tidy table (``rlhf_gym.results``).
 
-``plot`` draws what the sweep varied, with 95% bootstrap confidence intervals across seeds:
-learning curves against agent steps and against labels (always), normalised return against
-the budget per feedback type (when the budget varies), and across teachers and query
-strategies (when those vary). ``report`` writes one markdown table per task: the controls
-first, then every arm, with the median and IQR of the final return, the labels needed to
-reach 90% of the ceiling, and the area under the learning curve.
+``plot`` draws what the sweep varied, one facet per task, with 95% bootstrap confidence
+intervals across seeds: learning curves against agent steps and against labels used (always),
+normalised return against the budget per feedback type, and across teachers and query
+strategies (each when it varies within a task). ``report`` writes one markdown table per task:
+the controls first, then every arm, with the median and IQR of the final return, the labels
+needed to reach 90% of the ceiling, and the area under the learning curve.
 """
 
 from __future__ import annotations
@@ -54,15 +54,79 @@ def _wrap(table: pd.DataFrame) -> int | None:
     return 5 if table["task"].nunique() > 5 else None
 
 
-def _legend(table: pd.DataFrame) -> pd.Series:
-    """Each row's arm without its ``task=`` item, which the facet already names, so that a sweep
-    over tasks colours its ceilings, controls and learned arms alike (an arm named only by its
-    task is ``learned reward``)."""
+def _legend(table: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """The curves' legend: ``table`` with each ``arm`` named without the grid items that all
+    learned arms of its task share (``task=...``, a preset's budget), which the facet already
+    implies, so that a sweep over tasks colours its ceilings, controls and learned arms alike (an
+    arm left with no item is ``learned reward``). When more than eight arms remain and every
+    learned one is named by two grid items (``teacher=stoch labels=50``), the colour keeps the first
+    and a line style the second (column named by its key; ``no feedback`` for the controls);
+    returns the table and that column, or None."""
+
+    def items(arm: str) -> list[list[str]]:
+        return [t.split(",") for t in str(arm).split(" ")]
+
+    shared: dict[str, set[str]] = {}
+    for task, rows in table.groupby("task", sort=False):
+        sets = [
+            {i for t in items(a) for i in t} for a in rows.loc[rows["reward"] == "learned", "arm"].unique()
+        ]
+        shared[task] = set.intersection(*sets) if sets else set()
+        shared[task].add(f"task={task}")
     names = {}
     for arm, task in set(zip(table["arm"], table["task"])):
-        tokens = [",".join(i for i in t.split(",") if i != f"task={task}") for t in str(arm).split(" ")]
+        tokens = [",".join(i for i in t if i not in shared[task]) for t in items(arm)]
         names[arm, task] = " ".join(t for t in tokens if t) or "learned reward"
-    return table[["arm", "task"]].apply(lambda r: names[r["arm"], r["task"]], axis=1)
+    arms = [names[a, t] for a, t in zip(table["arm"], table["task"])]
+    learned = {a for a, reward in zip(arms, table["reward"]) if reward == "learned"}
+    pairs = {a: a.split(" ") for a in learned}
+    keys = {
+        p[1].split("=")[0] if len(p) == 2 and "=" in p[0] and "=" in p[1] else None for p in pairs.values()
+    }
+    if len(set(arms)) <= 8 or len(keys) != 1 or None in keys:
+        return table.assign(arm=arms), None
+    key = str(keys.pop())
+    split = [
+        (pairs[a][0], pairs[a][1].split("=", 1)[1]) if a in learned else (a, "no feedback") for a in arms
+    ]
+    return table.assign(arm=[c for c, _ in split], **{key: [v for _, v in split]}), key
+
+
+def _palette(table: pd.DataFrame) -> dict[str, Any]:
+    """One colour per arm across a sweep's figures: the controls first, the ceiling near black and
+    the constant-reward control grey, then the learned arms in grid order."""
+    import seaborn as sns
+
+    shades = {"true": "0.15", "constant": "0.6"}
+    controls = dict(
+        zip(table.loc[table["reward"] != "learned", "arm"], table.loc[table["reward"] != "learned", "reward"])
+    )
+    learned = list(dict.fromkeys(table.loc[table["reward"] == "learned", "arm"]))
+    colours = sns.color_palette("deep" if len(learned) <= 10 else "husl", len(learned))
+    return {a: shades.get(r, "0.4") for a, r in controls.items()} | dict(zip(learned, colours))
+
+
+def _on_label_grid(table: pd.DataFrame, points: int = 20) -> pd.DataFrame:
+    """Each run's true return against the labels it had used, interpolated linearly onto one grid
+    of label counts per task and arm (its runs reach their evaluations at different counts when
+    the budget is effort), so that the seeds can be averaged; a run gives no value outside its
+    own range."""
+    import numpy as np
+    import pandas as pd
+
+    frames = []
+    for _, arm in table.groupby(["task", "arm"], sort=False):
+        grid = np.unique(np.linspace(arm["labels_used"].min(), arm["labels_used"].max(), points).round())
+        for _, run in arm.groupby("key", sort=False):
+            run = run.sort_values("timesteps")
+            x, y = run["labels_used"].to_numpy(float), run["true_return"].to_numpy(float)
+            at = grid[(grid >= x.min()) & (grid <= x.max())]
+            frames.append(
+                pd.DataFrame({"labels_used": at, "true_return": np.interp(at, x, y)}).assign(
+                    **run.iloc[0].drop(["labels_used", "true_return"]).to_dict()
+                )
+            )
+    return pd.concat(frames, ignore_index=True) if frames else table[:0]
 
 
 def plot(table: pd.DataFrame, out: str | Path) -> list[Path]:
@@ -76,21 +140,26 @@ def plot(table: pd.DataFrame, out: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     sns.set_theme(style="whitegrid")
     done = table[table["status"] == "done"]
+    style, palette = None, {}
     if not done.empty:
-        done = done.assign(legend=_legend(done))
+        done, style = _legend(done)
+        palette = _palette(done)
     paths = []
     for x, name, label in (
         ("timesteps", "curves_steps", "agent steps"),
         ("labels_used", "curves_labels", "labels"),
     ):
-        data = done if x == "timesteps" else _learned(done)  # labels used by each evaluation
+        data = done if x == "timesteps" else _on_label_grid(_learned(done))
         if data.empty:
             continue
         grid = sns.relplot(
             data=data,
             x=x,
             y="true_return",
-            hue="legend",
+            hue="arm",
+            hue_order=[a for a in palette if a in set(data["arm"])],
+            palette=palette,
+            style=style,
             col="task",
             col_wrap=_wrap(data),
             kind="line",
@@ -101,8 +170,9 @@ def plot(table: pd.DataFrame, out: str | Path) -> list[Path]:
             aspect=1.4,
         )
         grid.set_axis_labels(label, "true return")
-        if grid.legend is not None:
-            grid.legend.set_title("arm")
+        entries = len(grid.legend.texts) if grid.legend is not None else 0
+        if entries > 10:  # a long legend goes under the facets, in columns
+            sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0), ncol=min(4, entries // 6 + 1))
         paths.append(
             _save(grid.figure, out / f"{name}.png", f"True return against {label} (95% CI over seeds)")
         )

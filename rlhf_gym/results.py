@@ -96,7 +96,7 @@ def results_table(out: str | Path, keys: list[str] | None = None) -> pd.DataFram
     for col in METRICS.values():
         if col not in table:
             table[col] = float("nan")
-    for col in table.select_dtypes(include="object").columns:
+    for col in [c for c in table.columns if pd.api.types.is_object_dtype(table[c])]:
         kinds = {type(v) for v in table[col] if v is not None and v == v}
         if len(kinds) > 1:  # e.g. a learning rate that is a number for one task, a schedule for another
             table[col] = [v if v is None or v != v else str(v) for v in table[col]]

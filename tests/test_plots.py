@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlhf_gym.plots import _legend, _wrap, auc, labels_to_reach, load_table, plot, report
+from rlhf_gym.plots import _legend, _on_label_grid, _wrap, auc, labels_to_reach, load_table, plot, report
 
 
 def curve(key, arm, seed, normalised, teacher="oracle", reward="learned", labels=(10, 20, 30)):
@@ -75,25 +75,54 @@ def test_plot_draws_what_the_sweep_varied(table, tmp_path):
 
 
 def test_a_sweep_over_tasks_wraps_its_facets_and_names_arms_without_the_task():
+    arms = [
+        "task=CartPole-v1",
+        "task=Pong-v0,labels=10",
+        "ceiling (true reward) task=Pong-v0",
+        "task=Pong-v0,labels=20",
+    ]
     table = pd.DataFrame(
         {
-            "task": ["CartPole-v1", "Pong-v0", "Pong-v0", "Pong-v0"],
-            "arm": [
-                "task=CartPole-v1",
-                "task=Pong-v0",
-                "ceiling (true reward) task=Pong-v0",
-                "labels=20,task=Pong-v0",
-            ],
+            "task": ["CartPole-v1"] + ["Pong-v0"] * 3,
+            "arm": arms,
+            "reward": ["learned", "learned", "true", "learned"],
         }
     )
-    assert _legend(table).tolist() == [
+    legend, style = _legend(table)
+    assert legend["arm"].tolist() == [
         "learned reward",
-        "learned reward",
+        "labels=10",
         "ceiling (true reward)",
         "labels=20",
     ]
+    assert style is None
     assert _wrap(table) is None
     assert _wrap(pd.DataFrame({"task": [f"T{i}" for i in range(10)]})) == 5  # two rows of five
+
+
+def test_many_arms_of_two_grid_items_split_into_colour_and_line_style():
+    arms = [f"teacher={t} labels={n}" for t in ("oracle", "stoch", "skip") for n in (25, 50, 100)]
+    table = pd.DataFrame({"task": "CartPole-v1", "arm": [*arms, "ceiling (true reward)"]})
+    table["reward"] = ["learned"] * 9 + ["true"]
+    legend, style = _legend(table)
+    assert style == "labels"
+    assert legend["arm"].tolist()[:4] == ["teacher=oracle"] * 3 + ["teacher=stoch"]
+    assert legend["arm"].iloc[-1] == "ceiling (true reward)"
+    assert [*legend["labels"].tolist()[:3], legend["labels"].iloc[-1]] == ["25", "50", "100", "no feedback"]
+    assert _legend(table.iloc[:8])[1] is None  # eight or fewer arms keep their names
+
+
+def test_runs_with_labels_at_different_counts_share_one_grid():
+    one = curve("a0", "feedback=ratings", 0, [0.2, 0.6, 1.0], labels=(0, 50, 100))
+    two = curve("a1", "feedback=ratings", 1, [0.0, 0.5], labels=(20, 70))
+    grid = _on_label_grid(pd.DataFrame(one + two), points=6)  # 0, 20, 40, 60, 80, 100 labels
+    at = grid.pivot_table(index="labels_used", columns="key", values="true_return")
+    assert at.index.tolist() == [0, 20, 40, 60, 80, 100]
+    assert at["a0"].tolist() == pytest.approx([100, 180, 260, 340, 420, 500])  # 500 * normalised, linear
+    assert at["a1"].dropna().to_dict() == pytest.approx(
+        {20: 0.0, 40: 100.0, 60: 200.0}
+    )  # only inside its range
+    assert set(grid["arm"]) == {"feedback=ratings"} and set(grid["seed"]) == {0, 1}
 
 
 def test_load_table_errors(tmp_path):
