@@ -41,12 +41,21 @@ def _learned(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["reward"] == "learned"]
 
 
-def _varies(table: pd.DataFrame, column: str) -> bool:
-    """Whether ``column`` takes more than one value within some task (a budget that differs only
-    between tasks, each at its preset's, draws nothing)."""
-    return (
-        column in table and not table.empty and table.groupby("task")[column].nunique(dropna=True).max() > 1
-    )
+def _along(finals: pd.DataFrame, column: str) -> tuple[pd.DataFrame | None, str | None]:
+    """The learned arms whose grid varies ``column`` within their task, each renamed by its other
+    grid values (the hue, None when there are none), for a figure along ``column``; (None, None)
+    when no two arms of a task name different values of it (a field that follows from another grid
+    value, as CPL's uniform queries, or a budget that differs only between tasks, draws nothing)."""
+    if finals.empty or column not in finals:
+        return None, None
+    named = [column in {i.split("=")[0] for t in _items(a) for i in t} for a in _names(finals)]
+    if not any(named):
+        return None, None
+    data = finals[named]
+    if data.groupby("task")[column].nunique().max() < 2:  # one named value is no comparison
+        return None, None
+    data = data.assign(arm=_names(data, drop=column))
+    return data, ("arm" if data["arm"].nunique() > 1 else None)
 
 
 def _wrap(table: pd.DataFrame) -> int | None:
@@ -54,30 +63,35 @@ def _wrap(table: pd.DataFrame) -> int | None:
     return 5 if table["task"].nunique() > 5 else None
 
 
-def _legend(table: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
-    """The curves' legend: ``table`` with each ``arm`` named without the grid items that all
-    learned arms of its task share (``task=...``, a preset's budget), which the facet already
-    implies, so that a sweep over tasks colours its ceilings, controls and learned arms alike (an
-    arm left with no item is ``learned reward``). When more than eight arms remain and every
-    learned one is named by two grid items (``teacher=stoch labels=50``), the colour keeps the first
-    and a line style the second (column named by its key; ``no feedback`` for the controls);
-    returns the table and that column, or None."""
+def _items(arm: str) -> list[list[str]]:
+    """An arm's name as its grid values: space-separated, each one or more comma-separated items."""
+    return [t.split(",") for t in str(arm).split(" ")]
 
-    def items(arm: str) -> list[list[str]]:
-        return [t.split(",") for t in str(arm).split(" ")]
 
+def _names(table: pd.DataFrame, drop: str | None = None) -> list[str]:
+    """Each row's arm named without the grid items that all learned arms of its task share
+    (``task=...``, a preset's budget), which the facet already implies, and without the items of
+    the field ``drop``; an arm left with no item is ``learned reward``."""
     shared: dict[str, set[str]] = {}
     for task, rows in table.groupby("task", sort=False):
-        sets = [
-            {i for t in items(a) for i in t} for a in rows.loc[rows["reward"] == "learned", "arm"].unique()
-        ]
+        learned = rows.loc[rows["reward"] == "learned", "arm"].unique()
+        sets = [{i for t in _items(a) for i in t} for a in learned]
         shared[task] = set.intersection(*sets) if sets else set()
         shared[task].add(f"task={task}")
     names = {}
     for arm, task in set(zip(table["arm"], table["task"])):
-        tokens = [",".join(i for i in t if i not in shared[task]) for t in items(arm)]
-        names[arm, task] = " ".join(t for t in tokens if t) or "learned reward"
-    arms = [names[a, t] for a, t in zip(table["arm"], table["task"])]
+        keep = [[i for i in t if i not in shared[task] and i.split("=")[0] != drop] for t in _items(arm)]
+        names[arm, task] = " ".join(",".join(t) for t in keep if t) or "learned reward"
+    return [names[a, t] for a, t in zip(table["arm"], table["task"])]
+
+
+def _legend(table: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """The curves' legend: ``table`` with each ``arm`` named by ``_names``, so that a sweep over
+    tasks colours its ceilings, controls and learned arms alike. When more than eight arms remain
+    and every learned one is named by two grid items (``teacher=stoch labels=50``), the colour
+    keeps the first and a line style the second (column named by its key; ``no feedback`` for the
+    controls); returns the table and that column, or None."""
+    arms = _names(table)
     learned = {a for a, reward in zip(arms, table["reward"]) if reward == "learned"}
     pairs = {a: a.split(" ") for a in learned}
     keys = {
@@ -165,6 +179,7 @@ def plot(table: pd.DataFrame, out: str | Path) -> list[Path]:
             kind="line",
             marker="o",
             errorbar=("ci", 95),
+            seed=0,
             facet_kws={"sharex": False, "sharey": False},
             height=3.6,
             aspect=1.4,
@@ -181,33 +196,39 @@ def plot(table: pd.DataFrame, out: str | Path) -> list[Path]:
         ("teacher", "teachers", "Robustness across teachers"),
         ("query_strategy", "queries", "Query strategies"),
     ):
-        if _varies(finals, column):
+        data, hue = _along(finals, column)
+        if data is not None:
             grid = sns.catplot(
-                data=finals,
+                data=data,
                 x=column,
                 y="normalised_return",
+                hue=hue,
                 col="task",
-                col_wrap=_wrap(finals),
+                col_wrap=_wrap(data),
                 kind="bar",
                 errorbar=("ci", 95),
+                seed=0,
                 height=3.6,
                 aspect=1.3,
                 sharey=False,
             )
             grid.set_axis_labels(column, "normalised return")
             paths.append(_save(grid.figure, out / f"{name}.png", f"{title}: final normalised return"))
-    budget = next((c for c in ("budget_seconds", "labels") if _varies(finals, c)), None)  # config budgets
-    if budget is not None and "feedback" in finals:
+    for budget in ("budget_seconds", "labels"):  # the config's budgets
+        data, hue = _along(finals, budget)
+        if data is None:
+            continue
         grid = sns.relplot(
-            data=finals,
+            data=data,
             x=budget,
             y="normalised_return",
-            hue="feedback",
+            hue=hue,
             col="task",
-            col_wrap=_wrap(finals),
+            col_wrap=_wrap(data),
             kind="line",
             marker="o",
             errorbar=("ci", 95),
+            seed=0,
             height=3.6,
             aspect=1.3,
             facet_kws={"sharey": False},
@@ -215,9 +236,8 @@ def plot(table: pd.DataFrame, out: str | Path) -> list[Path]:
         grid.set_axis_labels(
             "effort budget (s)" if budget == "budget_seconds" else "labels", "normalised return"
         )
-        paths.append(
-            _save(grid.figure, out / "budget.png", "Normalised return against the budget, per feedback type")
-        )
+        paths.append(_save(grid.figure, out / "budget.png", "Normalised return against the budget, per arm"))
+        break
     return paths
 
 

@@ -6,7 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlhf_gym.plots import _legend, _on_label_grid, _wrap, auc, labels_to_reach, load_table, plot, report
+from rlhf_gym.plots import (
+    _along,
+    _legend,
+    _on_label_grid,
+    _wrap,
+    auc,
+    labels_to_reach,
+    load_table,
+    plot,
+    report,
+)
 
 
 def curve(key, arm, seed, normalised, teacher="oracle", reward="learned", labels=(10, 20, 30)):
@@ -63,8 +73,14 @@ def test_plot_draws_what_the_sweep_varied(table, tmp_path):
     names = sorted(p.name for p in plot(table, tmp_path))
     assert names == ["curves_labels.png", "curves_steps.png", "teachers.png"]  # teachers vary, queries do not
     assert all((tmp_path / n).stat().st_size > 5000 for n in names)
-    table.loc[table["teacher"] == "stoch", "labels"] = 60  # now the budget varies too
+    stoch = table["teacher"] == "stoch"
+    table.loc[stoch, "labels"] = 60  # now the budget varies too, in the grid: arm names say so
+    table.loc[stoch, "arm"] = "teacher=stoch labels=60"
+    table.loc[table["teacher"] == "oracle", "arm"] = "teacher=oracle labels=30"
     assert "budget.png" in [p.name for p in plot(table, tmp_path / "more")]
+    table.loc[stoch, "query_strategy"] = "disagreement"  # follows from another grid value: not drawn
+    table.loc[stoch, "arm"] = "algo=cpl"
+    assert "queries.png" not in [p.name for p in plot(table, tmp_path / "cpl")]
     table["labels"] = 30
     table.loc[table["teacher"] == "stoch", "task"] = "Pong-v0"  # budgets and teachers differ only by task
     table.loc[table["task"] == "Pong-v0", "labels"] = 60
@@ -110,6 +126,22 @@ def test_many_arms_of_two_grid_items_split_into_colour_and_line_style():
     assert legend["arm"].iloc[-1] == "ceiling (true reward)"
     assert [*legend["labels"].tolist()[:3], legend["labels"].iloc[-1]] == ["25", "50", "100", "no feedback"]
     assert _legend(table.iloc[:8])[1] is None  # eight or fewer arms keep their names
+
+
+def test_a_figure_along_a_grid_field_colours_the_other_grid_values():
+    arms = [f"teacher={t} labels={n}" for t in ("oracle", "stoch") for n in (25, 50)]
+    table = pd.DataFrame({"task": "CartPole-v1", "arm": arms, "reward": "learned"})
+    table["teacher"], table["labels"] = ["oracle", "oracle", "stoch", "stoch"], [25, 50, 25, 50]
+    data, hue = _along(table, "teacher")
+    assert hue == "arm" and data["arm"].tolist() == ["labels=25", "labels=50"] * 2
+    data, hue = _along(table, "labels")
+    assert data["arm"].tolist() == ["teacher=oracle"] * 2 + ["teacher=stoch"] * 2
+    assert _along(table, "query_strategy") == (None, None)  # not a column here
+    table["teacher"] = ["oracle", "stoch", "skip", "equal"]
+    table["arm"] = [f"task=CartPole-v1,teacher={t}" for t in table["teacher"]]
+    assert _along(table, "teacher")[1] is None  # nothing else varies: one colour
+    table["arm"] = ["algo=ppo", "algo=cpl", "algo=cpl,labels=500", "algo=ppo"]
+    assert _along(table, "labels") == (None, None)  # only one arm names a budget
 
 
 def test_runs_with_labels_at_different_counts_share_one_grid():
