@@ -1,9 +1,9 @@
 """Figures and a markdown report from a sweep's tidy table (``rlhf_gym.results``).
 
-``plot`` draws what the sweep varied, one facet per task, with 95% bootstrap confidence
-intervals across seeds: learning curves against agent steps and against labels used (always),
-normalised return against the budget per feedback type, and across teachers and query
-strategies (each when it varies within a task). ``report`` writes one markdown table per task:
+``plot`` draws what the sweep varied, one facet per task, as means with 95% bootstrap
+confidence intervals across seeds: learning curves against agent steps and against labels used
+(always), and the final normalised return against the budget, across teachers and across query
+strategies (each when the grid varies it within a task). ``report`` writes one markdown table per task:
 the controls first, then every arm, with the median and IQR of the final return, the labels
 needed to reach 90% of the ceiling, and the area under the learning curve.
 """
@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+MEAN_CI = " (mean over seeds, 95% bootstrap CI)"  # the report gives medians and IQRs
 
 
 def load_table(results: str | Path) -> pd.DataFrame:
@@ -188,9 +191,7 @@ def plot(table: pd.DataFrame, out: str | Path) -> list[Path]:
         entries = len(grid.legend.texts) if grid.legend is not None else 0
         if entries > 10:  # a long legend goes under the facets, in columns
             sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0), ncol=min(4, entries // 6 + 1))
-        paths.append(
-            _save(grid.figure, out / f"{name}.png", f"True return against {label} (95% CI over seeds)")
-        )
+        paths.append(_save(grid.figure, out / f"{name}.png", f"True return against {label}{MEAN_CI}"))
     finals = _learned(_finals(table))
     for column, name, title in (
         ("teacher", "teachers", "Robustness across teachers"),
@@ -209,11 +210,13 @@ def plot(table: pd.DataFrame, out: str | Path) -> list[Path]:
                 errorbar=("ci", 95),
                 seed=0,
                 height=3.6,
-                aspect=1.3,
+                aspect=max(1.3, 0.25 * data[column].nunique()),  # room for every category's name
                 sharey=False,
             )
             grid.set_axis_labels(column, "normalised return")
-            paths.append(_save(grid.figure, out / f"{name}.png", f"{title}: final normalised return"))
+            paths.append(
+                _save(grid.figure, out / f"{name}.png", f"{title}: final normalised return{MEAN_CI}")
+            )
     for budget in ("budget_seconds", "labels"):  # the config's budgets
         data, hue = _along(finals, budget)
         if data is None:
@@ -236,7 +239,9 @@ def plot(table: pd.DataFrame, out: str | Path) -> list[Path]:
         grid.set_axis_labels(
             "effort budget (s)" if budget == "budget_seconds" else "labels", "normalised return"
         )
-        paths.append(_save(grid.figure, out / "budget.png", "Normalised return against the budget, per arm"))
+        paths.append(
+            _save(grid.figure, out / "budget.png", f"Final normalised return against the budget{MEAN_CI}")
+        )
         break
     return paths
 
