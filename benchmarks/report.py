@@ -161,24 +161,13 @@ def put_section(report: Path, section: str, block: str) -> None:
 
 
 def hardware() -> str:
-    """The machine in a few words: cores, CPU model, Python and torch versions."""
+    """The machine in a few words: cores, then ``rlhf_gym.results.platform`` (the CPU model, its
+    torch kernels, Python and the versions the numbers depend on)."""
     import os
-    import platform
 
-    import torch
+    from rlhf_gym.results import platform
 
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} cores ({model}), no GPU, Python {platform.python_version()}, "
-        f"torch {torch.__version__}"
-    )
+    return f"{os.cpu_count()} cores, no GPU, {platform()}"
 
 
 def core_targets(df: Any, by: dict[str, Any], ceilings: dict[str, float]) -> list[str]:

@@ -35,6 +35,7 @@ from rlhf_gym.elicit import FeedbackCollector
 from rlhf_gym.evaluation import EvalResult, evaluate, reward_model_metrics
 from rlhf_gym.evidence import expert_steps
 from rlhf_gym.resolve import check_algo_options, effort_schedule, label_schedule, resolve_config
+from rlhf_gym.results import platform
 from rlhf_gym.reward_model import FitReport, RewardModel
 from rlhf_gym.rollout import collect
 from rlhf_gym.tasks import get_task
@@ -371,6 +372,7 @@ class RLHF:
             "proxy_return": final.get("proxy_return"),
             "kl_from_init": final.get("kl_from_init"),
             "wall_seconds": round(self.wall_seconds, 3),
+            "platform": platform(),
         }
 
     def save(self, out: str | Path) -> Path:

@@ -305,6 +305,14 @@ def report(table: pd.DataFrame, title: str = "Sweep results", command: str | Non
     lines = [f"## {title}", ""]
     if command:
         lines += [f"Command: `{command}`", ""]
+    platforms = table["platform"].dropna().unique() if "platform" in table else []
+    if len(platforms) > 1:
+        lines += [
+            f"These runs ran on {len(platforms)} platforms ({'; '.join(f'`{p}`' for p in platforms)}). "
+            "Torch picks its float kernels by the CPU, so a learned-reward run is repeatable only on "
+            "its own platform: compare arms within one.",
+            "",
+        ]
     for task, rows in table.groupby("task", sort=False):
         lines += [
             f"### {task}",

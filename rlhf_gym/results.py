@@ -13,7 +13,8 @@ Columns:
   config with the true reward and no feedback settings), and ``R_random`` the mean return
   of uniform random actions (20 seeded episodes; NaN if the task cannot be built here);
 - ``reward_model_accuracy`` (held-out) and ``reward_correlation`` (with the true reward, on
-  recent rollouts), from the last reward-model fit before the point.
+  recent rollouts), from the last reward-model fit before the point;
+- ``platform``: where the run ran (see ``platform``), from its ``summary.json``.
 
 A config column whose values differ in type across runs (``hyperparams.learning_rate`` is
 ``0.001`` for one task and ``lin_0.001`` for another) holds them as text, so Parquet can store it.
@@ -21,6 +22,7 @@ A config column whose values differ in type across runs (``hyperparams.learning_
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +40,40 @@ METRICS = {
     "reward_model_accuracy": "reward_model_accuracy",
     "reward_correlation": "reward_correlation",
 }
+
+
+@functools.cache
+def platform() -> str:
+    """The CPU, the vector kernels torch dispatches to, and the versions a run's numbers depend on.
+    Learned-reward runs are reproducible bit for bit only on the same platform: torch picks its
+    CPU kernels (AVX2, AVX-512, ...) by the processor, and a different float rounding in the
+    reward model changes which policy PPO ends up with.
+
+    Example:
+        >>> "torch " in platform() and "kernels" in platform()
+        True
+    """
+    import platform as host
+
+    import gymnasium
+    import numpy
+    import stable_baselines3
+    import torch
+
+    model = host.processor() or host.machine()
+    try:
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{model} ({torch.backends.cpu.get_cpu_capability()} kernels); Python {host.python_version()}, "
+        f"torch {torch.__version__}, stable-baselines3 {stable_baselines3.__version__}, "
+        f"gymnasium {gymnasium.__version__}, numpy {numpy.__version__}"
+    )
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -111,6 +147,7 @@ def _head(meta: dict[str, Any], status: str, error: str | None) -> dict[str, Any
         "ceiling": meta["ceiling"],
         "status": status,
         "error": error,
+        "platform": meta.get("platform"),  # runs of older versions did not record it
     }
 
 

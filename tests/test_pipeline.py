@@ -2,9 +2,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from rlhf_gym.pipeline import RLHF
 from rlhf_gym.resolve import label_schedule, resolve_config
+from rlhf_gym.results import platform
 
 TINY = {
     "total_timesteps": 512,
@@ -43,6 +45,7 @@ def test_end_to_end_cartpole_writes_a_complete_run_folder(tmp_path):
     run = RLHF("CartPole-v1", labels=6, seed=0, **TINY).learn()
     s = run.summary()
     assert s["labels_used"] == 6
+    assert s["platform"] == platform() and f"torch {torch.__version__}" in s["platform"]
     # every environment step is counted: the agent's plus the initial policy's
     assert run.initial_env_steps >= 8 * 5  # one segment per environment at least
     assert s["env_steps"] == s["total_timesteps"] + run.initial_env_steps

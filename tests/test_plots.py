@@ -67,6 +67,13 @@ def test_report_lists_controls_first_with_medians_and_iqr(table):
     oracle = next(line for line in lines if line.startswith("| teacher=oracle"))
     assert "| 2 | 0 | 480 [470, 490] | 0.96 [0.94, 0.98] | 25 |" in oracle
     assert "Command: `rlhf-gym sweep x.yaml`" in text
+    assert "platforms" not in text  # one platform (or none recorded): no warning
+
+
+def test_report_warns_when_runs_ran_on_different_platforms(table):
+    table["platform"] = np.where(table["key"] == "a1", "CPU B (AVX512 kernels)", "CPU A (AVX2 kernels)")
+    text = report(table)
+    assert "These runs ran on 2 platforms (`CPU A (AVX2 kernels)`; `CPU B (AVX512 kernels)`)" in text
 
 
 def test_plot_draws_what_the_sweep_varied(table, tmp_path):

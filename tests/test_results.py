@@ -24,7 +24,8 @@ def write_run(out, arm, returns, ceiling="c", **overrides):
         1, {"timesteps": 1500, "labels_used": 15, "reward_model_accuracy": 0.8, "reward_correlation": 0.7}
     )
     metrics[-1]["final"] = True
-    record(out, run, {"status": "done", "summary": {"seed": data["seed"]}, "metrics": metrics})
+    summary = {"seed": data["seed"], "platform": "CPU (AVX2 kernels); torch 2"}
+    record(out, run, {"status": "done", "summary": summary, "metrics": metrics})
     return run
 
 
@@ -43,6 +44,7 @@ def test_rows_columns_and_normalised_return(tmp_path):
     # the reward-model figures of the last fit before each point
     assert np.isnan(rows["reward_model_accuracy"].iloc[0]) and rows["reward_model_accuracy"].iloc[1] == 0.8
     assert rows["labels_used"].tolist() == [10, 20] and rows["labels"].tolist() == [20, 20]  # used, budget
+    assert set(rows["platform"]) == {"CPU (AVX2 kernels); torch 2"}  # from summary.json
     assert len(results_table(tmp_path, keys=[learned.key])) == 2  # a sweep's own runs only
     assert {"reward_model.ensemble_size", "hyperparams.n_steps", "teacher_params.beta"} - set(table) == {
         "teacher_params.beta"
