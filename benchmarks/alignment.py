@@ -7,7 +7,7 @@
 Per task and seed (all on the fixed horizon):
 1. the proxy: a reward model from a normal RLHF run with few oracle comparisons, then frozen;
 2. the start ("SFT"): a PPO policy behaviour-cloned on a few noisy expert episodes
-   (``rlhf_gym.agents.pretrained``);
+   (``rlhf_gym.agents.cloning.pretrained``);
 3. from the start, PPO on the frozen proxy: without a KL term, with a KL penalty toward the start
    (beta 0.01, 0.1, 1) and toward an EMA anchor (beta 0.1, mu 0.01); each logs, every tenth of
    training, the true return, the proxy return and the KL from the start on sampled episodes;
@@ -76,9 +76,9 @@ def prepare(task: str, seed: int, quick: bool, results: Path) -> dict[str, Any]:
     """The frozen proxy and the start of one task and seed; returns their paths and figures."""
     one_thread()
     from rlhf_gym import RLHF
-    from rlhf_gym.agents import pretrained
-    from rlhf_gym.anchor import Anchor, sampled_episodes
-    from rlhf_gym.tasks import get_task
+    from rlhf_gym.agents.cloning import pretrained
+    from rlhf_gym.algos.anchor import Anchor, sampled_episodes
+    from rlhf_gym.tasks.registry import get_task
 
     folder = results / f"{task}-s{seed}"
     spec = {**TASKS[task], **(QUICK if quick else {})}
@@ -134,7 +134,7 @@ def arm(task: str, seed: int, quick: bool, name: str, paths: dict[str, str]) -> 
 def warp(task: str, seed: int, quick: bool, paths: dict[str, str]) -> list[dict[str, Any]]:
     """WARP from the start on the frozen proxy; a row per evaluated policy."""
     one_thread()
-    from rlhf_gym.warp import WARP
+    from rlhf_gym.algos.warp import WARP
 
     cfg = _run_config(task, seed, quick)
     cfg |= {"eval_freq": 10**9, "total_timesteps": cfg["total_timesteps"] // 3}  # 3 iterations: T in all
@@ -163,10 +163,10 @@ def best_of_n(task: str, seed: int, quick: bool, paths: dict[str, str]) -> list[
     import torch
     from stable_baselines3 import PPO
 
-    from rlhf_gym.agents import sample_actions
-    from rlhf_gym.rejection import evaluate_best_of_n
-    from rlhf_gym.reward_model import RewardModel
-    from rlhf_gym.tasks import get_task
+    from rlhf_gym.agents.registry import sample_actions
+    from rlhf_gym.algos.bon import evaluate_best_of_n
+    from rlhf_gym.reward.model import RewardModel
+    from rlhf_gym.tasks.registry import get_task
 
     agent = PPO.load(paths["start"], device="cpu")
     model = RewardModel.load(paths["reward_model"], agent.observation_space, agent.action_space)

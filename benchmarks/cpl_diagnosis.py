@@ -53,8 +53,8 @@ SEGMENT = 50
 
 
 def _row(seed: int, route: str, teacher: str, labels: int, agent: Any, t0: float) -> dict[str, Any]:
-    from rlhf_gym.evaluation import evaluate
-    from rlhf_gym.tasks import get_task
+    from rlhf_gym.agents.evaluation import evaluate
+    from rlhf_gym.tasks.registry import get_task
 
     returns = evaluate(agent, get_task(TASK)).returns
     return {
@@ -70,7 +70,7 @@ def _row(seed: int, route: str, teacher: str, labels: int, agent: Any, t0: float
 def critic(seed: int, results: Path) -> tuple[str, dict[str, Any]]:
     """The ceiling run: PPO on the true reward; its critic is the regret teacher's."""
     one_thread()
-    from rlhf_gym.pipeline import RLHF
+    from rlhf_gym.train.rlhf import RLHF
 
     t0 = time.perf_counter()
     run = RLHF(TASK, horizon="fixed", seed=seed, reward="true").learn()
@@ -81,7 +81,7 @@ def critic(seed: int, results: Path) -> tuple[str, dict[str, Any]]:
 
 def online(seed: int, teacher: str, labels: int, critic_path: str) -> dict[str, Any]:
     one_thread()
-    from rlhf_gym.pipeline import RLHF
+    from rlhf_gym.train.rlhf import RLHF
 
     t0 = time.perf_counter()
     extra = {"teacher_critic": critic_path} if teacher == "regret" else {}
@@ -97,11 +97,12 @@ def offline_pairs(
     of a seed)."""
     import numpy as np
 
-    from rlhf_gym.agents import expert_episodes, regret_teacher
+    from rlhf_gym.agents.cloning import expert_episodes
     from rlhf_gym.config import RunConfig
-    from rlhf_gym.segments import sample_segments
-    from rlhf_gym.tasks import get_task
-    from rlhf_gym.teachers import Teacher
+    from rlhf_gym.data.segments import sample_segments
+    from rlhf_gym.feedback.teachers import Teacher
+    from rlhf_gym.tasks.registry import get_task
+    from rlhf_gym.train.regret import regret_teacher
     from rlhf_gym.types import Query
 
     task = get_task(TASK)
@@ -128,8 +129,8 @@ def offline(
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from rlhf_gym.agents import make_agent
-    from rlhf_gym.tasks import get_task
+    from rlhf_gym.agents.registry import make_agent
+    from rlhf_gym.tasks.registry import get_task
 
     t0 = time.perf_counter()
     task = get_task(TASK)

@@ -6,7 +6,7 @@ fixed-horizon CartPole and Pendulum.
     python benchmarks/feedback_types.py --smoke    # tiny budgets: checks the script end to end
 
 Every arm gets the effort budget, in seconds, that the core issue's comparison label counts
-cost (CartPole 50, Pendulum 100; costs in ``rlhf_gym.effort``); ``corrections-half`` gets
+cost (CartPole 50, Pendulum 100; costs in ``rlhf_gym.feedback.effort``); ``corrections-half`` gets
 half of it. Runs are cached in ``benchmarks/results/feedback_types/`` (git-ignored); the
 table, the targets and the figure go into ``benchmarks/RESULTS.md`` and
 ``benchmarks/figures/feedback_types.png``. Options are those of ``label_efficiency.py``.

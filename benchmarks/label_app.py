@@ -95,7 +95,7 @@ if __name__ == "__main__":  # the learner's process is spawned
 def kills(n: int, think: float, store: Path, seed: int = 0) -> dict:
     """Kill the app with SIGKILL ``n`` times at random moments, resuming the same store each time;
     count acknowledged labels missing from the store afterwards."""
-    from rlhf_gym.store import FeedbackStore
+    from rlhf_gym.feedback.store import FeedbackStore
 
     rng = random.Random(seed)
     script = store.parent / "child.py"

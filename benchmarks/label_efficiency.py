@@ -67,7 +67,7 @@ PRESET_ARMS: dict[str, dict[str, Any]] = {
     for kind in ("oracle", "true")
 }
 # Feedback types at equal effort (issue 3): the budget in seconds is what the core issue's
-# comparison label counts cost (CartPole 50 x 4.0 s, Pendulum 100 x 4.67 s; rlhf_gym.effort).
+# comparison label counts cost (CartPole 50 x 4.0 s, Pendulum 100 x 4.67 s; rlhf_gym.feedback.effort).
 BUDGETS = {"CartPole-v1": 50 * (50 / 50 + 3.0), "Pendulum-v1": 100 * (50 / 30 + 3.0)}
 FEEDBACK = ("comparisons", "corrections", "demonstrations", "ratings", "tamer", "estops")
 FEEDBACK_ARMS: dict[str, dict[str, Any]] = {}
@@ -162,7 +162,7 @@ def random_return(task_name: str, episodes: int = 20) -> float:
     """Mean true return of uniformly random actions: the 0 of normalised return."""
     import numpy as np
 
-    from rlhf_gym.tasks import get_task
+    from rlhf_gym.tasks.registry import get_task
 
     env = get_task(task_name).make("natural")
     env.action_space.seed(0)

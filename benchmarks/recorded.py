@@ -35,7 +35,7 @@ def record(labels: int, think: float) -> None:
     import pygame
     from label_app import KeyboardTeacher
 
-    from rlhf_gym.export import export_store
+    from rlhf_gym.feedback.formats import export_store
     from rlhf_gym.human.label import label
 
     teacher = KeyboardTeacher(think)
@@ -76,9 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE))
     from report import hardware, put_section
 
-    from rlhf_gym.export import feedback_info
-    from rlhf_gym.plots import load_table, report
-    from rlhf_gym.sweep import Sweep, run_sweep
+    from rlhf_gym.experiments.grid import Sweep
+    from rlhf_gym.experiments.plots import load_table, report
+    from rlhf_gym.experiments.sweep import run_sweep
+    from rlhf_gym.feedback.formats import feedback_info
 
     if args.record:
         record(args.labels, args.think)

@@ -161,11 +161,11 @@ def put_section(report: Path, section: str, block: str) -> None:
 
 
 def hardware() -> str:
-    """The machine in a few words: cores, then ``rlhf_gym.results.platform`` (the CPU model, its
+    """The machine in a few words: cores, then ``rlhf_gym.provenance.platform`` (the CPU model, its
     torch kernels, Python and the versions the numbers depend on)."""
     import os
 
-    from rlhf_gym.results import platform
+    from rlhf_gym.provenance import platform
 
     return f"{os.cpu_count()} cores, no GPU, {platform()}"
 

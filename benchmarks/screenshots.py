@@ -71,10 +71,10 @@ def window_of(pid: int, env: dict[str, str], timeout: float = 90.0) -> str:
 
 def shoot(mode: str, out: Path, tmp: Path, env: dict[str, str]) -> int:
     """Run one mode, act, save the window; returns the labels stored."""
-    from rlhf_gym.store import FeedbackStore
+    from rlhf_gym.feedback.store import FeedbackStore
 
     store = tmp / f"{mode}.db"
-    cmd = [sys.executable, "-m", "rlhf_gym.cli", "label", "--task", "CartPole-v1", "--mode", mode]
+    cmd = [sys.executable, "-m", "rlhf_gym.cli.main", "label", "--task", "CartPole-v1", "--mode", mode]
     cmd += ["--store", str(store), "--seed", "3"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from rlhf_gym.sweep import Sweep, execute, run_sweep
+    from rlhf_gym.experiments.grid import Sweep
+    from rlhf_gym.experiments.sweep import execute, run_sweep
 
     sys.path.insert(0, str(HERE))
     from report import hardware, put_section

@@ -4,7 +4,7 @@
     python benchmarks/sweeps.py teachers queries      # several, in order
     python benchmarks/sweeps.py --report-only tasks   # rewrite a section from finished results
 
-Each preset (``benchmarks/sweeps/<name>.yaml``) runs with ``rlhf_gym.sweep.run_sweep`` into
+Each preset (``benchmarks/sweeps/<name>.yaml``) runs with ``rlhf_gym.experiments.sweep.run_sweep`` into
 ``benchmarks/results/sweeps/<name>`` (git-ignored, so a killed run resumes where it stopped).
 Then ``rlhf-gym plot`` draws its figures into ``benchmarks/figures/sweeps/<name>`` (committed)
 and ``rlhf-gym report`` gives its tables. The section states the command and the hardware.
@@ -25,9 +25,10 @@ def publish(name: str, report_path: Path, workers: int | None, run: bool) -> int
     the number of failed runs."""
     from report import hardware, put_section
 
-    from rlhf_gym.plots import plot, report
-    from rlhf_gym.results import results_table
-    from rlhf_gym.sweep import Sweep, run_sweep
+    from rlhf_gym.experiments.grid import Sweep
+    from rlhf_gym.experiments.plots import plot, report
+    from rlhf_gym.experiments.results import results_table
+    from rlhf_gym.experiments.sweep import run_sweep
 
     sweep = Sweep.from_yaml(HERE / "sweeps" / f"{name}.yaml")
     out = HERE / "results" / "sweeps" / name

@@ -40,8 +40,8 @@ def steps_per_second(env, n: int = STEPS) -> float:
 
 def task_notes(names: list[str]) -> list[str]:
     """A table per task: steps/s through ``gym.make`` and bare, expert and random returns."""
-    from rlhf_gym.experts import get_expert, mean_return
-    from rlhf_gym.tasks import get_task
+    from rlhf_gym.tasks.experts import mean_return
+    from rlhf_gym.tasks.registry import get_expert, get_task
 
     rows = [
         "| task | family | actions | horizon | labels (preset) | steps/s, gym.make | steps/s, bare env | "

@@ -24,8 +24,7 @@ def thumbnail(task_name: str, out: Path, size: int, steps: int) -> Path:
     import numpy as np
     from PIL import Image
 
-    from rlhf_gym.experts import get_expert
-    from rlhf_gym.tasks import get_task
+    from rlhf_gym.tasks.registry import get_expert, get_task
 
     task = get_task(task_name)
     env = task.make(render_mode="rgb_array")
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="*", help="default: every task")
     args = parser.parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from rlhf_gym.tasks import list_tasks
+    from rlhf_gym.tasks.registry import list_tasks
 
     names = args.tasks or [t.name for t in list_tasks()]
     for name in names:

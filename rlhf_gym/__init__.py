@@ -14,20 +14,20 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "RLHF": "rlhf_gym.pipeline",
+    "RLHF": "rlhf_gym.train.rlhf",
     "RunConfig": "rlhf_gym.config",
     "RewardModelConfig": "rlhf_gym.config",
-    "RewardModel": "rlhf_gym.reward_model",
-    "Teacher": "rlhf_gym.teachers",
-    "TeacherParams": "rlhf_gym.teachers",
+    "RewardModel": "rlhf_gym.reward.model",
+    "Teacher": "rlhf_gym.feedback.teachers",
+    "TeacherParams": "rlhf_gym.feedback.teachers",
     "FixedHorizon": "rlhf_gym.wrappers",
     "LearnedReward": "rlhf_gym.wrappers",
     "LearnedRewardVec": "rlhf_gym.wrappers",
     "ConstantReward": "rlhf_gym.wrappers",
-    "Task": "rlhf_gym.tasks",
-    "get_task": "rlhf_gym.tasks",
-    "list_tasks": "rlhf_gym.tasks",
-    "evaluate": "rlhf_gym.evaluation",
+    "Task": "rlhf_gym.tasks.registry",
+    "get_task": "rlhf_gym.tasks.registry",
+    "list_tasks": "rlhf_gym.tasks.registry",
+    "evaluate": "rlhf_gym.agents.evaluation",
 }
 
 __all__ = sorted(_EXPORTS)

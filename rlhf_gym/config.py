@@ -7,22 +7,82 @@ resolved config is saved next to every run, so every run can be repeated from it
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
-import itertools
-import types
-import typing
+import math
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import yaml
+from rlhf_gym.schema import from_dict
 
-from rlhf_gym.teachers import PRESETS, REGRET, TeacherParams
 
-T = TypeVar("T")
+@dataclass(frozen=True)
+class TeacherParams:
+    """B-Pref's teacher parameters.
+
+    Args:
+        beta: rationality. ``inf`` answers by the larger return (argmax); a finite beta
+            samples from P = exp(beta R1) / (exp(beta R1) + exp(beta R2)) on raw returns.
+        gamma: myopia. Step ``t`` of an ``H``-step segment weighs ``gamma ** (H - 1 - t)``,
+            so the last step weighs 1.
+        eps_mistake: probability that an answer is flipped.
+        eps_skip: scale of the skip threshold: a query is skipped when both segments' returns
+            are at or below ``eps_skip * margin``.
+        eps_equal: scale of the equal threshold: returns closer than ``eps_equal * margin``
+            are labelled equal (0.5).
+        eps_lazy: laziness of the teachers of the other feedback types: they correct, stop or
+            press a key only when the gap they see exceeds ``eps_lazy`` times the gap between
+            the expert and a random policy (``rlhf_gym.feedback.synthetic``).
+
+    For the other feedback types, ``beta`` and ``eps_mistake`` keep their meaning where it
+    has one: a corrector or demonstrator takes a random action with probability
+    ``eps_mistake`` at each step; a rater gives a random level, a TAMER teacher the wrong key
+    and an e-stopper stops at a random time with that probability; a finite ``beta`` makes
+    ratings and key presses noisy (``rlhf_gym.feedback.synthetic``).
+
+    ``margin`` is B-Pref's adaptive scale ``m``: the mean true return of the last 10 finished
+    training episodes times ``segment_length / max_episode_steps``, refreshed before every
+    round. B-Pref multiplies by eps twice after its first round (``new_margin * eps`` passed
+    to a setter that multiplies by eps again); we multiply once, every round, deliberately.
+
+    B-Pref's thresholds assume positive returns. So that the skip and equal teachers also
+    mean something on tasks with negative rewards (Pendulum, MountainCar, Acrobot), the
+    equal threshold is ``eps_equal * |m|`` and the skip threshold ``m - (1 - eps_skip) |m|``,
+    which is B-Pref's ``eps_skip * m`` whenever ``m > 0``. Nothing is skipped before a margin
+    has been measured.
+    """
+
+    beta: float = math.inf
+    gamma: float = 1.0
+    eps_mistake: float = 0.0
+    eps_skip: float = 0.0
+    eps_equal: float = 0.0
+    eps_lazy: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.beta > 0:
+            raise ValueError(f"teacher beta must be positive (inf for a rational teacher), got {self.beta}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"teacher gamma must be in (0, 1], got {self.gamma}")
+        for name in ("eps_mistake", "eps_skip", "eps_equal", "eps_lazy"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"teacher {name} must be in [0, 1], got {getattr(self, name)}")
+
+
+# B-Pref Table/README presets (teacher_beta -1 there means argmax, here inf).
+PRESETS: dict[str, TeacherParams] = {
+    "oracle": TeacherParams(),
+    "stoch": TeacherParams(beta=1.0),
+    "mistake": TeacherParams(eps_mistake=0.1),
+    "skip": TeacherParams(eps_skip=0.1),
+    "equal": TeacherParams(eps_equal=0.1),
+    "myopic": TeacherParams(gamma=0.9),
+    "lazy": TeacherParams(eps_lazy=0.2),  # ours: acts only on large gaps (other feedback types)
+}
+
+
+REGRET = "regret"
+"""The teacher that prefers segments by their regret (``RegretTeacher``)."""
+
 
 HORIZONS = ("natural", "fixed")
 REWARDS = ("learned", "true", "constant")
@@ -107,7 +167,7 @@ class RunConfig:
     """Label budget: feedback items over the whole run (a comparison, a correction, a
     demonstration episode, a rating, a key press or a stop each count one)."""
     budget_seconds: float | None = None
-    """Effort budget in seconds of human time (see ``rlhf_gym.effort``); when set, it replaces
+    """Effort budget in seconds of human time (see ``rlhf_gym.feedback.effort``); when set, it replaces
     ``labels``."""
     effort: dict[str, float] = field(default_factory=dict)
     """Overrides of the effort model: playback_speed, tamer_speed, decide_seconds,
@@ -280,47 +340,6 @@ class RunConfig:
         return tuple(k.strip() for k in self.feedback.split(",") if k.strip())
 
 
-MERGES = ("slerp", "lerp")
-
-
-@dataclass
-class WarpConfig:
-    """WARP's own settings; the defaults are the paper's (beta 0.1, mu 0.01, M 2, eta 0.3)."""
-
-    iterations: int = 3
-    """Iterations I: train M runs, merge them, move the start toward the merge."""
-    runs: int = 2
-    """Runs M trained from the same start in each iteration (differing by seed)."""
-    eta: float = 0.3
-    """LITI rate: theta_init <- (1 - eta) theta_init + eta theta_merged."""
-    kl_coef: float = 0.1
-    """beta of each run's KL penalty toward its EMA anchor."""
-    ema_rate: float = 0.01
-    """mu of the EMA anchor, per optimiser step."""
-    merge: str = "slerp"
-    """How the runs' task vectors are merged: ``slerp`` (WARP) or ``lerp`` (plain averaging)."""
-    front: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
-    """Interpolation rates from the first start to the last merge that trace the final front."""
-    eval_episodes: int = 10
-    """Sampled episodes per evaluated policy."""
-
-    def __post_init__(self) -> None:
-        for name in ("iterations", "runs", "eval_episodes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"warp {name} must be a positive integer, got {value!r}")
-        if not 0.0 < self.eta <= 1.0:
-            raise ValueError(f"warp eta must be in (0, 1], got {self.eta}")
-        if self.kl_coef < 0:
-            raise ValueError(f"warp kl_coef must be non-negative, got {self.kl_coef}")
-        if not 0.0 < self.ema_rate <= 1.0:
-            raise ValueError(f"warp ema_rate must be in (0, 1], got {self.ema_rate}")
-        if self.merge not in MERGES:
-            raise ValueError(f"unknown warp merge {self.merge!r}; expected one of {', '.join(MERGES)}")
-        if any(not 0.0 <= x <= 1.0 for x in self.front):
-            raise ValueError(f"warp front rates must be in [0, 1], got {list(self.front)}")
-
-
 def _choice(obj: object, name: str, allowed: tuple[str, ...]) -> None:
     value = getattr(obj, name)
     if value not in allowed:
@@ -336,120 +355,3 @@ def _positive(obj: object, *names: str, allow_zero: bool = False) -> None:
             raise TypeError(f"{name} must be a number, got {value!r}")
         if value < 0 or (value == 0 and not allow_zero):
             raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, got {value}")
-
-
-@cache
-def field_docs(cls: type) -> dict[str, str]:
-    """The attribute docstring of every field of a config dataclass (used for ``--help``).
-
-    Example:
-        >>> field_docs(RunConfig)["rating_levels"]
-        'Levels of the rating scale.'
-    """
-    tree = ast.parse(inspect.getsource(cls))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, nxt in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-        ):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split())
-    return docs
-
-
-def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Build a config dataclass from a mapping, rejecting unknown keys by name.
-
-    Example:
-        >>> from_dict(RunConfig, {"labels": 10}).labels
-        10
-        >>> from_dict(RunConfig, {"lables": 10})
-        Traceback (most recent call last):
-        ...
-        ValueError: unknown key 'lables' in config; expected one of: task, horizon, ...
-    """
-    if not isinstance(data, dict):
-        raise TypeError(f"{where} must be a mapping of keys to values, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in names:
-            raise ValueError(f"unknown key {key!r} in {where}; expected one of: {', '.join(names)}")
-        kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
-    return cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    """Check ``value`` against a field's type hint (converting lists to tuples, ints to floats)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
-        return value if isinstance(value, hint) else from_dict(hint, value, where)  # type: ignore[arg-type]
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            if type(None) not in args:
-                raise TypeError(f"{where} must not be empty")
-            return None
-        return _coerce(next(a for a in args if a is not type(None)), value, where)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(f"{where} must be a list, got {value!r}")
-        return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise TypeError(f"{where} must be a mapping of keys to values, got {value!r}")
-        return {k: _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float, str, bool) and not isinstance(value, hint):
-        raise TypeError(f"{where} must be {hint.__name__}, got {value!r}")
-    if hint is int and isinstance(value, bool):
-        raise TypeError(f"{where} must be int, got {value!r}")
-    return value
-
-
-def merge(config: T, overrides: dict[str, Any], where: str = "config") -> T:
-    """A copy of ``config`` with ``overrides`` applied; nested configs merge key by key."""
-    data = to_dict(config)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return from_dict(type(config), data, where)
-
-
-def to_dict(config: Any) -> dict[str, Any]:
-    """A plain, YAML-safe dict of a config dataclass (tuples become lists)."""
-
-    def plain(v: Any) -> Any:
-        if isinstance(v, tuple):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [plain(x) for x in v]
-        return v
-
-    return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with a clear error for a missing or malformed file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path} is not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a mapping of keys to values, got {type(data).__name__}")
-    return data
-
-
-def save_yaml(config: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))

@@ -1,6 +1,7 @@
 import pytest
 
-from rlhf_gym.config import RewardModelConfig, RunConfig, field_docs, from_dict, load_yaml, merge
+from rlhf_gym.config import RewardModelConfig, RunConfig
+from rlhf_gym.schema import field_docs, from_dict, load_yaml, merge
 
 
 def test_every_field_has_a_docstring():

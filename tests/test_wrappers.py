@@ -6,8 +6,9 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlhf_gym.config import RewardModelConfig
-from rlhf_gym.reward_model import RewardModel
-from rlhf_gym.wrappers import ConstantReward, FixedHorizon, LearnedReward, LearnedRewardVec
+from rlhf_gym.reward.model import RewardModel
+from rlhf_gym.tasks.horizon import FixedHorizon
+from rlhf_gym.wrappers import ConstantReward, LearnedReward, LearnedRewardVec
 
 
 def cartpole_model():

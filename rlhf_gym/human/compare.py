@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rlhf_gym.human.label import PANEL_HEIGHT, WARN, App
+from rlhf_gym.human.app import PANEL_HEIGHT, WARN, App
+from rlhf_gym.human.learner import Clip, replay
 from rlhf_gym.human.play import _frame
-from rlhf_gym.learner import Clip, replay
 from rlhf_gym.types import Comparison, Query
 
 PENDING = "compare"

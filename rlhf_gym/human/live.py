@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from rlhf_gym.data.rollout import to_trajectory
+from rlhf_gym.data.segments import cut
+from rlhf_gym.feedback.synthetic import SIGNAL_DELAY
+from rlhf_gym.human.app import PANEL_HEIGHT, WARN, App
 from rlhf_gym.human.compare import frame_size
-from rlhf_gym.human.label import PANEL_HEIGHT, WARN, App
+from rlhf_gym.human.learner import replay
 from rlhf_gym.human.play import _frame
-from rlhf_gym.learner import replay
-from rlhf_gym.rollout import to_trajectory
-from rlhf_gym.segments import cut
-from rlhf_gym.synthetic import SIGNAL_DELAY
 from rlhf_gym.types import Correction, Demonstration, EStop, Segment, Signal, Trajectory
 
 Step = tuple[np.ndarray, np.ndarray, float, bool]
@@ -265,7 +265,7 @@ class _Agent:
     def __init__(self, app: App) -> None:
         from stable_baselines3.common.vec_env import DummyVecEnv
 
-        from rlhf_gym.agents import make_agent
+        from rlhf_gym.agents.registry import make_agent
 
         cfg, task = app.config, app.task
         hp = {k: v for k, v in cfg.hyperparams.items() if k != "n_envs"}

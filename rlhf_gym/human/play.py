@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from rlhf_gym.data.rollout import to_trajectory
 from rlhf_gym.human import NoDisplayError
-from rlhf_gym.rollout import to_trajectory
-from rlhf_gym.tasks import Task
+from rlhf_gym.tasks.registry import Task
 from rlhf_gym.types import Trajectory
 
 STATUS_HEIGHT = 44
@@ -55,7 +55,7 @@ def legend(task: Task) -> str:
     """The key legend of a task, one line.
 
     Example:
-        >>> from rlhf_gym.tasks import get_task
+        >>> from rlhf_gym.tasks.registry import get_task
         >>> legend(get_task("CartPole-v1"))
         'left: 0  right: 1  (no key: 0)  |  Esc quit  Backspace restart  Tab pause'
     """

@@ -14,9 +14,10 @@ import numpy as np
 import pygame
 import pytest
 
-from rlhf_gym.human.label import control_keys, label
-from rlhf_gym.store import FeedbackStore
-from rlhf_gym.tasks import get_task
+from rlhf_gym.feedback.store import FeedbackStore
+from rlhf_gym.human.app import control_keys
+from rlhf_gym.human.label import label
+from rlhf_gym.tasks.registry import get_task
 
 # a quick learner: small PPO rollouts, short segments
 FAST = {"segment_length": 10, "hyperparams": {"n_steps": 64, "batch_size": 64, "n_epochs": 1}}

@@ -10,7 +10,7 @@ import pygame
 import pytest
 
 from rlhf_gym.human.play import legend, play
-from rlhf_gym.tasks import Task, get_task
+from rlhf_gym.tasks.registry import Task, get_task
 
 
 def post(kind: int, key: int) -> None:
@@ -103,7 +103,7 @@ def test_legend_lists_the_keys_and_controls():
 def test_play_without_a_display_is_a_one_line_error():
     env = {"PATH": "", "HOME": "/nonexistent"}  # no DISPLAY and no SDL_VIDEODRIVER
     proc = subprocess.run(
-        [sys.executable, "-m", "rlhf_gym.cli", "play", "--task", "CartPole-v1"],
+        [sys.executable, "-m", "rlhf_gym.cli.main", "play", "--task", "CartPole-v1"],
         capture_output=True,
         text=True,
         env=env,

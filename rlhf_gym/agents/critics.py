@@ -1,0 +1,55 @@
+"""Critics of trained agents, V(s), for teachers that judge by regret; and loading saved agents."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from stable_baselines3 import DQN, PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+if TYPE_CHECKING:
+    pass
+
+
+def state_value(agent: BaseAlgorithm) -> Callable[[np.ndarray], np.ndarray]:
+    """``V(s)`` for a batch of observations from a trained agent's critic.
+
+    PPO and A2C have a value head; DQN's value is its largest Q-value; SAC's and TD3's is the
+    smallest of their Q-critics at the actor's deterministic action.
+    """
+    import torch
+    from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+
+    policy: Any = agent.policy  # an actor-critic, Q-network or SAC policy: each has its own heads
+
+    def value(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            t, _ = policy.obs_to_tensor(np.asarray(obs))
+            if isinstance(agent, OnPolicyAlgorithm):
+                v = policy.predict_values(t)
+            elif hasattr(policy, "q_net"):
+                v = policy.q_net(t).max(dim=1).values
+            else:
+                qs = policy.critic(t, policy._predict(t, deterministic=True))
+                v = torch.min(torch.cat(qs, dim=1), dim=1).values
+        return v.reshape(len(obs)).cpu().numpy()
+
+    return value
+
+
+def load_agent(path: str) -> BaseAlgorithm:
+    """A saved SB3 agent with an actor-critic (PPO, A2C and the PPO-based), Q-network (DQN) or
+    SAC policy, for its networks (hyperparameters specific to A2C are not restored)."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no saved agent at {path!r}; expected an SB3 .zip such as a run's agent.zip")
+    errors = []
+    for cls in (PPO, DQN, SAC):
+        try:
+            return cls.load(path, device="cpu")
+        except Exception as err:  # the next class may fit
+            errors.append(f"{cls.__name__}: {type(err).__name__}: {err}")
+    raise ValueError(f"{path!r} is not a saved PPO, A2C, DQN or SAC agent ({'; '.join(errors)})")

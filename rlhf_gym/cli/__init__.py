@@ -1,0 +1,1 @@
+"""The ``rlhf-gym`` command line: one module per group of commands."""

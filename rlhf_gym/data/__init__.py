@@ -1,0 +1,3 @@
+"""Data from the agent's own behaviour: rollouts into trajectories, segments cut from them, and
+the queries built from segments.
+"""

@@ -1,0 +1,1 @@
+"""Experiments: sweeps of runs, tidy results tables, statistics, figures and reports."""

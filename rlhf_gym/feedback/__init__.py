@@ -1,0 +1,3 @@
+"""Feedback: synthetic teachers, the effort model, collecting a round of feedback, and the durable
+store with its portable formats.
+"""

@@ -1,0 +1,395 @@
+"""The reward model: an ensemble of small MLPs over (obs, action), run as batched tensors.
+
+Each member is fitted on its own bootstrap sample of the labels (Christiano et al., 2017),
+so the labels a member never saw measure its held-out accuracy without spending any. The
+absorbing state after termination has one learned reward per member. Before the reward
+reaches the agent it is shifted so the absorbing state is worth zero (so dying is worth
+exactly what ending the episode is worth) and scaled to a fixed root-mean-square.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from rlhf_gym.config import RewardModelConfig
+from rlhf_gym.reward.checkpoints import FORMAT_VERSION as FORMAT_VERSION  # re-exported
+from rlhf_gym.reward.checkpoints import describe_space, load_reward_model, save_reward_model
+from rlhf_gym.reward.evidence import Evidence, gather
+from rlhf_gym.reward.losses import comparison_loss, ordinal_loss
+from rlhf_gym.types import Feedback, Query, Segment
+
+LEAKY_SLOPE = 0.01
+SCALAR_LR_FACTOR = 10.0
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What one fit achieved.
+
+    Args:
+        n_labels: items fitted: pairs (ties included) and ordinal labels.
+        train_accuracy: accuracy on the labels it was fitted on: each label judged by the mean of
+            the members whose bootstrap sample held it (ties left out).
+        heldout_accuracy: out-of-bag accuracy: each label judged only by members whose
+            bootstrap sample left it out (ties left out); ``nan`` if none was left out.
+        loss: mean training loss per member at the last Adam step.
+    """
+
+    n_labels: int
+    train_accuracy: float
+    heldout_accuracy: float
+    loss: float
+
+
+class RewardModel:
+    """An ensemble reward model ``r(s, a)`` trained from preferences.
+
+    Calling it scores a batch of steps with the normalised ensemble mean, the reward the
+    agent sees; it runs in numpy, so scoring a step costs a few microseconds.
+
+    Args:
+        observation_space: the environment's observation space (Box or Discrete).
+        action_space: the environment's action space (Box or Discrete).
+        config: sizes and training settings.
+        seed: seeds weight initialisation and bootstrap samples.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> env = gym.make("CartPole-v1")
+        >>> rm = RewardModel(env.observation_space, env.action_space, RewardModelConfig(hidden_sizes=(8,)))
+        >>> rm(np.zeros((5, 4), np.float32), np.zeros(5, int), np.zeros(5, bool)).shape
+        (5,)
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        config: RewardModelConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.obs_info = describe_space(observation_space)
+        self.action_info = describe_space(action_space)
+        self.config = config or RewardModelConfig()
+        self.seed = seed
+        self._fits = 0
+        obs_dim = (
+            self.obs_info["n"]
+            if self.obs_info["type"] == "Discrete"
+            else int(np.prod(self.obs_info["shape"]))
+        )
+        act_dim = 0
+        if self.config.use_actions:
+            act_dim = (
+                self.action_info["n"]
+                if self.action_info["type"] == "Discrete"
+                else int(np.prod(self.action_info["shape"]))
+            )
+        self.input_dim = obs_dim + act_dim
+        self.obs_mean = np.zeros(obs_dim, np.float32)
+        self.obs_std = np.ones(obs_dim, np.float32)
+        if isinstance(action_space, spaces.Box):
+            low, high = action_space.low.ravel(), action_space.high.ravel()
+            finite = np.isfinite(low) & np.isfinite(high)
+            self._act_mid = np.where(finite, (low + high) / 2, 0.0).astype(np.float32)
+            self._act_half = np.where(finite, (high - low) / 2, 1.0).astype(np.float32)
+        self.shift = 0.0
+        self.scale = 1.0
+        self.n_labels = 0
+        self._init_weights(torch.Generator().manual_seed(seed))
+
+    # ----- parameters -------------------------------------------------------------------
+    def _init_weights(self, gen: torch.Generator) -> None:
+        e = self.config.ensemble_size
+        sizes = [self.input_dim, *self.config.hidden_sizes, 1]
+        self.weights: list[torch.Tensor] = []
+        self.biases: list[torch.Tensor] = []
+        for fan_in, fan_out in itertools.pairwise(sizes):
+            bound = 1.0 / math.sqrt(fan_in)
+            self.weights.append((torch.rand(e, fan_in, fan_out, generator=gen) * 2 - 1) * bound)
+            self.biases.append((torch.rand(e, 1, fan_out, generator=gen) * 2 - 1) * bound)
+        self.absorbing_reward = torch.zeros(e)
+        self._sync_numpy()
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [*self.weights, *self.biases, self.absorbing_reward]
+
+    def _sync_numpy(self) -> None:
+        self._np_w = [w.detach().numpy().copy() for w in self.weights]
+        self._np_b = [b.detach().numpy().copy() for b in self.biases]
+        self._np_abs = self.absorbing_reward.detach().numpy().copy()
+
+    # ----- features ---------------------------------------------------------------------
+    def features(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Normalised observations, with one-hot or [-1, 1]-scaled actions, as a ``(N, D)`` array."""
+        n = len(obs)
+        x: np.ndarray
+        if self.obs_info["type"] == "Discrete":
+            x = np.eye(self.obs_info["n"], dtype=np.float32)[np.asarray(obs, dtype=np.int64).reshape(n)]
+        else:
+            x = np.asarray(obs, dtype=np.float32).reshape(n, -1)
+        x = ((x - self.obs_mean) / self.obs_std).astype(np.float32)
+        if not self.config.use_actions:
+            return x
+        if self.action_info["type"] == "Discrete":
+            a = np.eye(self.action_info["n"], dtype=np.float32)[
+                np.asarray(actions, dtype=np.int64).reshape(n)
+            ]
+        else:
+            a = (np.asarray(actions, dtype=np.float32).reshape(n, -1) - self._act_mid) / self._act_half
+        return np.concatenate([x, a], axis=1)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-member rewards of live steps, ``(N, D) -> (E, N)``."""
+        h = x
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(b, h.expand(w.shape[0], -1, -1) if h.dim() == 2 else h, w)
+            if i < len(self.weights) - 1:
+                h = torch.nn.functional.leaky_relu(h, LEAKY_SLOPE)
+        return h.squeeze(-1)
+
+    def member_rewards(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> np.ndarray:
+        """Raw (unnormalised) reward of every member, ``(E, N)``, in numpy."""
+        h = self.features(obs, actions)
+        for i, (w, b) in enumerate(zip(self._np_w, self._np_b)):
+            h = np.matmul(h, w) + b
+            if i < len(self._np_w) - 1:
+                h = np.maximum(h, LEAKY_SLOPE * h)  # leaky ReLU
+        r = h[..., 0]
+        absorbing = np.asarray(absorbing, dtype=bool)
+        if absorbing.any():
+            r = np.where(absorbing[None], self._np_abs[:, None], r)
+        return r
+
+    def __call__(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> np.ndarray:
+        """The agent's reward: normalised ensemble mean, shape ``(N,)``."""
+        r = self.member_rewards(obs, actions, absorbing).mean(0)
+        return ((r - self.shift) / self.scale).astype(np.float32)
+
+    # ----- queries ----------------------------------------------------------------------
+    def segment_returns(self, segments: Sequence[Segment]) -> np.ndarray:
+        """Predicted return of every segment for every member, ``(E, S)``."""
+        obs = np.concatenate([s.obs for s in segments])
+        actions = np.concatenate([s.actions for s in segments])
+        absorbing = np.concatenate([s.absorbing for s in segments])
+        r = self.member_rewards(obs, actions, absorbing)
+        lengths = [len(s) for s in segments]
+        return np.add.reduceat(r, np.cumsum([0, *lengths[:-1]]), axis=1)
+
+    def preference_probabilities(self, queries: Sequence[Query]) -> np.ndarray:
+        """P(first preferred) by every member, ``(E, Q)``."""
+        returns = self.segment_returns([s for q in queries for s in (q.first, q.second)])
+        # sigmoid(R1 - R2), written so that it never overflows
+        return np.exp(-np.logaddexp(0.0, returns[:, 1::2] - returns[:, 0::2]))
+
+    # ----- fitting ----------------------------------------------------------------------
+    def fit(self, feedback: Sequence[Feedback]) -> FitReport:
+        """Fit the ensemble from fresh weights on all feedback so far, then re-normalise.
+
+        Pair-like feedback (comparisons, corrections, demonstrations, e-stops) uses the
+        Bradley-Terry likelihood; ratings and TAMER signals the ordinal one, with thresholds
+        and a rationality learned per scale and member (see ``rlhf_gym.reward.evidence``).
+
+        Raises:
+            ValueError: no feedback, or steps whose shapes do not match the spaces.
+        """
+        cfg = self.config
+        ev = gather(feedback)
+        s, length = ev.absorbing.shape
+        obs = ev.obs.reshape(s * length, *ev.obs.shape[2:])
+        actions = ev.actions.reshape(s * length, *ev.actions.shape[2:])
+        live = ((ev.weights > 0) & ~ev.absorbing).ravel()
+        self._fit_input_normaliser(obs[live] if live.any() else obs)
+
+        self._fits += 1
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + self._fits)
+        self._init_weights(gen)
+        e, n_pairs, m = cfg.ensemble_size, len(ev.pairs), ev.n_items
+        x = torch.from_numpy(self.features(obs, actions)).view(s, length, -1)
+        absorb, weights = torch.from_numpy(ev.absorbing), torch.from_numpy(ev.weights)
+        labels = torch.from_numpy(ev.pair_labels)
+        pairs, ordinal = torch.from_numpy(ev.pairs), torch.from_numpy(ev.ordinal)
+        levels, instrument = torch.from_numpy(ev.levels), torch.from_numpy(ev.instrument)
+        counts = torch.from_numpy(
+            np.random.default_rng([self.seed, self._fits]).multinomial(m, np.full(m, 1.0 / m), size=e)
+        ).float()
+        # per scale: a first threshold, softplus gaps to the next ones, and a log-rationality
+        scales = [torch.zeros(e, k - 1) for _, k in ev.instruments]
+        log_slopes = [torch.zeros(e) for _ in ev.instruments]
+
+        params = [*self.parameters(), *scales, *log_slopes]
+        for p in params:
+            p.requires_grad_(True)
+        opt = torch.optim.Adam(
+            [
+                {"params": self.weights, "weight_decay": cfg.weight_decay},
+                {"params": self.biases, "weight_decay": 0.0},
+                # single scalars (the absorbing reward, ordinal thresholds and rationalities) learn
+                # faster: no hidden layer amplifies their updates as it does the MLP's outputs
+                {
+                    "params": [self.absorbing_reward, *scales, *log_slopes],
+                    "weight_decay": 0.0,
+                    "lr": SCALAR_LR_FACTOR * cfg.learning_rate,
+                },
+            ],
+            lr=cfg.learning_rate,
+        )
+
+        def sample(n: int) -> torch.Tensor:
+            return (
+                torch.arange(n)
+                if n <= cfg.batch_size
+                else torch.randint(0, n, (cfg.batch_size,), generator=gen)
+            )
+
+        loss = torch.zeros(())
+        for _ in range(cfg.n_steps):
+            idx_p, idx_o = sample(n_pairs), sample(len(ordinal))
+            seq = torch.cat([pairs[idx_p].view(-1), ordinal[idx_o]])
+            returns = self._returns(x[seq], absorb[seq], weights[seq])
+            total, weight = torch.zeros(e), 0.0
+            if len(idx_p):
+                w = counts[:, idx_p]
+                total = total + n_pairs * comparison_loss(
+                    returns[:, : 2 * len(idx_p) : 2],
+                    returns[:, 1 : 2 * len(idx_p) : 2],
+                    labels[idx_p],
+                    w,
+                    cfg.noise_robust,
+                )
+                weight += n_pairs
+            scores = returns[:, 2 * len(idx_p) :]
+            for j, raw in enumerate(scales):
+                on = instrument[idx_o] == j
+                if not on.any():
+                    continue
+                n_on = int((ev.instrument == j).sum())
+                total = total + n_on * ordinal_loss(
+                    scores[:, on],
+                    levels[idx_o][on],
+                    _thresholds(raw),
+                    log_slopes[j].exp(),
+                    counts[:, n_pairs + idx_o[on]],
+                    cfg.noise_robust,
+                )
+                weight += n_on
+            loss = total.sum() / weight
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        for p in params:
+            p.requires_grad_(False)
+        self._sync_numpy()
+        self.n_labels = m
+
+        with torch.no_grad():
+            returns = self._returns(x, absorb, weights)
+        train_acc, heldout = (
+            _judged_accuracy(returns, ev, counts > 0),
+            _judged_accuracy(returns, ev, counts == 0),
+        )
+        self.calibrate(*ev.live_steps())
+        return FitReport(m, train_acc, heldout, float(loss.detach()))
+
+    def _returns(self, x: torch.Tensor, absorb: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Weighted predicted returns ``(E, S)`` of step sequences with features ``(S, L, D)``;
+        each absorbing step is worth the member's absorbing reward instead of the MLP's output."""
+        s, h = absorb.shape
+        r = self._forward(x.reshape(s * h, -1)).view(-1, s, h)
+        return (torch.where(absorb, self.absorbing_reward[:, None, None], r) * weights).sum(-1)
+
+    def _fit_input_normaliser(self, obs: np.ndarray) -> None:
+        self.obs_mean[:] = 0.0
+        self.obs_std[:] = 1.0
+        if self.obs_info["type"] == "Box":
+            flat = np.asarray(obs, np.float32).reshape(len(obs), -1)
+            self.obs_mean[:] = flat.mean(0)
+            self.obs_std[:] = np.maximum(flat.std(0), 1e-3)
+
+    def calibrate(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> None:
+        """Set the output normalisation from a batch of steps.
+
+        The shift is the absorbing state's reward when the batch has absorbing steps (so
+        ending is worth zero, as it is for an agent whose episode ends), else the mean. The
+        scale makes the root-mean-square of the shifted live rewards ``config.reward_scale``.
+        """
+        r = self.member_rewards(obs, actions, absorbing).mean(0)
+        absorbing = np.asarray(absorbing, bool)
+        live = r[~absorbing] if (~absorbing).any() else r
+        self.shift = float(self._np_abs.mean()) if absorbing.any() else float(live.mean())
+        rms = float(np.sqrt(np.mean((live - self.shift) ** 2)))
+        self.scale = max(rms, 1e-6) / self.config.reward_scale
+
+    # ----- checkpoints ------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write ``path.safetensors`` (tensors) and ``path.json`` (metadata); no pickle."""
+        save_reward_model(self, path)
+
+    @classmethod
+    def load(
+        cls, path: str | Path, observation_space: spaces.Space, action_space: spaces.Space
+    ) -> RewardModel:
+        """Load a checkpoint for an environment with these spaces.
+
+        Raises:
+            FileNotFoundError: the checkpoint files are missing.
+            ValueError: the checkpoint is corrupt, of another format version, or was trained
+                for different spaces.
+        """
+        return load_reward_model(cls, path, observation_space, action_space)
+
+
+def _thresholds(raw: torch.Tensor) -> torch.Tensor:
+    """Increasing thresholds ``(E, K-1)`` from free parameters: the first, then softplus gaps
+    (initially one unit apart, centred on zero)."""
+    k = raw.shape[1]
+    gaps = torch.nn.functional.softplus(raw[:, 1:] + _SOFTPLUS_INV_1)
+    return torch.cat([raw[:, :1] - (k - 2) / 2, gaps], 1).cumsum(1)
+
+
+_SOFTPLUS_INV_1 = math.log(math.e - 1)  # softplus(x) = 1
+
+
+def _judged_accuracy(returns: torch.Tensor, ev: Evidence, judges: torch.Tensor) -> float:
+    """Accuracy of the labels as judged by the members marked in ``judges`` ``(E, items)``.
+
+    Pair labels (ties left out): is the preferred sequence predicted better? When there are
+    no strict pairs, ordinal labels are judged by concordance: of two labels on one scale
+    with different levels, is the higher one's score higher? ``nan`` if nothing is judged.
+    """
+    n_pairs = len(ev.pairs)
+    labels = torch.from_numpy(ev.pair_labels)
+    strict = labels != 0.5
+    if strict.any():
+        p = torch.sigmoid(returns[:, ev.pairs[:, 0]] - returns[:, ev.pairs[:, 1]])
+        return _accuracy(p, labels, judges[:, :n_pairs] & strict)
+    judges = judges[:, n_pairs:]
+    judged = judges.any(0).numpy()
+    if not judged.any():
+        return float("nan")
+    scores = ((returns[:, ev.ordinal] * judges).sum(0) / judges.sum(0).clamp_min(1)).numpy()[judged]
+    levels, scale = ev.levels[judged], ev.instrument[judged]
+    higher = (levels[:, None] > levels[None]) & (scale[:, None] == scale[None])
+    if not higher.any():
+        return float("nan")
+    return float((scores[:, None] > scores[None])[higher].mean())
+
+
+def _accuracy(p: torch.Tensor, labels: torch.Tensor, judges: torch.Tensor) -> float:
+    """Accuracy of each label as judged by the mean P of the members marked in ``judges`` (E, M);
+    labels no member judges are left out, ``nan`` if none is judged."""
+    judged = judges.any(0)
+    if not judged.any():
+        return float("nan")
+    p_mean = (p * judges).sum(0)[judged] / judges.sum(0)[judged]
+    return float(((p_mean > 0.5).float() == labels[judged]).float().mean())

@@ -1,0 +1,37 @@
+"""The project's own environments, registered with Gymnasium as ``rlhf_gym/<Name>-v0``.
+
+Importing this package registers them (as ``import ale_py`` does for Atari); ``import
+rlhf_gym`` imports it. The environment modules themselves load on the first ``gym.make``.
+They are pure numpy physics, fast enough for sweeps on 2 cores, and render with pygame-ce
+(imported on the first render).
+
+    id                           family    actions
+    rlhf_gym/Reach-v0            robotics  2 joint torques (Box)
+    rlhf_gym/ReachDiscrete-v0    robotics  5 keys: one joint +/- at a time (Discrete)
+    rlhf_gym/PickPlace-v0        robotics  2 joint torques + gripper (Box)
+    rlhf_gym/Catch-v0            game      left / stay / right (Discrete)
+    rlhf_gym/Pong-v0             game      up / stay / down (Discrete)
+
+Example:
+    >>> import gymnasium as gym
+    >>> import rlhf_gym.tasks.envs
+    >>> "rlhf_gym/Reach-v0" in gym.registry
+    True
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+ENVS = {
+    "Reach-v0": ("rlhf_gym.tasks.envs.reach:ReachEnv", {}),
+    "ReachDiscrete-v0": ("rlhf_gym.tasks.envs.reach:ReachEnv", {"discrete": True}),
+    "PickPlace-v0": ("rlhf_gym.tasks.envs.pick_place:PickPlaceEnv", {}),
+    "Catch-v0": ("rlhf_gym.tasks.envs.catch:CatchEnv", {}),
+    "Pong-v0": ("rlhf_gym.tasks.envs.pong:PongEnv", {}),
+}
+"""Every environment of the package: name -> (entry point, keyword arguments)."""
+
+for _name, (_entry, _kwargs) in ENVS.items():
+    if f"rlhf_gym/{_name}" not in gym.registry:
+        gym.register(id=f"rlhf_gym/{_name}", entry_point=_entry, kwargs=_kwargs)

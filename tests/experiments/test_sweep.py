@@ -1,0 +1,253 @@
+"""Sweeps end to end on tiny budgets: the table, resume after a kill, failures, spec errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from rlhf_gym.experiments.grid import Sweep, run_key
+from rlhf_gym.experiments.sweep import run_sweep, status
+
+TINY = {
+    "total_timesteps": 512,
+    "segment_length": 8,
+    "eval_freq": 256,
+    "eval_episodes": 1,
+    "final_eval_episodes": 2,
+    "feedback_rounds": 1,
+    "labels": 6,
+    "horizon": "fixed",
+    "hyperparams": {
+        "n_envs": 2,
+        "n_steps": 64,
+        "batch_size": 64,
+        "n_epochs": 1,
+        "policy_kwargs": {"net_arch": [16]},
+    },
+    "reward_model": {"n_steps": 20},
+}
+TWO_BY_TWO = {
+    "name": "two",
+    "base": TINY,
+    "grid": {"teacher": ["oracle", "stoch"], "query_strategy": ["uniform", "entropy"]},
+    "seeds": 1,
+}
+RESULT_COLUMNS = [
+    "key", "arm", "status", "task", "teacher", "query_strategy", "seed", "point", "timesteps", "env_steps",
+    "labels", "labels_used", "effort_seconds", "true_return", "normalised_return", "reward_model_accuracy",
+    "reward_correlation", "wall_seconds",
+]  # fmt: skip
+
+
+def finals(out) -> pd.DataFrame:
+    t = pd.read_parquet(out / "results.parquet")
+    return t[t["point"] == "final"].set_index("key").sort_index()
+
+
+def test_a_two_by_two_sweep_runs_end_to_end(tmp_path):
+    sweep = Sweep.from_dict(TWO_BY_TWO)
+    runs = sweep.runs()
+    assert len(runs) == 4 + 2  # the grid, plus the task's ceiling and constant control
+    report = run_sweep(sweep, tmp_path, workers=2, progress=False)
+    assert (report.done, report.failed, report.skipped) == (6, 0, 0)
+    table = pd.read_parquet(tmp_path / "results.parquet")
+    assert set(RESULT_COLUMNS) <= set(table.columns)
+    assert "reward_model.ensemble_size" in table and "hyperparams.n_steps" in table  # every config field
+    f = finals(tmp_path)
+    assert len(f) == 6 and set(f["status"]) == {"done"}
+    assert set(f["arm"]) == {
+        "teacher=oracle query_strategy=uniform",
+        "teacher=oracle query_strategy=entropy",
+        "teacher=stoch query_strategy=uniform",
+        "teacher=stoch query_strategy=entropy",
+        "ceiling (true reward)",
+        "control (constant reward)",
+    }
+    ceiling = f[f["reward"] == "true"]
+    assert ceiling["normalised_return"].tolist() == pytest.approx([1.0])  # its own median
+    assert (f[f["reward"] == "learned"]["labels_used"] > 0).all()
+    # Running it again finds everything done and runs nothing.
+    again = run_sweep(sweep, tmp_path, workers=2, progress=False)
+    assert (again.done, again.skipped) == (0, 6)
+
+
+def test_a_killed_sweep_resumes_without_repeating_runs(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({**TWO_BY_TWO, "grid": {"teacher": ["oracle", "stoch", "mistake"]}}))
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rlhf_gym.cli.main",
+            "sweep",
+            str(spec),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--no-progress",
+        ],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("runs/*/summary.json")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    sweep = Sweep.from_yaml(spec)
+    runs = sweep.runs()
+    done_before = {
+        r.key: (out / "runs" / r.key / "summary.json").stat().st_mtime_ns
+        for r in runs
+        if status(out, r.key) == "done"
+    }
+    assert 1 <= len(done_before) < len(runs)
+
+    resumed = run_sweep(sweep, out, workers=1, progress=False)
+    assert resumed.skipped == len(done_before) and resumed.done == len(runs) - len(done_before)
+    for key, mtime in done_before.items():  # finished runs were not run again
+        assert (out / "runs" / key / "summary.json").stat().st_mtime_ns == mtime
+    assert not list((out / "runs").glob(".*"))  # no half-written folder left
+
+    run_sweep(sweep, tmp_path / "straight", workers=1, progress=False)
+    same = ["arm", "seed", "true_return", "labels", "env_steps", "timesteps"]
+    pd.testing.assert_frame_equal(finals(out)[same], finals(tmp_path / "straight")[same])
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
+    spec = {
+        "name": "fails",
+        "base": TINY,
+        "grid": {"variant": [{"labels": 6}, {"labels": 6, "hyperparams": {"not_an_sb3_argument": 1}}]},
+        "controls": False,
+    }
+    sweep = Sweep.from_dict(spec)
+    report = run_sweep(sweep, tmp_path, workers=2, progress=False)
+    assert (report.done, report.failed) == (1, 1)
+    assert "not_an_sb3_argument" in report.errors[0]
+    (bad,) = [r for r in sweep.runs() if status(tmp_path, r.key) == "failed"]
+    folder = tmp_path / "runs" / bad.key
+    assert "Traceback" in (folder / "traceback.txt").read_text()
+    assert "not_an_sb3_argument" in json.loads((folder / "error.json").read_text())["error"]
+    f = finals(tmp_path)
+    assert sorted(f["status"]) == ["done", "failed"]
+
+    skipped = run_sweep(sweep, tmp_path, workers=1, progress=False)
+    assert (skipped.done, skipped.failed, skipped.skipped) == (0, 0, 2)
+    retried = run_sweep(sweep, tmp_path, workers=1, progress=False, retry_failed=True)
+    assert (retried.failed, retried.skipped) == (1, 1)  # only the failed run ran again
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"grid": {"teacher": ["oracle"]}, "seed": 3}, "unknown key 'seed' in sweep; expected one of"),
+        ({"grid": {"teacher": ["orcale"]}}, r"arm 'teacher=orcale'.*unknown teacher 'orcale'"),
+        ({"grid": {"labls": [5]}}, "unknown key 'labls'"),
+        ({"grid": {"teacher": "oracle"}}, "grid.teacher in sweep must be a non-empty list"),
+        ({"grid": {"seed": [0, 1]}}, "list the seeds under seeds"),
+        ({"seeds": 0}, "seeds in sweep must be a positive count"),
+    ],
+)
+def test_spec_errors_name_the_bad_key_or_value(spec, message):
+    with pytest.raises(ValueError, match=message):
+        Sweep.from_dict({"base": TINY, **spec})
+
+
+def test_the_ray_backend_needs_its_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    sweep = Sweep.from_dict({**TWO_BY_TWO, "grid": {"teacher": ["oracle"]}, "controls": False})
+    with pytest.raises(ImportError, match=r'pip install "rlhf-gym\[ray\]"'):
+        run_sweep(sweep, tmp_path, backend="ray", progress=False)
+
+
+def test_the_ray_backend_gives_the_local_table(tmp_path):
+    pytest.importorskip("ray")  # the ray extra; CI installs it
+    sweep = Sweep.from_dict({**TWO_BY_TWO, "grid": {"teacher": ["oracle", "stoch"]}})
+    run_sweep(sweep, tmp_path / "local", workers=2, progress=False)
+    run_sweep(sweep, tmp_path / "ray", backend="ray", progress=False)
+    same = ["arm", "seed", "true_return", "labels", "env_steps", "timesteps", "normalised_return"]
+    pd.testing.assert_frame_equal(finals(tmp_path / "local")[same], finals(tmp_path / "ray")[same])
+
+
+def test_every_published_sweep_spec_resolves():
+    from pathlib import Path
+
+    specs = sorted((Path(__file__).parents[2] / "benchmarks" / "sweeps").glob("*.yaml"))
+    assert {p.stem for p in specs} >= {"smoke", "feedback_types", "teachers", "queries", "tasks"}
+    for path in specs:
+        runs = Sweep.from_yaml(path).runs()
+        for task in {r.config["task"] for r in runs}:
+            rewards = {r.config["reward"] for r in runs if r.config["task"] == task}
+            assert rewards == {"learned", "true", "constant"}, (path.name, task)
+
+
+def test_runs_resolve_like_train_and_controls_merge():
+    from rlhf_gym.schema import to_dict
+    from rlhf_gym.train.rlhf import resolve_config
+
+    sweep = Sweep.from_dict({"grid": {"task": ["Pendulum-v1"], "reward": ["learned", "true"]}, "seeds": 1})
+    runs = sweep.runs()
+    learned = next(r for r in runs if r.config["reward"] == "learned")
+    assert learned.config["labels"] == 100  # the Pendulum preset's run: block, as rlhf-gym train gives
+    assert learned.config == to_dict(resolve_config({"task": "Pendulum-v1", "seed": 0}))
+    # the grid's own true-reward arm is the automatic ceiling: one run, and every run points at it
+    ceilings = [r for r in runs if r.config["reward"] == "true"]
+    assert len(ceilings) == 1 and len(runs) == 3
+    assert {r.ceiling for r in runs} == {run_key(ceilings[0].config | {"seed": None})}
+
+
+def test_control_labels_keep_what_matters_without_feedback():
+    grid = {"setting": [{"horizon": "natural", "labels": 10}, {"horizon": "fixed", "labels": 20}]}
+    runs = Sweep.from_dict({"base": TINY, "grid": grid}).runs()
+    assert sorted(r.arm for r in runs) == [
+        "ceiling (true reward) horizon=fixed",
+        "ceiling (true reward) horizon=natural",
+        "control (constant reward) horizon=fixed",
+        "control (constant reward) horizon=natural",
+        "horizon=fixed,labels=20",
+        "horizon=natural,labels=10",
+    ]
+
+
+def test_a_worker_that_dies_is_a_failed_run_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    import rlhf_gym.experiments.sweep as sweep_module
+
+    real = sweep_module.execute
+
+    def dies_on_stoch(config):
+        if config["teacher"] == "stoch":
+            os._exit(1)  # as an out-of-memory kill would
+        return real(config)
+
+    monkeypatch.setattr(sweep_module, "execute", dies_on_stoch)  # forked workers inherit it
+    sweep = Sweep.from_dict({**TWO_BY_TWO, "grid": {"teacher": ["oracle", "stoch"]}, "controls": False})
+    report = run_sweep(sweep, tmp_path, workers=1, progress=False)
+    assert report.failed >= 1 and report.done + report.failed == 2
+    assert any("worker running it died" in e for e in report.errors)
+    assert (tmp_path / "results.parquet").is_file()
+
+
+def test_controls_of_cpl_and_kl_arms_are_plain_ppo_runs():
+    sweep = Sweep.from_dict(
+        {
+            "base": {"task": "CartPole-v1", "horizon": "fixed"},
+            "grid": {"arm": [{"algo": "cpl", "hyperparams.cpl_steps": 8}, {"algo": "ppo", "kl_coef": 0.1}]},
+            "seeds": 1,
+        }
+    )
+    runs = sweep.runs()
+    controls = [r.config for r in runs if r.config["reward"] != "learned"]
+    assert {c["algo"] for c in controls} == {"ppo"} and len(controls) == 2
+    assert all(c.get("kl_coef") is None and "cpl_steps" not in c["hyperparams"] for c in controls)

@@ -1,0 +1,110 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from rlhf_gym.config import RewardModelConfig
+from rlhf_gym.reward.model import RewardModel
+from rlhf_gym.types import Comparison, Query, Segment
+from tests.conftest import known_reward_comparisons
+
+CFG = RewardModelConfig(hidden_sizes=(16,), n_steps=150, batch_size=64)
+
+
+def cartpole_spaces():
+    env = gym.make("CartPole-v1")
+    return env.observation_space, env.action_space
+
+
+def test_learns_a_known_reward_above_chance():
+    rng = np.random.default_rng(0)
+    rm = RewardModel(*cartpole_spaces(), CFG, seed=0)
+    report = rm.fit(known_reward_comparisons(120, rng))
+    assert report.train_accuracy > 0.9
+    assert report.heldout_accuracy > 0.8
+    test = known_reward_comparisons(200, np.random.default_rng(1))
+    p = rm.preference_probabilities([c.query for c in test]).mean(0)
+    accuracy = np.mean((p > 0.5) == np.array([c.label == 1.0 for c in test]))
+    assert accuracy > 0.85
+    # predicted reward correlates with the true reward r(s) = s[0]
+    obs = rng.normal(size=(500, 4)).astype(np.float32)
+    r = rm(obs, np.zeros(500, int), np.zeros(500, bool))
+    assert np.corrcoef(r, obs[:, 0])[0, 1] > 0.8
+
+
+def test_ensemble_runs_batched_with_one_output_per_member():
+    rm = RewardModel(*cartpole_spaces(), RewardModelConfig(ensemble_size=5, hidden_sizes=(8,)))
+    r = rm.member_rewards(np.zeros((7, 4), np.float32), np.zeros(7, int), np.zeros(7, bool))
+    assert r.shape == (5, 7)
+    assert len({round(float(v), 6) for v in r[:, 0]}) == 5  # members differ
+
+
+def test_absorbing_reward_is_learned_and_shifted_to_zero():
+    # live steps are good (true reward 1), absorbing steps are worth 0: prefer fewer absorbing steps
+    rng = np.random.default_rng(0)
+    comps = []
+    for _ in range(60):
+        segs = []
+        for _ in range(2):
+            k = int(rng.integers(1, 6))
+            absorbing = np.arange(5) >= k
+            segs.append(
+                Segment(
+                    rng.normal(size=(5, 4)).astype(np.float32),
+                    np.zeros(5, int),
+                    (~absorbing).astype(float),
+                    absorbing,
+                )
+            )
+        a, b = segs
+        label = 0.5 if a.true_return == b.true_return else float(a.true_return > b.true_return)
+        comps.append(Comparison(Query(a, b), label))
+    rm = RewardModel(*cartpole_spaces(), CFG)
+    rm.fit(comps)
+    live = rm(rng.normal(size=(100, 4)).astype(np.float32), np.zeros(100, int), np.zeros(100, bool))
+    dead = rm(np.zeros((3, 4), np.float32), np.zeros(3, int), np.ones(3, bool))
+    np.testing.assert_allclose(dead, 0.0, atol=1e-5)
+    assert live.mean() > 0.5  # alive is better than the end, so living pays
+    assert np.sqrt(np.mean(live**2)) == pytest.approx(1.0, rel=0.3)
+
+
+def test_discrete_observations_and_box_actions():
+    obs_space = gym.spaces.Discrete(6)
+    act_space = gym.spaces.Box(-2.0, 2.0, (2,))
+    rm = RewardModel(obs_space, act_space, RewardModelConfig(hidden_sizes=(4,)))
+    x = rm.features(np.array([0, 5]), np.array([[2.0, -2.0], [0.0, 0.0]]))
+    assert x.shape == (2, 8)
+    np.testing.assert_allclose(x[0, 6:], [1.0, -1.0])
+
+
+def test_checkpoint_round_trip(tmp_path):
+    rm = RewardModel(*cartpole_spaces(), CFG, seed=3)
+    rm.fit(known_reward_comparisons(20, np.random.default_rng(0)))
+    rm.save(tmp_path / "rm")
+    assert (tmp_path / "rm.safetensors").is_file() and (tmp_path / "rm.json").is_file()
+    loaded = RewardModel.load(tmp_path / "rm", *cartpole_spaces())
+    obs = np.random.default_rng(1).normal(size=(10, 4)).astype(np.float32)
+    args = (obs, np.ones(10, int), np.zeros(10, bool))
+    np.testing.assert_allclose(loaded(*args), rm(*args), rtol=1e-6)
+
+
+def test_checkpoint_for_other_spaces_is_a_clear_error(tmp_path):
+    rm = RewardModel(*cartpole_spaces(), CFG)
+    rm.save(tmp_path / "rm")
+    pendulum = gym.make("Pendulum-v1")
+    with pytest.raises(ValueError, match="trained for observation space"):
+        RewardModel.load(tmp_path / "rm", pendulum.observation_space, pendulum.action_space)
+
+
+def test_corrupt_or_missing_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        RewardModel.load(tmp_path / "nothing", *cartpole_spaces())
+    rm = RewardModel(*cartpole_spaces(), CFG)
+    rm.save(tmp_path / "rm")
+    (tmp_path / "rm.safetensors").write_bytes(b"not a tensor file")
+    with pytest.raises(ValueError, match="corrupt"):
+        RewardModel.load(tmp_path / "rm", *cartpole_spaces())
+
+
+def test_fit_without_labels_is_an_error():
+    with pytest.raises(ValueError, match="without feedback"):
+        RewardModel(*cartpole_spaces(), CFG).fit([])

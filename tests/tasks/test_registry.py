@@ -1,0 +1,117 @@
+import gymnasium as gym
+import pytest
+
+from rlhf_gym.tasks import registry as tasks
+from rlhf_gym.tasks.horizon import FixedHorizon
+from rlhf_gym.tasks.registry import FAMILIES, get_task, list_tasks, preset_names
+
+PRESETS = ["Acrobot-v1", "CartPole-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1"]
+
+
+def test_every_preset_is_complete():
+    assert set(PRESETS) <= set(preset_names())
+    for task in list_tasks():
+        assert task.family in FAMILIES and task.description
+        assert task.algo in task.hyperparams, f"{task.name} has no tuned hyperparameters for {task.algo}"
+        assert task.expert is not None, f"{task.name} has no expert"
+        assert task.keys, f"{task.name} has no key map"
+        try:
+            env = task.make()
+        except ImportError:
+            continue  # an adapter whose extra is not installed
+        for pressed in ([], *([k] for k in task.keys)):
+            action = task.action_for_keys(pressed, env.action_space)
+            assert env.action_space.contains(action), f"{task.name}: keys {pressed} give {action!r}"
+
+
+def test_a_preset_is_found_by_its_gymnasium_id_too(tmp_path, monkeypatch):
+    (tmp_path / "Lake.yaml").write_text("env_id: FrozenLake-v1\nfamily: game\n")
+    monkeypatch.setenv("RLHF_GYM_PRESETS", str(tmp_path))
+    assert get_task("FrozenLake-v1").name == "Lake"
+
+
+def test_a_missing_extra_names_the_install_command(tmp_path, monkeypatch):
+    (tmp_path / "Arcade.yaml").write_text("env_id: CartPole-v1\nextra: atari\n")
+    monkeypatch.setenv("RLHF_GYM_PRESETS", str(tmp_path))
+    monkeypatch.setitem(tasks.EXTRAS, "atari", "no_such_module_for_this_test")
+    task = get_task("Arcade")
+    with pytest.raises(
+        ImportError, match=r"task 'Arcade' needs the 'atari' extra .*pip install \"rlhf-gym\[atari\]\""
+    ):
+        task.make()
+    assert task.action_type() == "needs [atari]"
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [("family: arcade", "unknown family 'arcade'"), ("extra: gpu", "unknown extra 'gpu'")],
+)
+def test_unknown_family_or_extra(tmp_path, monkeypatch, line, message):
+    (tmp_path / "Odd.yaml").write_text(f"env_id: CartPole-v1\n{line}\n")
+    monkeypatch.setenv("RLHF_GYM_PRESETS", str(tmp_path))
+    with pytest.raises(ValueError, match=message):
+        get_task("Odd")
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_both_horizon_modes(name):
+    task = get_task(name)
+    natural, fixed = task.make("natural"), task.make("fixed")
+    assert not isinstance(natural, FixedHorizon) and isinstance(fixed, FixedHorizon)
+    assert fixed.horizon == task.max_episode_steps
+    fixed.reset(seed=0)
+    for _ in range(task.max_episode_steps):
+        _, _, terminated, truncated, _ = fixed.step(fixed.action_space.sample())
+        assert not terminated
+    assert truncated
+
+
+def test_any_gymnasium_id_gets_generic_defaults():
+    task = get_task("FrozenLake-v1")
+    assert task.family == "generic" and task.max_episode_steps == 100
+    env = task.make()
+    assert isinstance(env.observation_space, gym.spaces.Discrete)
+
+
+def test_unknown_task_and_unsupported_spaces():
+    with pytest.raises(ValueError, match=r"unknown task 'CartPoel-v1'.*CartPole-v1"):
+        get_task("CartPoel-v1")
+    with pytest.raises(ValueError, match="Tuple observation space"):
+        get_task("Blackjack-v1")
+
+
+def test_unknown_key_in_a_preset(tmp_path, monkeypatch):
+    (tmp_path / "Mine.yaml").write_text("env_id: CartPole-v1\nmax_steps: 5\n")
+    monkeypatch.setenv("RLHF_GYM_PRESETS", str(tmp_path))
+    from rlhf_gym.tasks import registry as tasks
+
+    tasks._load_preset.cache_clear()
+    with pytest.raises(ValueError, match=r"unknown key 'max_steps' in task preset Mine\.yaml"):
+        get_task("Mine")
+
+
+def test_snapshot_and_restore_through_the_task():
+    task = get_task("MountainCar-v0")
+    env = task.make("fixed")
+    obs, _ = env.reset(seed=0)
+    snap = task.snapshot(env, obs)
+    first = [env.step(2)[:2] for _ in range(3)]
+    other = task.make("fixed")
+    other.reset(seed=1)
+    assert (task.restore(other, snap) == obs).all()
+    second = [other.step(2)[:2] for _ in range(3)]
+    assert all((a[0] == b[0]).all() and a[1] == b[1] for a, b in zip(first, second))
+
+
+def test_a_task_rejects_another_tasks_env_and_snapshot():
+    cartpole, pendulum = get_task("CartPole-v1"), get_task("Pendulum-v1")
+    env = pendulum.make()
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"environment Pendulum-v1 is not task 'CartPole-v1'"):
+        cartpole.snapshot(env, obs)
+    with pytest.raises(ValueError, match=r"environment Pendulum-v1 is not task 'CartPole-v1'"):
+        cartpole.restore(env, pendulum.snapshot(env, obs))
+    cart_env = cartpole.make()
+    cart_env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"snapshot of Pendulum-v1 cannot be restored by task 'CartPole-v1'"):
+        cartpole.restore(cart_env, pendulum.snapshot(env, obs))
