@@ -15,12 +15,15 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "RLHF": "rlhf_gym.train.rlhf",
+    "WARP": "rlhf_gym.algos.warp",
     "RunConfig": "rlhf_gym.config",
     "RewardModelConfig": "rlhf_gym.config",
+    "TeacherParams": "rlhf_gym.config",
+    "WarpConfig": "rlhf_gym.algos.warp",
     "RewardModel": "rlhf_gym.reward.model",
     "Teacher": "rlhf_gym.feedback.teachers",
-    "TeacherParams": "rlhf_gym.feedback.teachers",
-    "FixedHorizon": "rlhf_gym.wrappers",
+    "FeedbackStore": "rlhf_gym.feedback.store",
+    "FixedHorizon": "rlhf_gym.tasks.horizon",
     "LearnedReward": "rlhf_gym.wrappers",
     "LearnedRewardVec": "rlhf_gym.wrappers",
     "ConstantReward": "rlhf_gym.wrappers",
@@ -29,6 +32,7 @@ _EXPORTS = {
     "list_tasks": "rlhf_gym.tasks.registry",
     "evaluate": "rlhf_gym.agents.evaluation",
 }
+"""The public API: each name and the module that defines it (imported on first use)."""
 
 __all__ = sorted(_EXPORTS)
 

@@ -140,3 +140,26 @@ def test_module_is_small_and_says_what_it_is_for(name: str) -> None:
 def test_top_level_is_small() -> None:
     top = [p for p in PACKAGE.iterdir() if p.suffix == ".py"]
     assert len(top) <= 12, sorted(p.name for p in top)
+
+
+def test_the_public_api_resolves_to_its_defining_modules() -> None:
+    import rlhf_gym
+    from rlhf_gym import (  # the names the README promises
+        RLHF,
+        WARP,
+        FeedbackStore,
+        FixedHorizon,
+        LearnedReward,
+        LearnedRewardVec,
+        get_task,
+    )
+
+    assert RLHF.__module__ == "rlhf_gym.train.rlhf" and WARP.__module__ == "rlhf_gym.algos.warp"
+    assert {FeedbackStore.__name__, FixedHorizon.__name__, LearnedReward.__name__} == {
+        "FeedbackStore",
+        "FixedHorizon",
+        "LearnedReward",
+    }
+    assert LearnedRewardVec.__module__ == "rlhf_gym.wrappers" and callable(get_task)
+    for name, module in rlhf_gym._EXPORTS.items():
+        assert getattr(rlhf_gym, name).__module__ == module, name

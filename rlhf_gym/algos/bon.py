@@ -251,8 +251,8 @@ class BestOfN(PPO):
     the last ``bon_keep`` calls, and behaviour-clones the policy on them for
     ``bc_steps_per_train`` minibatches of ``batch_size``. PPO's value function is unused.
 
-    The pipeline sets ``agent.reward_fn`` (``None``: ``train()`` does nothing), ``agent.task``
-    and ``agent.horizon`` after construction; they are not saved with the agent.
+    The RLHF loop gives it ``reward_fn`` (``None``: ``train()`` does nothing), ``task`` and
+    ``horizon`` after construction, through ``bind``; they are not saved with the agent.
 
     Logged metrics: ``train/bon_proxy_return`` and ``train/bon_true_return``, the mean learned
     and true return of the call's best-of-N episodes; ``train/bon_env_steps``, the cumulative
@@ -327,6 +327,10 @@ class BestOfN(PPO):
         self._bon_data: list[tuple[np.ndarray, np.ndarray]] = []
         self._bon_envs: tuple[Task, str, list[gym.Env]] | None = None
         super().__init__(policy, env, **kwargs)
+
+    def bind(self, reward_fn: RewardFunction, task: Task, horizon: str, **_: Any) -> None:
+        """Rank candidates by ``reward_fn`` (the loop's reward model) in ``task``'s episodes."""
+        self.reward_fn, self.task, self.horizon = reward_fn, task, horizon
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "reward_fn", "task", "_bon_data", "_bon_envs"]

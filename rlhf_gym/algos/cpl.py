@@ -160,6 +160,10 @@ class CPL(PPO):
         else:
             raise ValueError(f"absorbing='uniform' needs a Discrete or Box action space, got {space}")
 
+    def bind(self, feedback: list[Feedback], **_: Any) -> None:
+        """Learn from ``feedback``, the RLHF loop's own list (appended to as labels arrive)."""
+        self.feedback = feedback
+
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "feedback", "_rng"]
 

@@ -231,10 +231,9 @@ class Loop:
                 self.env.reward_fn.attach(policy, self.anchor)
             else:
                 self.kl_term = KLLoss(policy, self.anchor, cfg.kl_coef)
-        if cfg.algo == "cpl":
-            agent.feedback = self.feedback  # type: ignore[attr-defined]  # the same list, appended to
-        if cfg.algo == "bon":
-            agent.reward_fn, agent.task, agent.horizon = self.reward_model, self.task, cfg.horizon  # type: ignore[attr-defined]
+        bind = getattr(agent, "bind", None)  # the algorithms that learn from the loop's own data
+        if bind is not None:
+            bind(feedback=self.feedback, reward_fn=self.reward_model, task=self.task, horizon=cfg.horizon)
 
     def _initial_policy(self, obs: np.ndarray) -> np.ndarray:
         """The untrained agent's own stochastic policy; uniform actions for off-policy agents,

@@ -12,7 +12,10 @@ from rlhf_gym.tasks.registry import Task
 
 
 def regret_teacher(
-    config: RunConfig, task: Task, train_ceiling: Callable[[RunConfig], Any], verbose: int = 0
+    config: RunConfig,
+    task: Task,
+    train_ceiling: Callable[[RunConfig], Any] | None = None,
+    verbose: int = 0,
 ) -> RegretTeacher:
     """The ``regret`` teacher of a run: it judges with the critic of ``config.teacher_critic`` (a
     saved agent trained on the true reward), or, when that is not set, of the agent that
@@ -20,6 +23,8 @@ def regret_teacher(
     (``rlhf_gym.train.resolve.control_config``)."""
     if config.teacher_critic:
         agent = load_agent(config.teacher_critic)
+    elif train_ceiling is None:
+        raise ValueError("the regret teacher needs teacher_critic (a saved agent) or a way to train one")
     else:
         if verbose:
             print(f"teacher regret: training its critic on the true reward of {task.name} first")

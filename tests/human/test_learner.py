@@ -77,3 +77,50 @@ def test_the_agent_is_kept_next_to_the_store_between_sessions(tmp_path):
         torch.testing.assert_close(value, saved[name])
     first.store.close()
     again.store.close()
+
+
+def _segment(task, seed: int):
+    from rlhf_gym.human.learner import Clip
+
+    actions = np.array([seed % 2] * 10)
+    return replay(task, "fixed", Clip(seed, actions, 0, 10))
+
+
+def test_the_learner_drives_the_shared_loop_with_every_run_option(tmp_path):
+    """The app's learner is the RLHF loop: a KL anchor, behaviour cloning and CPL from its config act."""
+    import queue
+    import threading
+
+    from rlhf_gym.human.learner import _Learning
+    from rlhf_gym.schema import to_dict
+    from rlhf_gym.train.loop import Loop
+    from rlhf_gym.types import Correction
+
+    task = get_task("CartPole-v1")
+    a, b = _segment(task, 1), _segment(task, 2)
+    path = tmp_path / "s.db"
+    with FeedbackStore(path, meta={"task": task.name}) as store:
+        store.add(Comparison(Query(a, b), 1.0), effort_seconds=3.0)
+        store.add(Correction(original=b, corrected=a), effort_seconds=2.0)
+    options = {"kl_coef": 0.1, "kl_anchor": "ema", "bc_steps": 5}
+    cfg = resolve_config({**FAST, **options}, task="CartPole-v1", horizon="fixed")
+    learning = _Learning(to_dict(cfg), str(path), queue.Queue(), queue.Queue(3), threading.Event())
+    loop = learning.loop
+    assert isinstance(loop, Loop) and loop.anchor is not None and loop.kl_term is not None
+    before = {k: v.clone() for k, v in learning.agent.policy.state_dict().items()}
+    learning._refit()
+    assert learning.fitted and loop.last_fit is not None and loop.labels == 2 and loop.effort_seconds == 5.0
+    cloned = learning.agent.policy.state_dict()
+    assert any(not (cloned[k] == before[k]).all() for k in before)  # behaviour cloning moved the policy
+    learning._train()
+    assert learning.agent.num_timesteps >= 64 and np.isfinite(loop.kl_term.mean_kl())
+    learning.store.close()
+
+    cpl = resolve_config({**FAST, "algo": "cpl"}, task="CartPole-v1", horizon="fixed")
+    learning = _Learning(to_dict(cpl), str(path), queue.Queue(), queue.Queue(3), threading.Event())
+    learning._refit()
+    assert learning.fitted and learning.loop.last_fit is None  # CPL fits its policy, not a reward
+    assert learning.agent.feedback is learning.loop.feedback and len(learning.agent.feedback) == 2
+    learning._train()
+    assert learning.agent.num_timesteps >= 64
+    learning.store.close()

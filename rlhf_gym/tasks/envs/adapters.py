@@ -45,6 +45,7 @@ a shared core: Reacher 4,900 (5,100), Pusher 4,400 (5,000), LunarLander 6,300 (6
 
 Example:
     >>> import numpy as np
+    >>> from rlhf_gym.tasks.envs.adapter_experts import ReacherExpert
     >>> expert = ReacherExpert()
     >>> obs = np.array([1, 1, 0, 0, 0.21, 0, 0, 0, 0, 0])  # arm stretched along x, target on it
     >>> bool(np.abs(expert(obs)).max() < 1e-6)  # already there: no torque
