@@ -19,7 +19,7 @@ _EXPORTS = {
     "RunConfig": "rlhf_gym.config",
     "RewardModelConfig": "rlhf_gym.config",
     "TeacherParams": "rlhf_gym.config",
-    "WarpConfig": "rlhf_gym.algos.warp",
+    "WarpConfig": "rlhf_gym.config",
     "RewardModel": "rlhf_gym.reward.model",
     "Teacher": "rlhf_gym.feedback.teachers",
     "FeedbackStore": "rlhf_gym.feedback.store",

@@ -1,4 +1,4 @@
-"""Run configuration: dataclasses with a docstring on every field, and a strict YAML loader.
+"""Run configuration: dataclasses with a docstring on every field (loaded by ``rlhf_gym.schema``).
 
 Resolution order, later wins: the defaults here, the task preset's ``run:`` block
 (``envs/<task>.yaml``), a user YAML file (``--config``), then explicit arguments. The
@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlhf_gym.schema import from_dict
+from rlhf_gym.schema import check_choice, check_positive, from_dict
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,8 @@ class RewardModelConfig:
     shifted to zero (or the mean, for tasks that never terminate)."""
 
     def __post_init__(self) -> None:
-        _positive(self, "ensemble_size", "n_steps", "batch_size")
-        _positive(self, "learning_rate", "reward_scale", allow_zero=False)
+        check_positive(self, "ensemble_size", "n_steps", "batch_size")
+        check_positive(self, "learning_rate", "reward_scale", allow_zero=False)
         if not 0.0 <= self.noise_robust < 1.0:
             raise ValueError(f"reward_model.noise_robust must be in [0, 1), got {self.noise_robust}")
         if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
@@ -243,13 +243,13 @@ class RunConfig:
     def __post_init__(self) -> None:
         if isinstance(self.reward_model, dict):
             self.reward_model = from_dict(RewardModelConfig, self.reward_model, "reward_model")
-        _choice(self, "horizon", HORIZONS)
-        _choice(self, "reward", REWARDS)
-        _choice(self, "query_strategy", QUERY_STRATEGIES)
+        check_choice(self, "horizon", HORIZONS)
+        check_choice(self, "reward", REWARDS)
+        check_choice(self, "query_strategy", QUERY_STRATEGIES)
         if self.kl_anchor is not None:
-            _choice(self, "kl_anchor", KL_ANCHORS)
+            check_choice(self, "kl_anchor", KL_ANCHORS)
         if self.kl_penalty is not None:
-            _choice(self, "kl_penalty", KL_PENALTIES)
+            check_choice(self, "kl_penalty", KL_PENALTIES)
         if (self.kl_anchor, self.ema_rate, self.kl_penalty) != (None, None, None) and not self.kl_coef:
             raise ValueError(
                 "kl_anchor, ema_rate and kl_penalty have no effect without a positive kl_coef; set kl_coef"
@@ -269,7 +269,7 @@ class RunConfig:
         for key in self.effort:
             if key not in EFFORT_KEYS:
                 raise ValueError(f"unknown effort key {key!r}; expected one of {', '.join(EFFORT_KEYS)}")
-        _choice(self, "teacher", (*PRESETS, REGRET, RECORDED))
+        check_choice(self, "teacher", (*PRESETS, REGRET, RECORDED))
         if self.teacher_critic and self.teacher != REGRET:
             raise ValueError(
                 f"teacher_critic is used only by teacher 'regret', not {self.teacher!r}; set teacher: "
@@ -303,8 +303,8 @@ class RunConfig:
                 raise ValueError(
                     f"unknown teacher parameter {key!r}; expected one of {', '.join(TEACHER_PARAMS)}"
                 )
-        _positive(self, "labels", "feedback_rounds", "seed", "bc_steps", allow_zero=True)
-        _positive(
+        check_positive(self, "labels", "feedback_rounds", "seed", "bc_steps", allow_zero=True)
+        check_positive(
             self,
             "total_timesteps",
             "segment_length",
@@ -316,7 +316,7 @@ class RunConfig:
             "correction_length",
             "budget_seconds",
         )
-        _positive(self, "kl_coef", allow_zero=True)
+        check_positive(self, "kl_coef", allow_zero=True)
         if self.rating_levels < 2:
             raise ValueError(f"rating_levels must be at least 2, got {self.rating_levels}")
         for name in ("initial_label_fraction", "feedback_until", "initial_rollout_fraction"):
@@ -340,18 +340,42 @@ class RunConfig:
         return tuple(k.strip() for k in self.feedback.split(",") if k.strip())
 
 
-def _choice(obj: object, name: str, allowed: tuple[str, ...]) -> None:
-    value = getattr(obj, name)
-    if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(allowed)}")
+MERGES = ("slerp", "lerp")
 
 
-def _positive(obj: object, *names: str, allow_zero: bool = False) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be a number, got {value!r}")
-        if value < 0 or (value == 0 and not allow_zero):
-            raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, got {value}")
+@dataclass
+class WarpConfig:
+    """WARP's own settings; the defaults are the paper's (beta 0.1, mu 0.01, M 2, eta 0.3)."""
+
+    iterations: int = 3
+    """Iterations I: train M runs, merge them, move the start toward the merge."""
+    runs: int = 2
+    """Runs M trained from the same start in each iteration (differing by seed)."""
+    eta: float = 0.3
+    """LITI rate: theta_init <- (1 - eta) theta_init + eta theta_merged."""
+    kl_coef: float = 0.1
+    """beta of each run's KL penalty toward its EMA anchor."""
+    ema_rate: float = 0.01
+    """mu of the EMA anchor, per optimiser step."""
+    merge: str = "slerp"
+    """How the runs' task vectors are merged: ``slerp`` (WARP) or ``lerp`` (plain averaging)."""
+    front: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+    """Interpolation rates from the first start to the last merge that trace the final front."""
+    eval_episodes: int = 10
+    """Sampled episodes per evaluated policy."""
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "runs", "eval_episodes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"warp {name} must be a positive integer, got {value!r}")
+        if not 0.0 < self.eta <= 1.0:
+            raise ValueError(f"warp eta must be in (0, 1], got {self.eta}")
+        if self.kl_coef < 0:
+            raise ValueError(f"warp kl_coef must be non-negative, got {self.kl_coef}")
+        if not 0.0 < self.ema_rate <= 1.0:
+            raise ValueError(f"warp ema_rate must be in (0, 1], got {self.ema_rate}")
+        if self.merge not in MERGES:
+            raise ValueError(f"unknown warp merge {self.merge!r}; expected one of {', '.join(MERGES)}")
+        if any(not 0.0 <= x <= 1.0 for x in self.front):
+            raise ValueError(f"warp front rates must be in [0, 1], got {list(self.front)}")

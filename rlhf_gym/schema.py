@@ -138,3 +138,22 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def save_yaml(config: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def check_choice(obj: object, name: str, allowed: tuple[str, ...]) -> None:
+    """Reject a field of ``obj`` whose value is not one of ``allowed``, naming both."""
+    value = getattr(obj, name)
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(allowed)}")
+
+
+def check_positive(obj: object, *names: str, allow_zero: bool = False) -> None:
+    """Reject fields of ``obj`` that are not positive numbers (``None`` passes)."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number, got {value!r}")
+        if value < 0 or (value == 0 and not allow_zero):
+            raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, got {value}")

@@ -6,6 +6,7 @@ alone. Arrays are numpy; nothing here imports torch or SB3.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -229,6 +230,13 @@ Feedback = Comparison | Correction | Demonstration | Rating | Signal | EStop
 FEEDBACK_RECORDS: dict[str, type] = {
     cls.kind: cls for cls in (Comparison, Correction, Demonstration, Rating, Signal, EStop)
 }
+
+
+class PreferenceModel(Protocol):
+    """Anything that gives, for each of its members, the probability that each query's first
+    segment is preferred: ``(queries) -> (members, queries)`` (``RewardModel`` is one)."""
+
+    def preference_probabilities(self, queries: Sequence[Query]) -> np.ndarray: ...
 
 
 class RewardFunction(Protocol):

@@ -17,6 +17,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from rlhf_gym.data.rollout import TrajectoryRecorder
+from rlhf_gym.tasks.snapshots import LayerState, register
 from rlhf_gym.types import RewardFunction
 
 
@@ -152,3 +153,7 @@ class LearnedRewardVec(VecEnvWrapper):
             info["true_reward"] = float(true_reward)
         self._obs = np.asarray(obs)
         return obs, rewards, dones, infos
+
+
+# LearnedReward scores (previous obs, action), so its previous observation is state too.
+register(LearnedReward, LayerState(state=("_obs", "_stats")))

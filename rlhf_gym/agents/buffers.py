@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -11,9 +11,6 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
 
 from rlhf_gym.types import RewardFunction
-
-if TYPE_CHECKING:
-    pass
 
 
 class AbsorbingReplayBuffer(ReplayBuffer):

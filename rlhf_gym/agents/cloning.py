@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -13,9 +13,6 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from rlhf_gym.agents.registry import make_agent
 from rlhf_gym.tasks.registry import Task
 from rlhf_gym.types import Trajectory
-
-if TYPE_CHECKING:
-    pass
 
 
 def behaviour_clone(

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from stable_baselines3 import DQN, PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
-
-if TYPE_CHECKING:
-    pass
 
 
 def state_value(agent: BaseAlgorithm) -> Callable[[np.ndarray], np.ndarray]:

@@ -1,9 +1,9 @@
-"""SB3 agents: algorithm names to classes, and the callbacks that run RLHF during learning."""
+"""The algorithm registry: names to SB3 classes (by entry point), and building an agent."""
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -15,9 +15,6 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from rlhf_gym.agents.buffers import AbsorbingReplayBuffer
 from rlhf_gym.tasks.registry import ALGOS, CONTINUOUS_ONLY, DISCRETE_ONLY
-
-if TYPE_CHECKING:
-    pass
 
 ALGO_ENTRY_POINTS: dict[str, str] = {
     "ppo": "stable_baselines3:PPO",

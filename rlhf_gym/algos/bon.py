@@ -32,6 +32,8 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3 import PPO
 
+from rlhf_gym.agents.cloning import behaviour_clone
+from rlhf_gym.agents.registry import sample_actions
 from rlhf_gym.data.rollout import to_trajectory
 from rlhf_gym.tasks.registry import Task
 from rlhf_gym.tasks.snapshots import Snapshot
@@ -348,14 +350,11 @@ class BestOfN(PPO):
         return envs
 
     def _sample(self, obs: np.ndarray) -> np.ndarray:
-        from rlhf_gym.agents.registry import sample_actions
 
         return sample_actions(self.policy, obs)
 
     def train(self) -> None:
         """Best-of-N episodes under ``reward_fn``, then behaviour cloning on the kept ones."""
-        from rlhf_gym.agents.cloning import behaviour_clone  # here, so agents.py may import this module
-
         if self.reward_fn is None:
             return
         if self.task is None:

@@ -41,7 +41,7 @@ import torch
 from rlhf_gym.agents.evaluation import evaluate
 from rlhf_gym.agents.registry import make_agent
 from rlhf_gym.algos.anchor import PolicyParams, load_parameters, sampled_episodes
-from rlhf_gym.config import RunConfig
+from rlhf_gym.config import RunConfig, WarpConfig
 from rlhf_gym.schema import from_dict, merge, save_yaml, to_dict
 from rlhf_gym.train.resolve import resolve_config
 from rlhf_gym.train.rlhf import RLHF
@@ -154,7 +154,7 @@ class WARP:
         seed = self.config.seed + 1000 * iteration + m
         kl = {"kl_coef": w.kl_coef, "kl_anchor": "ema", "ema_rate": w.ema_rate} if w.kl_coef else {}
         run = RLHF(config=merge(self.config, {"seed": seed, **kl}))
-        run.loop.initial_parameters = start
+        run.initial_parameters = start
         return run.learn()
 
     def learn(self) -> WARP:
@@ -240,44 +240,3 @@ def _mean(policies: Sequence[PolicyParams]) -> PolicyParams:
 
 def _plain(v: Any) -> Any:
     return None if isinstance(v, float) and math.isnan(v) else v
-
-
-MERGES = ("slerp", "lerp")
-
-
-@dataclass
-class WarpConfig:
-    """WARP's own settings; the defaults are the paper's (beta 0.1, mu 0.01, M 2, eta 0.3)."""
-
-    iterations: int = 3
-    """Iterations I: train M runs, merge them, move the start toward the merge."""
-    runs: int = 2
-    """Runs M trained from the same start in each iteration (differing by seed)."""
-    eta: float = 0.3
-    """LITI rate: theta_init <- (1 - eta) theta_init + eta theta_merged."""
-    kl_coef: float = 0.1
-    """beta of each run's KL penalty toward its EMA anchor."""
-    ema_rate: float = 0.01
-    """mu of the EMA anchor, per optimiser step."""
-    merge: str = "slerp"
-    """How the runs' task vectors are merged: ``slerp`` (WARP) or ``lerp`` (plain averaging)."""
-    front: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
-    """Interpolation rates from the first start to the last merge that trace the final front."""
-    eval_episodes: int = 10
-    """Sampled episodes per evaluated policy."""
-
-    def __post_init__(self) -> None:
-        for name in ("iterations", "runs", "eval_episodes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"warp {name} must be a positive integer, got {value!r}")
-        if not 0.0 < self.eta <= 1.0:
-            raise ValueError(f"warp eta must be in (0, 1], got {self.eta}")
-        if self.kl_coef < 0:
-            raise ValueError(f"warp kl_coef must be non-negative, got {self.kl_coef}")
-        if not 0.0 < self.ema_rate <= 1.0:
-            raise ValueError(f"warp ema_rate must be in (0, 1], got {self.ema_rate}")
-        if self.merge not in MERGES:
-            raise ValueError(f"unknown warp merge {self.merge!r}; expected one of {', '.join(MERGES)}")
-        if any(not 0.0 <= x <= 1.0 for x in self.front):
-            raise ValueError(f"warp front rates must be in [0, 1], got {list(self.front)}")

@@ -14,9 +14,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rlhf_gym.algos.warp import MERGES, WarpConfig
 from rlhf_gym.cli.results import add_feedback, add_sweep, cmd_feedback, cmd_plot, cmd_report, cmd_sweep
-from rlhf_gym.config import HORIZONS, KL_ANCHORS, KL_PENALTIES, QUERY_STRATEGIES, REWARDS, RunConfig
+from rlhf_gym.config import (
+    HORIZONS,
+    KL_ANCHORS,
+    KL_PENALTIES,
+    MERGES,
+    QUERY_STRATEGIES,
+    REWARDS,
+    RunConfig,
+    WarpConfig,
+)
 from rlhf_gym.human import NoDisplayError
 from rlhf_gym.schema import field_docs, load_yaml
 

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rlhf_gym.config import QUERY_STRATEGIES
-from rlhf_gym.reward.model import RewardModel
-from rlhf_gym.types import Query, Segment
+from rlhf_gym.types import PreferenceModel, Query, Segment
 
 
 def pair_up(segments: Sequence[Segment]) -> list[Query]:
@@ -22,7 +21,7 @@ def pair_up(segments: Sequence[Segment]) -> list[Query]:
     return [Query(segments[i], segments[i + 1]) for i in range(0, len(segments) - 1, 2)]
 
 
-def score(queries: Sequence[Query], strategy: str, model: RewardModel) -> np.ndarray:
+def score(queries: Sequence[Query], strategy: str, model: PreferenceModel) -> np.ndarray:
     """How informative each query looks to the model; higher is asked first."""
     p = model.preference_probabilities(queries)
     if strategy == "disagreement":
@@ -34,7 +33,7 @@ def score(queries: Sequence[Query], strategy: str, model: RewardModel) -> np.nda
 
 
 def rank_queries(
-    candidates: Sequence[Query], strategy: str, model: RewardModel | None, rng: np.random.Generator
+    candidates: Sequence[Query], strategy: str, model: PreferenceModel | None, rng: np.random.Generator
 ) -> list[Query]:
     """All candidates, most informative first (a random order for ``uniform`` or no model).
 

@@ -286,7 +286,7 @@ class _Learning:
         fit = loop.fit()
         self.fitted, self.fits = True, self.fits + 1
         self.accuracy = fit.heldout_accuracy if fit is not None else math.nan
-        loop.log({"round": loop.round, "new_labels": loop.labels}, model_metrics=True)
+        loop.log({"round": loop.round})  # (the reward-model figures would cost the learner's one core)
         self._status()
 
     def _train(self) -> None:

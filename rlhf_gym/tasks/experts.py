@@ -20,7 +20,7 @@ For scale, SAC on Pendulum's true reward gets about -150. Reproduce the table wi
 ``python -m rlhf_gym.tasks.experts`` (it prints every task with an expert).
 
 The project's own environments (``rlhf_gym.tasks.envs``) and the adapted tasks
-(``rlhf_gym.tasks.envs.adapters``) keep their experts beside their physics, with their tables;
+(``rlhf_gym.tasks.envs.adapter_experts``) keep their experts beside their physics, with their tables;
 ``EXPERTS`` imports them on first use.
 """
 

@@ -309,8 +309,6 @@ def get_expert(task: Task) -> Expert:
         True
     """
     if task.expert is None:
-        from rlhf_gym.tasks.registry import list_tasks
-
         having = ", ".join(t.name for t in list_tasks() if t.expert is not None) or "none"
         raise ValueError(f"task {task.name!r} has no expert; tasks with experts: {having}")
     if task.expert not in EXPERTS:

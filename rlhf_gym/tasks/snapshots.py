@@ -33,7 +33,6 @@ from gymnasium.envs.classic_control import (
 from gymnasium.wrappers import OrderEnforcing, TimeLimit
 
 from rlhf_gym.tasks.horizon import FixedHorizon
-from rlhf_gym.wrappers import LearnedReward
 
 # Every gymnasium.Env keeps its random generator here; it is drawn from by reset() without a
 # seed (and by Acrobot's optional torque noise), so it is part of the state.
@@ -112,8 +111,6 @@ def register(cls: type, handler: LayerState) -> None:
 register(TimeLimit, LayerState(state=("_elapsed_steps",), params=("_max_episode_steps",)))
 register(OrderEnforcing, LayerState(state=("_has_reset",)))
 register(FixedHorizon, LayerState(state=("_t", "_terminal_obs"), params=("horizon", "absorbing_reward")))
-# LearnedReward scores (previous obs, action), so its previous observation is state too.
-register(LearnedReward, LayerState(state=("_obs", "_stats")))
 
 # Classic control: the attributes each env's step() reads and writes (gymnasium 1.x sources,
 # envs/classic_control/*.py); constructor arguments that change the dynamics are parameters.

@@ -40,7 +40,7 @@ def write_run_folder(
         loop.reward_model.save(out / "reward_model")
     own = out / FEEDBACK_FILE
     if loop.feedback and not (store and Path(store.path).resolve() == own.resolve()):
-        with FeedbackStore(own, meta={"task": config.task, "seed": config.seed}) as copy:
+        with FeedbackStore(own, meta={"task": loop.task.name, "seed": config.seed}) as copy:
             if len(copy) == 0:
                 for record, seconds in zip(loop.feedback, loop.feedback_seconds):
                     copy.add(record, effort_seconds=seconds)

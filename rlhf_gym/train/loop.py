@@ -41,6 +41,7 @@ from rlhf_gym.feedback.effort import Budget
 from rlhf_gym.reward.evidence import expert_steps
 from rlhf_gym.reward.model import FitReport, RewardModel
 from rlhf_gym.tasks.registry import Task
+from rlhf_gym.train.resolve import n_envs
 from rlhf_gym.types import Feedback
 from rlhf_gym.wrappers import ConstantReward, LearnedRewardVec
 
@@ -119,11 +120,8 @@ class Loop:
         self.config, self.task, self.reward_model, self.source = config, task, reward_model, source
         self.verbose = verbose
         self.rng = np.random.default_rng(config.seed)
-        hp = dict(config.hyperparams)
-        self.n_envs = hp.pop("n_envs", 1)
-        if isinstance(self.n_envs, bool) or not isinstance(self.n_envs, int) or self.n_envs < 1:
-            raise ValueError(f"hyperparams.n_envs must be a positive integer, got {self.n_envs!r}")
-        self.agent_kwargs = hp
+        self.n_envs = n_envs(config)
+        self.agent_kwargs = {k: v for k, v in config.hyperparams.items() if k != "n_envs"}
         self.fits_reward_model = config.algo != "cpl"  # CPL learns its policy from the pairs directly
         self.feedback: list[Feedback] = [record for record, _ in feedback or []]
         self.feedback_seconds: list[float] = [seconds for _, seconds in feedback or []]
@@ -190,9 +188,16 @@ class Loop:
             behaviour_clone(self.agent, *expert_steps(self.feedback), self.config.bc_steps, self.rng)
         return self.last_fit
 
-    def train(self, steps: int, callback: BaseCallback | None = None, progress_bar: bool = False) -> None:
-        """Train the agent ``steps`` more steps on the learned reward."""
-        self.agent.learn(steps, callback=callback, progress_bar=progress_bar, reset_num_timesteps=False)
+    def train(
+        self,
+        steps: int,
+        callback: BaseCallback | None = None,
+        progress_bar: bool = False,
+        reset: bool = False,
+    ) -> None:
+        """Train the agent ``steps`` more steps on the learned reward (``reset``: as a new SB3
+        ``learn`` call, which counts its steps and logs from zero)."""
+        self.agent.learn(steps, callback=callback, progress_bar=progress_bar, reset_num_timesteps=reset)
 
     def evaluate(self, n_episodes: int, seed: int) -> EvalResult:
         """The agent's deterministic return on the true reward, in fresh environments."""
@@ -283,22 +288,21 @@ class Loop:
             "effort_seconds": round(self.effort_seconds, 2),
             "wall_seconds": round(time.perf_counter() - self._start, 3),
         }
-        pool = self.env.recorder.pool()[-20:] if model_metrics and self.last_fit is not None else []
-        if pool:  # (the labelling app fits before its own rollouts have finished an episode)
-            assert self.last_fit is not None
-            m = reward_model_metrics(
-                self.reward_model,
-                pool,
-                self.config.segment_length or 50,
-                np.random.default_rng([self.config.seed, len(self.metrics)]),
-                absorbing_reward=self.task.absorbing_reward,
-            )
+        if model_metrics and self.last_fit is not None:
             base |= {
                 "reward_model_accuracy": self.last_fit.heldout_accuracy,
                 "reward_model_train_accuracy": self.last_fit.train_accuracy,
-                "reward_model_pair_accuracy": m.pair_accuracy,
-                "reward_correlation": m.correlation,
             }
+            pool = self.env.recorder.pool()[-20:]
+            if pool:  # (empty only before the loop's environment has taken a step)
+                m = reward_model_metrics(
+                    self.reward_model,
+                    pool,
+                    self.config.segment_length or 50,
+                    np.random.default_rng([self.config.seed, len(self.metrics)]),
+                    absorbing_reward=self.task.absorbing_reward,
+                )
+                base |= {"reward_model_pair_accuracy": m.pair_accuracy, "reward_correlation": m.correlation}
         row = base | row
         self.metrics.append(row)
         if self.verbose:

@@ -14,6 +14,7 @@ from rlhf_gym.tasks.registry import Task
 def regret_teacher(
     config: RunConfig,
     task: Task,
+    *,
     train_ceiling: Callable[[RunConfig], Any] | None = None,
     verbose: int = 0,
 ) -> RegretTeacher:

@@ -67,8 +67,17 @@ def label_schedule(labels: int, rounds: int, initial_fraction: float) -> list[in
     return [first] + [rest // rounds + (1 if i < rest % rounds else 0) for i in range(rounds)]
 
 
+def n_envs(cfg: RunConfig) -> int:
+    """The run's number of environments (``hyperparams.n_envs``, 1 if unset), checked."""
+    n = cfg.hyperparams.get("n_envs", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"hyperparams.n_envs must be a positive integer, got {n!r}")
+    return n
+
+
 def check_algo_options(cfg: RunConfig) -> None:
-    """Reject options the resolved algorithm cannot use."""
+    """Reject options the resolved algorithm cannot use, and a bad ``n_envs``."""
+    n_envs(cfg)
     if cfg.kl_coef and cfg.algo not in ("ppo", "a2c"):
         raise ValueError(f"kl_coef needs algo ppo or a2c (a policy-gradient agent), got {cfg.algo!r}")
     if cfg.kl_coef and cfg.reward == "true":

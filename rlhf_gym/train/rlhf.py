@@ -27,6 +27,7 @@ from typing import Any
 
 from rlhf_gym.agents.callbacks import RLHFCallback
 from rlhf_gym.agents.evaluation import EvalResult
+from rlhf_gym.algos.anchor import PolicyParams
 from rlhf_gym.config import PRESETS, RECORDED, REGRET, RunConfig
 from rlhf_gym.feedback.collect import FeedbackCollector
 from rlhf_gym.feedback.effort import Budget, EffortModel
@@ -124,7 +125,7 @@ class RLHF:
         self._planned = list(itertools.accumulate(schedule))  # budget due by the end of each round
 
     def _build_regret_teacher(self) -> None:
-        teacher = regret_teacher(self.config, self.task, _train_ceiling, self.verbose)
+        teacher = regret_teacher(self.config, self.task, train_ceiling=_train_ceiling, verbose=self.verbose)
         self.teacher = self.collector.teacher = teacher
         self._regret_pending = False
 
@@ -161,7 +162,7 @@ class RLHF:
             cfg.eval_freq,
             lambda: self.log_evaluation(cfg.eval_episodes),
         )
-        loop.train(total, callback=schedule, progress_bar=progress_bar)
+        loop.train(total, callback=schedule, progress_bar=progress_bar, reset=True)
         self.final = loop.evaluate(cfg.final_eval_episodes, seed=cfg.seed + 10_000)
         self.wall_seconds = time.perf_counter() - start
         loop.log(
@@ -210,6 +211,15 @@ class RLHF:
     reference = property(lambda self: self.loop.reference, doc="The frozen initial policy, if any.")
     effort_seconds = property(lambda self: self.loop.effort_seconds, doc="Effort spent so far.")
     initial_env_steps = property(lambda self: self.loop.initial_env_steps, doc="Initial rollout steps.")
+
+    @property
+    def initial_parameters(self) -> PolicyParams | None:
+        """Policy parameters to start from (set by WARP); else ``config.init_policy``'s."""
+        return self.loop.initial_parameters
+
+    @initial_parameters.setter
+    def initial_parameters(self, params: PolicyParams | None) -> None:
+        self.loop.initial_parameters = params
 
     def make_env(self) -> LearnedReward:
         """A single environment whose reward is the current reward model (for your own loops)."""

@@ -10,8 +10,9 @@ import pytest
 import torch
 import yaml
 
-from rlhf_gym.algos.warp import WARP, WarpConfig, lerp, slerp
+from rlhf_gym.algos.warp import WARP, lerp, slerp
 from rlhf_gym.cli.main import main
+from rlhf_gym.config import WarpConfig
 from tests.conftest import tiny_run
 
 HP = {"n_steps": 32, "batch_size": 32, "n_epochs": 1, "n_envs": 2, "policy_kwargs": {"net_arch": [8]}}

@@ -9,7 +9,7 @@ import numpy as np
 from rlhf_gym.feedback.store import FeedbackStore
 from rlhf_gym.human.learner import Learner, chunk_steps, replay
 from rlhf_gym.tasks.registry import get_task
-from rlhf_gym.train.rlhf import resolve_config
+from rlhf_gym.train.resolve import resolve_config
 from rlhf_gym.types import Comparison, Query
 
 FAST = {"segment_length": 10, "hyperparams": {"n_steps": 64, "batch_size": 64, "n_epochs": 1}}

@@ -1,4 +1,4 @@
-"""Adapters of other suites' tasks: snapshot handlers and scripted experts.
+"""Adapters of other suites' tasks: snapshot handlers (their experts: ``adapter_experts``).
 
 Four tasks come from optional extras: ``Reacher-v5`` and ``Pusher-v5`` (``mujoco``),
 ``LunarLander-v3`` (``box2d``) and ``PongRam-v5`` (``atari``, ALE Pong with the 128 RAM bytes

@@ -1,6 +1,6 @@
 """Reach: bring the tip of a two-link arm to a target on a table and hold it there.
 
-The arm is ``PlanarArm`` (``rlhf_gym/tasks/registry/envs/arm.py``): links of 0.5 m and 0.4 m, damped
+The arm is ``PlanarArm`` (``rlhf_gym/tasks/envs/arm.py``): links of 0.5 m and 0.4 m, damped
 joint rotors, 0.05 s per step, the elbow limited to +/-2.8 rad. Each episode starts the
 arm at rest at a random pose (shoulder uniform in [-pi, pi), elbow uniform in
 [-2.5, 2.5] rad) and puts the target uniformly (by area) in the annulus 0.3-0.85 m around
