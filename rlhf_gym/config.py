@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlhf_gym.schema import check_choice, check_positive, from_dict
+from rlhf_gym.schema import check_choice, check_finite, check_positive, from_dict
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,10 @@ REGRET = "regret"
 """The teacher that prefers segments by their regret (``RegretTeacher``)."""
 
 
+MAX_LABELS = 1_000_000
+"""More labels than any study of people gives; a larger budget is a typo (and would not fit in memory)."""
+MAX_TIMESTEPS = 10**10
+MAX_BUDGET_SECONDS = 10**8
 HORIZONS = ("natural", "fixed")
 REWARDS = ("learned", "true", "constant")
 QUERY_STRATEGIES = ("uniform", "disagreement", "entropy")
@@ -131,6 +135,7 @@ class RewardModelConfig:
 
     def __post_init__(self) -> None:
         check_positive(self, "ensemble_size", "n_steps", "batch_size")
+        check_positive(self, "weight_decay", allow_zero=True)
         check_positive(self, "learning_rate", "reward_scale", allow_zero=False)
         if not 0.0 <= self.noise_robust < 1.0:
             raise ValueError(f"reward_model.noise_robust must be in [0, 1), got {self.noise_robust}")
@@ -303,7 +308,10 @@ class RunConfig:
                 raise ValueError(
                     f"unknown teacher parameter {key!r}; expected one of {', '.join(TEACHER_PARAMS)}"
                 )
-        check_positive(self, "labels", "feedback_rounds", "seed", "bc_steps", allow_zero=True)
+        check_positive(self, "labels", allow_zero=True, at_most=MAX_LABELS)
+        check_positive(self, "total_timesteps", at_most=MAX_TIMESTEPS)
+        check_positive(self, "budget_seconds", at_most=MAX_BUDGET_SECONDS)
+        check_positive(self, "feedback_rounds", "seed", "bc_steps", allow_zero=True)
         check_positive(
             self,
             "total_timesteps",
@@ -314,8 +322,9 @@ class RunConfig:
             "eval_episodes",
             "final_eval_episodes",
             "correction_length",
-            "budget_seconds",
         )
+        for name in ("hyperparams", "effort", "teacher_params"):
+            check_finite(name, getattr(self, name))
         check_positive(self, "kl_coef", allow_zero=True)
         if self.rating_levels < 2:
             raise ValueError(f"rating_levels must be at least 2, got {self.rating_levels}")
@@ -371,7 +380,7 @@ class WarpConfig:
                 raise ValueError(f"warp {name} must be a positive integer, got {value!r}")
         if not 0.0 < self.eta <= 1.0:
             raise ValueError(f"warp eta must be in (0, 1], got {self.eta}")
-        if self.kl_coef < 0:
+        if not (math.isfinite(self.kl_coef) and self.kl_coef >= 0):
             raise ValueError(f"warp kl_coef must be non-negative, got {self.kl_coef}")
         if not 0.0 < self.ema_rate <= 1.0:
             raise ValueError(f"warp ema_rate must be in (0, 1], got {self.ema_rate}")

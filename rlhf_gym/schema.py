@@ -10,6 +10,7 @@ import ast
 import dataclasses
 import inspect
 import itertools
+import math
 import types
 import typing
 from functools import cache
@@ -122,15 +123,43 @@ def to_dict(config: Any) -> dict[str, Any]:
     return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
 
 
+MAX_YAML_BYTES = 1_000_000
+"""The largest config file read: configs and presets are a few kilobytes."""
+
+
+class _NoAliases(yaml.SafeLoader):
+    """YAML's safe loader without anchors' aliases: an alias bomb (a billion laughs) expands
+    without bound, and no config needs one."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in rlhf-gym configs", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with a clear error for a missing or malformed file."""
+    """Read a YAML mapping, with a clear error naming the file for a missing, binary, oversized
+    or malformed one (aliases are refused)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"config file {str(path)!r} is a directory; expected a YAML file")
     if not path.is_file():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    if path.stat().st_size > MAX_YAML_BYTES:
+        raise ValueError(
+            f"{path} is {path.stat().st_size} bytes; expected a config of at most {MAX_YAML_BYTES}"
+        )
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliases) or {}
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text file; expected a YAML config") from None
     except yaml.YAMLError as err:
         raise ValueError(f"{path} is not valid YAML: {err}") from None
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply; expected a YAML config") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a mapping of keys to values, got {type(data).__name__}")
     return data
@@ -140,6 +169,18 @@ def save_yaml(config: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
+def check_finite(where: str, value: Any) -> None:
+    """Reject a NaN or infinite float anywhere inside ``value`` (nested dicts and lists)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} must be a finite number, got {value}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_finite(f"{where}.{key}", item)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_finite(f"{where}[{i}]", item)
+
+
 def check_choice(obj: object, name: str, allowed: tuple[str, ...]) -> None:
     """Reject a field of ``obj`` whose value is not one of ``allowed``, naming both."""
     value = getattr(obj, name)
@@ -147,13 +188,18 @@ def check_choice(obj: object, name: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(allowed)}")
 
 
-def check_positive(obj: object, *names: str, allow_zero: bool = False) -> None:
-    """Reject fields of ``obj`` that are not positive numbers (``None`` passes)."""
+def check_positive(obj: object, *names: str, allow_zero: bool = False, at_most: float | None = None) -> None:
+    """Reject fields of ``obj`` that are not finite positive numbers, or above ``at_most``
+    (``None`` passes)."""
     for name in names:
         value = getattr(obj, name)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
+        if at_most is not None and value > at_most:
+            raise ValueError(f"{name} must be at most {at_most:g}, got {value:g}")
         if value < 0 or (value == 0 and not allow_zero):
             raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, got {value}")

@@ -105,6 +105,10 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return obs, reward, terminated, truncated, info
 
 
+class NonFiniteError(ValueError):
+    """An environment or a reward model produced NaN or inf."""
+
+
 class LearnedRewardVec(VecEnvWrapper):
     """The batched ``LearnedReward`` for SB3: one forward pass scores every environment's step.
 
@@ -131,6 +135,7 @@ class LearnedRewardVec(VecEnvWrapper):
         if self._obs is not None:
             self.recorder.flush()
         self._obs = np.asarray(self.venv.reset())
+        self._check(self._obs, "observation")
         self._stats.reset()
         return self._obs
 
@@ -141,11 +146,14 @@ class LearnedRewardVec(VecEnvWrapper):
     def step_wait(self) -> VecEnvStepReturn:
         obs, true_rewards, dones, infos = self.venv.step_wait()
         assert self._obs is not None and self._actions is not None, "step before reset"
+        self._check(np.asarray(obs), "observation")
+        self._check(true_rewards, "reward")
         absorbing = _absorbing(infos)
         if self.reward_fn is None:
             rewards = true_rewards
         else:
             rewards = np.asarray(self.reward_fn(self._obs, self._actions, absorbing), dtype=np.float32)
+            self._check(rewards, "learned reward")
         self.recorder.add(self._obs, self._actions, true_rewards, absorbing, dones, infos)
         self.env_steps += self.num_envs
         self._stats.step(true_rewards, rewards, dones, infos)
@@ -153,6 +161,17 @@ class LearnedRewardVec(VecEnvWrapper):
             info["true_reward"] = float(true_reward)
         self._obs = np.asarray(obs)
         return obs, rewards, dones, infos
+
+    def _check(self, values: np.ndarray, field: str) -> None:
+        """Stop at the first NaN or inf, naming the task, the step and the field: one bad value
+        would otherwise poison the reward model and the agent (or hang inside SB3)."""
+        if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+            spec = self.venv.get_attr("spec", [0])[0]
+            name = spec.id if spec is not None else "the environment"
+            raise NonFiniteError(
+                f"{name} gave a non-finite {field} (NaN or inf) at environment step {self.env_steps + 1}; "
+                "expected finite values"
+            )
 
 
 # LearnedReward scores (previous obs, action), so its previous observation is state too.

@@ -36,7 +36,14 @@ EXPORTS = _exports()
 
 # The stages, lowest first: a module may import its own stage and those below, never one above.
 LAYERS = (
-    ("rlhf_gym", "rlhf_gym.provenance", "rlhf_gym.schema", "rlhf_gym.types", "rlhf_gym.config"),
+    (
+        "rlhf_gym",
+        "rlhf_gym.processes",
+        "rlhf_gym.provenance",
+        "rlhf_gym.schema",
+        "rlhf_gym.types",
+        "rlhf_gym.config",
+    ),
     ("rlhf_gym.tasks",),
     ("rlhf_gym.data",),
     ("rlhf_gym.reward",),

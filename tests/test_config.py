@@ -22,6 +22,10 @@ def test_unknown_key_is_named():
     "bad, message",
     [
         ({"labels": -1}, "labels must be non-negative"),
+        ({"kl_coef": float("nan")}, "kl_coef must be a finite number, got nan"),
+        ({"total_timesteps": 10**11}, "total_timesteps must be at most"),
+        ({"reward_model": {"weight_decay": float("nan")}}, "weight_decay must be a finite number"),
+        ({"effort": {"decide_seconds": float("inf")}}, "effort.decide_seconds must be a finite number"),
         ({"horizon": "long"}, "unknown horizon 'long'"),
         ({"reward": "fake"}, "unknown reward 'fake'"),
         ({"feedback_until": 1.5}, "feedback_until must be in"),
@@ -56,3 +60,10 @@ def test_yaml_errors(tmp_path):
     (tmp_path / "broken.yaml").write_text("a: [1,\n")
     with pytest.raises(ValueError, match="not valid YAML"):
         load_yaml(tmp_path / "broken.yaml")
+
+
+def test_warp_config_rejects_a_nan_kl_coef():
+    from rlhf_gym.config import WarpConfig
+
+    with pytest.raises(ValueError, match="kl_coef must be non-negative"):
+        WarpConfig(kl_coef=float("nan"))

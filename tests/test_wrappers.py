@@ -118,3 +118,43 @@ def test_vec_wrapper_scores_the_state_each_action_was_taken_in_across_auto_reset
     # the recorded trajectories hold the same (s, a) pairs, episode by episode
     for t in venv.recorder.trajectories:
         assert t.terminated and len(t) == t.true_return
+
+
+class _TurnsNaN(gym.Wrapper):
+    """Observations (or rewards) turn NaN at the third step."""
+
+    def __init__(self, env, field):
+        super().__init__(env)
+        self.field, self.n = field, 0
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.n += 1
+        if self.n == 3:
+            obs, reward = (obs * np.nan, reward) if self.field == "observation" else (obs, float("inf"))
+        return obs, reward, terminated, truncated, info
+
+
+@pytest.mark.parametrize("field", ["observation", "reward"])
+def test_a_non_finite_step_stops_with_one_line_naming_task_step_and_field(field):
+    from rlhf_gym.wrappers import NonFiniteError
+
+    venv = LearnedRewardVec(DummyVecEnv([lambda: _TurnsNaN(gym.make("CartPole-v1"), field)]), None)
+    venv.reset()
+    with pytest.raises(
+        NonFiniteError, match=f"CartPole-v1 gave a non-finite {field} .* at environment step 3"
+    ):
+        for _ in range(5):
+            venv.step(np.array([0]))
+
+
+def test_a_reward_model_that_gives_nan_stops_the_run():
+    from rlhf_gym.wrappers import NonFiniteError
+
+    def nan_reward(obs, actions, absorbing):
+        return np.full(len(obs), np.nan)
+
+    venv = LearnedRewardVec(DummyVecEnv([lambda: gym.make("CartPole-v1")]), nan_reward)
+    venv.reset()
+    with pytest.raises(NonFiniteError, match="non-finite learned reward"):
+        venv.step(np.array([0]))

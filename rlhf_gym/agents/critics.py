@@ -1,4 +1,7 @@
-"""Critics of trained agents, V(s), for teachers that judge by regret; and loading saved agents."""
+"""Critics of trained agents, V(s), for teachers that judge by regret.
+
+A saved critic is read, without unpickling, by ``load_agent`` (``rlhf_gym.agents.files``, re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from stable_baselines3 import DQN, PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
+
+from rlhf_gym.agents.files import load_agent
+
+__all__ = ["load_agent", "state_value"]
 
 
 def state_value(agent: BaseAlgorithm) -> Callable[[np.ndarray], np.ndarray]:
@@ -34,19 +40,3 @@ def state_value(agent: BaseAlgorithm) -> Callable[[np.ndarray], np.ndarray]:
         return v.reshape(len(obs)).cpu().numpy()
 
     return value
-
-
-def load_agent(path: str) -> BaseAlgorithm:
-    """A saved SB3 agent with an actor-critic (PPO, A2C and the PPO-based), Q-network (DQN) or
-    SAC policy, for its networks (hyperparameters specific to A2C are not restored)."""
-    from pathlib import Path
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"no saved agent at {path!r}; expected an SB3 .zip such as a run's agent.zip")
-    errors = []
-    for cls in (PPO, DQN, SAC):
-        try:
-            return cls.load(path, device="cpu")
-        except Exception as err:  # the next class may fit
-            errors.append(f"{cls.__name__}: {type(err).__name__}: {err}")
-    raise ValueError(f"{path!r} is not a saved PPO, A2C, DQN or SAC agent ({'; '.join(errors)})")

@@ -31,6 +31,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from rlhf_gym.agents import files
 from rlhf_gym.agents.registry import sample_actions
 from rlhf_gym.config import KL_ANCHORS
 from rlhf_gym.tasks.registry import Task
@@ -241,21 +242,16 @@ def sampled_episodes(
     }
 
 
-def load_parameters(agent: BaseAlgorithm, path: str) -> dict[str, torch.Tensor]:
-    """The policy parameters saved in an SB3 agent zip, checked against ``agent``'s policy."""
-    from stable_baselines3.common.save_util import load_from_zip_file
+def load_parameters(agent: BaseAlgorithm, path: str) -> PolicyParams:
+    """The policy parameters of a saved agent (``init_policy``), checked against ``agent``'s policy.
 
-    _, params, _ = load_from_zip_file(path, device="cpu")
-    if not params or "policy" not in params:
-        raise ValueError(f"{path} holds no policy parameters; expected an SB3 agent zip")
-    state: PolicyParams = params["policy"]  # type: ignore[assignment]
-    own = agent.policy.state_dict()
-    bad = [k for k in own if k not in state or state[k].shape != own[k].shape] or sorted(
-        set(state) - set(own)
-    )
-    if bad:
-        raise ValueError(
-            f"init_policy {path} does not fit this task and algorithm: parameters {bad} differ; expected an "
-            "agent saved for the same task, algo and net_arch"
-        )
-    return state
+    The weights come from the agent's pickle-free twin (``agent.safetensors``) when it lies beside
+    the zip, else from the zip's ``policy.pth`` read with ``weights_only=True``; nothing in the zip
+    is unpickled (``rlhf_gym.agents.files.read_policy``).
+
+    Raises:
+        FileNotFoundError: no saved agent at ``path`` (nor at ``path`` + ``.zip``).
+        ValueError: not a saved agent, or a policy whose parameter names or shapes differ from
+            ``agent``'s (one line naming the file and what was expected).
+    """
+    return files.load_parameters(agent, path, role="init_policy")

@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from rlhf_gym.agents.evaluation import evaluate
+from rlhf_gym.agents.files import save_agent
 from rlhf_gym.agents.registry import make_agent
 from rlhf_gym.algos.anchor import PolicyParams, load_parameters, sampled_episodes
 from rlhf_gym.config import RunConfig, WarpConfig
@@ -221,7 +222,7 @@ class WARP:
         (out / "warp.yaml").write_text(json.dumps(to_dict(self.warp), indent=2))
         assert self.merged is not None
         self._probe.agent.policy.load_state_dict(self.merged)
-        self._probe.agent.save(out / "merged.zip")
+        save_agent(self._probe.agent, out / "merged.zip")
         last = next(r for r in reversed(rows) if r["kind"] == "merged")
         summary = {
             "task": self.config.task,

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rlhf_gym.cli.results import add_feedback, add_sweep, cmd_feedback, cmd_plot, cmd_report, cmd_sweep
 from rlhf_gym.config import (
@@ -99,10 +100,16 @@ def _add_warp(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the house's error line: a bad flag or value (``--labels 1.5``) prints one
+    ``rlhf-gym: error: ...`` line, with where to read the usage, and exits with status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"rlhf-gym: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rlhf-gym", description="Classic-control RLHF gym and benchmark suite."
-    )
+    parser = Parser(prog="rlhf-gym", description="Classic-control RLHF gym and benchmark suite.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     sub.add_parser("tasks", help="list the tasks: family, actions, horizon, extras")
@@ -182,7 +189,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = RLHF(config=user, verbose=0 if args.quiet else 1)
     cfg = run.config
     out = free_folder(args.out or Path("runs") / f"{cfg.task}-{cfg.horizon}-{cfg.reward}-s{cfg.seed}")
-    run.learn(progress_bar=not args.no_progress and sys.stderr.isatty())
+    run.learn(progress_bar=not args.no_progress and sys.stderr.isatty(), out=out)  # written as it goes
     run.save(out)
     s = run.summary()
     print(
@@ -262,7 +269,9 @@ def cmd_sft(args: argparse.Namespace) -> int:
     result = evaluate(agent, task)
     out = free_folder(args.out or Path("runs") / f"sft-{task.name}-s{args.seed}")
     out.mkdir(parents=True, exist_ok=True)
-    agent.save(out / "agent.zip")
+    from rlhf_gym.agents.files import save_agent
+
+    save_agent(agent, out / "agent.zip")
     summary = {k: getattr(args, k) for k in ("episodes", "bc_steps", "noise", "seed", "horizon")}
     summary |= {
         "task": task.name,
@@ -350,14 +359,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             "feedback": cmd_feedback,
         }
         return commands[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, ImportError, NoDisplayError) as err:
+    except (ValueError, TypeError, OSError, sqlite3.Error, ImportError, NoDisplayError) as err:
+        # OSError: a missing file, a read-only or full disk; sqlite3.Error: a store that cannot be
+        # written. Whatever was written before stays: run folders and stores are written atomically.
         if os.environ.get("RLHF_GYM_DEBUG"):
             raise
-        print(f"rlhf-gym: error: {err}", file=sys.stderr)
+        print(f"rlhf-gym: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rlhf-gym: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line (an OSError without a path of its own gets its strerror)."""
+    if isinstance(err, OSError) and not isinstance(err, FileNotFoundError) and err.strerror and err.filename:
+        return f"{err.strerror}: {err.filename}"
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 if __name__ == "__main__":

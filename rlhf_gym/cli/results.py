@@ -45,8 +45,15 @@ def add_feedback(sub: argparse._SubParsersAction) -> None:
     q = actions.add_parser("export", help="write a store's records to a portable JSON Lines file")
     q.add_argument("store", type=Path, help="the feedback store to read")
     q.add_argument("out", type=Path, help="the .jsonl file to write (replaced whole, never half-written)")
-    q = actions.add_parser("import", help="add a .jsonl export's records to a store (created if missing)")
-    q.add_argument("input", type=Path, help="the .jsonl export to read (checked in full before writing)")
+    q = actions.add_parser(
+        "import",
+        help="add a .jsonl export's records to a store (created if missing), skipping those it holds",
+    )
+    q.add_argument(
+        "input",
+        type=Path,
+        help="the .jsonl export to read; every record is checked against the task before anything is written",
+    )
     q.add_argument(
         "store", type=Path, help="the feedback store to add to; an existing one must hold the same task"
     )
@@ -62,8 +69,9 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         n = export_store(args.store, args.out)
         print(f"{n} record(s) of {args.store} -> {args.out}")
     elif args.action == "import":
-        n = import_store(args.input, args.store, task=args.task)
-        print(f"{n} record(s) of {args.input} -> {args.store}")
+        done = import_store(args.input, args.store, task=args.task)
+        skipped = f", {done.duplicates} duplicate(s) already there skipped" if done.duplicates else ""
+        print(f"{done.added} record(s) of {args.input} -> {args.store}{skipped}")
     else:
         info = feedback_info(args.path)
         rows = [

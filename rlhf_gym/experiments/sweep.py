@@ -7,7 +7,8 @@ defaults filled in), so a killed sweep resumes and skips finished runs. A run's 
 written by the driver, not the worker, into ``<out>/runs/<key>/`` (``summary.json``,
 ``metrics.csv``, ``config.yaml``), atomically; a failed run gets ``error.json`` and
 ``traceback.txt`` there instead, and the sweep goes on (``retry_failed`` reruns only those).
-``results_table`` turns the folder into one tidy table (``results.parquet``).
+``results_table`` turns the folder into one tidy table (``results.parquet``). The local pool's
+workers die with the driver, even when it is SIGKILLed (``rlhf_gym.processes``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 from rlhf_gym.config import RunConfig
 from rlhf_gym.experiments.grid import Run, Sweep
+from rlhf_gym.processes import die_with_parent
 from rlhf_gym.schema import from_dict, save_yaml
 
 BACKENDS = ("local", "ray")
@@ -176,7 +178,9 @@ def _crashed(err: BaseException) -> dict[str, Any]:
 def _local_results(runs: list[Run], workers: int | None) -> Iterator[tuple[Run, dict[str, Any]]]:
     if not runs:
         return
-    pool = ProcessPoolExecutor(max_workers=min(workers or os.cpu_count() or 1, len(runs)))
+    n = min(workers or os.cpu_count() or 1, len(runs))
+    # a killed driver takes its workers with it (rlhf_gym.processes): a SIGKILL runs no shutdown
+    pool = ProcessPoolExecutor(max_workers=n, initializer=die_with_parent, initargs=(os.getpid(),))
     try:
         futures = {pool.submit(execute, r.config): r for r in runs}
         for fut in as_completed(futures):

@@ -4,7 +4,9 @@
 before ``add`` returns. Nothing is pickled, so a store received from someone else is safe
 to open. The portable form of a store (a JSON Lines export, format documented there), and
 reading a store or an export alike, are in ``rlhf_gym.feedback.formats``.
-Its file format is documented in ``rlhf_gym.feedback.store_schema``.
+Its file format is documented in ``rlhf_gym.feedback.store_schema``. A store on a read-only
+filesystem is opened read-only and reads as any other; a SQLite failure (disk full, a lock held
+too long) is one ``OSError`` line that names the store.
 """
 
 from __future__ import annotations
@@ -22,15 +24,8 @@ from typing import Any
 import numpy as np
 
 from rlhf_gym.feedback import store_schema as schema
-from rlhf_gym.feedback.codec import decode_record, encode_record
+from rlhf_gym.feedback.codec import decode_record, encode_record, load_npz
 from rlhf_gym.types import FEEDBACK_RECORDS, Feedback
-
-# ---------------------------------------------------------------------------------------------
-# Helpers
-
-
-# ---------------------------------------------------------------------------------------------
-# The store
 
 
 class FeedbackStore:
@@ -47,10 +42,21 @@ class FeedbackStore:
             when the store is created. For an existing store only its ``"task"`` is checked
             against the stored one; the stored meta is kept as is.
 
+    A store whose file or folder is not writable (a read-only filesystem, someone else's folder)
+    is opened read-only (``read_only``): it reads as any other, and each write raises
+    ``PermissionError``. A SQLite failure (disk full, store locked by another process) raises one
+    ``OSError`` line that names the store, and changes nothing.
+
+    Attributes:
+        read_only: whether the store was opened read-only.
+
     Raises:
-        ValueError: ``path`` is not a SQLite file, is a SQLite file but not a feedback store,
-            is a store of another schema version, or holds another task. Such a file is never
-            modified.
+        ValueError: ``path`` is a directory, is not a SQLite file, is a SQLite file but not a
+            feedback store, is a store of another schema version, or holds another task. Such a
+            file is never modified.
+        FileNotFoundError: ``path`` is missing and so is its folder.
+        OSError: SQLite cannot open it (e.g. it is locked); ``PermissionError`` if it is missing
+            and its folder is read-only.
 
     Example:
         >>> import pathlib, tempfile
@@ -65,92 +71,26 @@ class FeedbackStore:
         1 0.5 ada 2.0
     """
 
-    SCHEMA_VERSION = 1
+    SCHEMA_VERSION = schema.SCHEMA_VERSION
 
     def __init__(self, path: str | Path, *, meta: dict[str, Any] | None = None):
         self.path = Path(path)
         self._lock = threading.RLock()
         meta_text = None if meta is None else schema.json_object(meta, "meta")
+        schema.check_path(self.path, create=True)
+        conn = None
         try:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn, self.read_only = schema.connect(self.path)
+            self._meta = schema.open_store(conn, self.path, meta, meta_text, self.read_only)
         except sqlite3.Error as e:
-            raise ValueError(f"cannot open feedback store {self.path}: {e}") from e
-        try:
-            self._meta = self._open(conn, meta, meta_text)
+            if conn is not None:
+                conn.close()
+            raise schema.store_error(self.path, e, "open") from e
         except BaseException:
-            conn.close()
+            if conn is not None:
+                conn.close()
             raise
         self._conn: sqlite3.Connection | None = conn
-
-    def _open(self, conn: sqlite3.Connection, meta: dict[str, Any] | None, meta_text: str | None) -> dict:
-        """Create the schema in an empty file, or check an existing one; only reads until then."""
-        try:
-            app_id, version, tables = schema.header(conn)
-            if app_id == 0 and version == 0 and not tables:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    # another process may have won the race
-                    app_id, version, tables = schema.header(conn)
-                    if app_id == 0 and version == 0 and not tables:
-                        self._create(conn, meta_text or "{}")
-                        app_id, version, tables = (
-                            schema.APPLICATION_ID,
-                            self.SCHEMA_VERSION,
-                            {"meta", "feedback"},
-                        )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-        except sqlite3.DatabaseError as e:
-            raise ValueError(
-                f"{self.path} is not an rlhf-gym feedback store: cannot read it as SQLite ({e}); "
-                "expected a file written by FeedbackStore, or a new path"
-            ) from e
-        if app_id != schema.APPLICATION_ID or not {"meta", "feedback"} <= tables:
-            raise ValueError(
-                f"{self.path} is a SQLite database but not an rlhf-gym feedback store (application_id "
-                f"{app_id:#x}, tables {sorted(tables)}); expected application_id {schema.APPLICATION_ID:#x} "
-                "with tables 'meta' and 'feedback'"
-            )
-        try:
-            stored = {key: json.loads(value) for key, value in conn.execute("SELECT key, value FROM meta")}
-        except (sqlite3.DatabaseError, ValueError) as e:
-            raise ValueError(f"{self.path} has a corrupt meta table ({e}); expected JSON values") from e
-        if version != self.SCHEMA_VERSION or stored.get("schema_version") != self.SCHEMA_VERSION:
-            found = version if version != self.SCHEMA_VERSION else stored.get("schema_version")
-            raise ValueError(
-                f"{self.path} is a feedback store of schema version {found}; this rlhf-gym reads "
-                f"schema version {self.SCHEMA_VERSION} only"
-            )
-        if stored.get("format") != schema.FORMAT or not isinstance(stored.get("meta"), dict):
-            raise ValueError(f"{self.path} has a malformed meta table; expected format {schema.FORMAT!r}")
-        if meta is not None and "task" in meta and meta["task"] != stored["meta"].get("task"):
-            raise ValueError(
-                f"{self.path} holds feedback for task {stored['meta'].get('task')!r}, not "
-                f"{meta['task']!r}; expected the same task, or a new store path"
-            )
-        conn.execute("PRAGMA journal_mode=WAL")
-        # FULL syncs the WAL on every commit: an acknowledged human label must survive power loss.
-        conn.execute("PRAGMA synchronous=FULL")
-        return dict(stored["meta"])
-
-    def _create(self, conn: sqlite3.Connection, meta_text: str) -> None:
-        for statement in schema.SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.executemany(
-            "INSERT INTO meta (key, value) VALUES (?, ?)",
-            [
-                ("format", json.dumps(schema.FORMAT)),
-                ("schema_version", json.dumps(self.SCHEMA_VERSION)),
-                ("created", json.dumps(time.time())),
-                ("meta", meta_text),
-            ],
-        )
-        conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
-        conn.execute(f"PRAGMA user_version = {self.SCHEMA_VERSION}")
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -233,20 +173,18 @@ class FeedbackStore:
     def pending(self, key: str) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
         """The ``(value, arrays)`` saved under ``key`` by ``set_pending``, or ``None``. Reads only."""
         schema.check_key(key)
-        with self._lock:
-            conn = self._connection()
-            row = (
-                conn.execute("SELECT value, arrays FROM pending WHERE key = ?", (key,)).fetchone()
-                if schema.has_pending(conn)
-                else None
-            )
-        if row is None:
+        rows = (
+            self._read("SELECT value, arrays FROM pending WHERE key = ?", (key,))
+            if self._has_pending()
+            else []
+        )
+        if not rows:
             return None
         try:
-            value = json.loads(row[0])
+            value = json.loads(rows[0][0])
             if not isinstance(value, dict):
                 raise ValueError(f"its value is a JSON {type(value).__name__}, not an object")
-            return value, schema.load_npz(row[1])
+            return value, load_npz(rows[0][1])
         except schema.CORRUPT as e:
             raise ValueError(
                 f"pending item {key!r} of feedback store {self.path} is corrupt: {e}; expected an item "
@@ -279,7 +217,7 @@ class FeedbackStore:
     def _row(self, row_id: int, kind: str, created: float, teacher: str, effort: float, info: str) -> dict:
         try:
             info_dict = json.loads(info)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, RecursionError) as e:
             raise ValueError(f"row {row_id} of feedback store {self.path} has corrupt info: {e}") from e
         return {
             "id": row_id,
@@ -323,13 +261,11 @@ class FeedbackStore:
         counts = dict.fromkeys(FEEDBACK_RECORDS, 0)
         counts.update(self._read("SELECT kind, COUNT(*) FROM feedback GROUP BY kind"))
         effort = self._read("SELECT COALESCE(SUM(effort_seconds), 0.0) FROM feedback")[0][0]
-        with self._lock:
-            conn = self._connection()
-            pending = (
-                [key for (key,) in conn.execute("SELECT key FROM pending ORDER BY key")]
-                if schema.has_pending(conn)
-                else []
-            )
+        pending = (
+            [key for (key,) in self._read("SELECT key FROM pending ORDER BY key")]
+            if self._has_pending()
+            else []
+        )
         return {
             "path": str(self.path),
             "schema_version": self.SCHEMA_VERSION,
@@ -372,19 +308,40 @@ class FeedbackStore:
 
     def _read(self, query: str, params: tuple = ()) -> list[tuple]:
         with self._lock:
-            return self._connection().execute(query, params).fetchall()
+            conn = self._connection()
+            try:
+                return conn.execute(query, params).fetchall()
+            except sqlite3.Error as e:
+                raise schema.store_error(self.path, e, "read") from e
+
+    def _has_pending(self) -> bool:
+        with self._lock:
+            try:
+                return schema.has_pending(self._connection())
+            except sqlite3.Error as e:
+                raise schema.store_error(self.path, e, "read") from e
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; a SQLite error in it rolls it back and raises ``store_error``."""
         with self._lock:
             conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
+            if self.read_only:
+                raise PermissionError(
+                    f"feedback store {self.path} is read-only (its file or its folder is not writable): it "
+                    "can be read, not changed; expected a writable store, or a copy in a writable folder"
+                )
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as e:
+                raise schema.store_error(self.path, e, "write") from e
 
     def _decode_row(self, row_id: int, kind: str, record_json: str, blob: bytes) -> Feedback:
         try:

@@ -14,6 +14,8 @@ Nothing acknowledged is ever lost: each label is committed to the SQLite store b
 window says "recorded". The query on screen is stored as pending before it is shown, so a
 killed or closed session shows it again when the same store is opened. ``u`` undoes the last
 label of the store. Keys that a task's key map uses are left to the task (see ``control_keys``).
+One session at a time writes to a store: it holds the store's writer lock
+(``rlhf_gym.feedback.lock``), and its learner process dies with it.
 """
 
 from __future__ import annotations
@@ -76,12 +78,13 @@ def label(
 
     Raises:
         ValueError: an unknown mode or task, a store of another task, a bad config.
+        StoreInUseError: another session is writing to ``store`` (a ``ValueError``).
         NoDisplayError: there is no display to open the window on.
     """
+    from rlhf_gym.feedback.lock import StoreLock
     from rlhf_gym.feedback.store import FeedbackStore
     from rlhf_gym.human.compare import CompareView
     from rlhf_gym.human.live import DemoView, LiveView
-    from rlhf_gym.train.resolve import resolve_config
 
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
@@ -90,8 +93,44 @@ def label(
     if labels is not None and labels < 1:
         raise ValueError(f"labels must be at least 1, got {labels}")
     task = task if isinstance(task, Task) else get_task(task)
+    # one writing session per store (a second gets a StoreInUseError naming the holder's pid);
+    # the kernel frees the lock if this process dies, however it dies
+    with StoreLock(store):
+        cfg = _session_config(task, Path(store), config, mode)
+        import pygame
+
+        learner = Learner(cfg, Path(store), backend=backend)  # checks the backend before the store exists
+        feedback = FeedbackStore(store, meta={"task": task.name, "horizon": cfg.horizon, "seed": cfg.seed})
+        app: App | None = None
+        try:
+            pygame.init()
+            app = App(task, cfg, feedback, learner, mode, labels, zoom, on_commit)
+            app.speed, app.teacher = speed, teacher
+            views: dict[str, Any] = {"compare": CompareView, "live": LiveView, "demo": DemoView}
+            app.view = view = views[mode](app, cfg.seed if seed is None else seed)
+            if mode != "compare":
+                _check_keys(task, view.action_space, pygame)
+            app.window = open_window(pygame, view.window_size())
+            pygame.display.set_caption(f"rlhf-gym label ({mode}): {task.name}")
+            learner.start()
+            run_window(app, view, fps, max_frames, callback)
+        finally:
+            if getattr(app.view if app else None, "unsaved", None) is not None:
+                print("rlhf-gym label: the last demonstration was not stored: no agent segments had arrived")
+            pygame.display.quit()  # the window goes at once; the learner may take a moment to stop
+            learner.stop()
+            feedback.close()
+        return app.result
+
+
+def _session_config(
+    task: Task, store: Path, config: RunConfig | dict[str, Any] | None, mode: str
+) -> RunConfig:
+    """The learner's resolved config; checks that it, the mode and an existing store fit ``task``."""
+    from rlhf_gym.train.resolve import resolve_config
+
     user = to_dict(config) if isinstance(config, RunConfig) else dict(config or {})
-    stored = _stored_meta(Path(store))
+    stored = _stored_meta(store)
     if stored.get("task", task.name) != task.name:
         raise ValueError(
             f"{store} holds feedback for task {stored['task']!r}, not {task.name!r}; expected the same task, "
@@ -109,30 +148,7 @@ def label(
             f"task {task.name!r} has no key map, which {mode} mode needs; add keys to its preset"
         )
     control_keys(task, mode)  # a key map that leaves no key for a control fails before any window
-    import pygame
-
-    learner = Learner(cfg, Path(store), backend=backend)  # checks the backend before the store exists
-    feedback = FeedbackStore(store, meta={"task": task.name, "horizon": cfg.horizon, "seed": cfg.seed})
-    app: App | None = None
-    try:
-        pygame.init()
-        app = App(task, cfg, feedback, learner, mode, labels, zoom, on_commit)
-        app.speed, app.teacher = speed, teacher
-        views: dict[str, Any] = {"compare": CompareView, "live": LiveView, "demo": DemoView}
-        app.view = view = views[mode](app, cfg.seed if seed is None else seed)
-        if mode != "compare":
-            _check_keys(task, view.action_space, pygame)
-        app.window = open_window(pygame, view.window_size())
-        pygame.display.set_caption(f"rlhf-gym label ({mode}): {task.name}")
-        learner.start()
-        run_window(app, view, fps, max_frames, callback)
-    finally:
-        if getattr(app.view if app else None, "unsaved", None) is not None:
-            print("rlhf-gym label: the last demonstration was not stored: no agent segments had arrived")
-        pygame.display.quit()  # the window goes at once; the learner may take a moment to stop
-        learner.stop()
-        feedback.close()
-    return app.result
+    return cfg
 
 
 def _stored_meta(path: Path) -> dict[str, Any]:

@@ -37,6 +37,7 @@ import numpy as np
 from rlhf_gym.config import RunConfig
 from rlhf_gym.data.rollout import to_trajectory
 from rlhf_gym.data.segments import cut, sample_starts
+from rlhf_gym.processes import die_with_parent
 from rlhf_gym.schema import from_dict, to_dict
 from rlhf_gym.tasks.registry import Task, get_task
 from rlhf_gym.types import Query, Segment, Trajectory
@@ -188,7 +189,16 @@ def _drain(q: Any) -> list[Any]:
 
 
 def learn(config: dict[str, Any], store: str, messages: Any, clips: Any, stop: Any) -> None:
-    """The learner's loop (the body of its process or thread); reports errors as a message."""
+    """The learner's loop (the body of its process or thread); reports errors as a message.
+
+    As a process, it first arranges to die with the window's process (``rlhf_gym.processes``):
+    a killed window runs no cleanup, and a learner blocked writing to a full queue would never
+    notice on its own.
+    """
+    parent = mp.parent_process()
+    as_process = threading.current_thread() is threading.main_thread()  # a thread is another's
+    if as_process and parent is not None and parent.pid is not None:
+        die_with_parent(parent.pid)
     try:
         import torch
         from threadpoolctl import threadpool_limits

@@ -31,6 +31,8 @@ Example:
 from __future__ import annotations
 
 import json
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +58,16 @@ def describe_space(space: spaces.Space) -> dict[str, Any]:
 
 
 def save_reward_model(model: Any, path: str | Path) -> None:
-    """Write ``path.safetensors`` (tensors) and ``path.json`` (metadata); no pickle."""
+    """Write ``path.safetensors`` (tensors) and ``path.json`` (metadata), each atomically (a
+    crash leaves the old file or the new one, never half of one); no pickle."""
     path = Path(path).with_suffix("")
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {f"w{i}": w for i, w in enumerate(model._np_w)}
     tensors |= {f"b{i}": b for i, b in enumerate(model._np_b)}
     tensors |= {"absorbing_reward": model._np_abs, "obs_mean": model.obs_mean, "obs_std": model.obs_std}
-    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, f"{path}.safetensors")
+    tmp = Path(f"{path}.safetensors.tmp")
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp))
+    os.replace(tmp, f"{path}.safetensors")
     meta = {
         "format_version": FORMAT_VERSION,
         "observation_space": model.obs_info,
@@ -73,7 +78,9 @@ def save_reward_model(model: Any, path: str | Path) -> None:
         "n_labels": model.n_labels,
         "seed": model.seed,
     }
-    Path(f"{path}.json").write_text(json.dumps(meta, indent=2))
+    tmp = Path(f"{path}.json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, f"{path}.json")
 
 
 def load_reward_model(
@@ -123,6 +130,7 @@ def load_reward_model(
                 f"reward-model checkpoint was trained for {kind.replace('_', ' ')} "
                 f"{meta[kind]}, but the environment has {want}"
             )
+    _check_values(path, meta, tensors)
     model = cls(observation_space, action_space, from_dict(RewardModelConfig, meta["config"]), meta["seed"])
     shapes = {f"w{i}": tuple(w.shape) for i, w in enumerate(model.weights)}
     shapes |= {f"b{i}": tuple(b.shape) for i, b in enumerate(model.biases)}
@@ -149,3 +157,24 @@ def load_reward_model(
     )
     model._sync_numpy()
     return model
+
+
+def _check_values(path: Path, meta: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
+    """Refuse metadata and tensors that would poison a run: a non-integer seed or label count,
+    a non-finite shift, a scale or input spread that is not positive, or NaN or inf weights."""
+    where = f"reward-model checkpoint {str(path)!r} is corrupt"
+    for key in ("seed", "n_labels"):
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{where}: {key} must be a non-negative integer, got {value!r}")
+    for key in ("shift", "scale"):
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{where}: {key} must be a finite number, got {value!r}")
+    if meta["scale"] <= 0:
+        raise ValueError(f"{where}: scale must be positive, got {meta['scale']!r}")
+    for name, tensor in tensors.items():
+        if not np.isfinite(tensor).all():
+            raise ValueError(f"{where}: tensor {name} holds NaN or inf; expected finite weights")
+    if "obs_std" in tensors and not (tensors["obs_std"] > 0).all():
+        raise ValueError(f"{where}: obs_std must be positive everywhere; expected a fitted normaliser")

@@ -23,7 +23,7 @@ def regret_teacher(
     ``train_ceiling(config)`` trains first: the run's own ceiling
     (``rlhf_gym.train.resolve.control_config``)."""
     if config.teacher_critic:
-        agent = load_agent(config.teacher_critic)
+        agent = load_agent(config.teacher_critic, task, config)
     elif train_ceiling is None:
         raise ValueError("the regret teacher needs teacher_critic (a saved agent) or a way to train one")
     else:

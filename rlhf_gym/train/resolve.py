@@ -29,12 +29,18 @@ def resolve_config(config: RunConfig | dict[str, Any] | None = None, **overrides
                 f"got {cfg.query_strategy!r}"
             )
         cfg = merge(cfg, {"query_strategy": "uniform"})
+    segment_length = cfg.segment_length or task.segment_length
+    if segment_length > task.max_episode_steps:
+        raise ValueError(
+            f"segment_length {segment_length} is longer than an episode of {task.name} "
+            f"({task.max_episode_steps} steps); expected at most {task.max_episode_steps}"
+        )
     return merge(
         cfg,
         {
             "algo": algo,
             "total_timesteps": cfg.total_timesteps or task.total_timesteps,
-            "segment_length": cfg.segment_length or task.segment_length,
+            "segment_length": segment_length,
             "hyperparams": {**task.algo_kwargs(algo), **cfg.hyperparams},
         },
     )

@@ -31,13 +31,14 @@ from rlhf_gym.algos.anchor import PolicyParams
 from rlhf_gym.config import PRESETS, RECORDED, REGRET, RunConfig
 from rlhf_gym.feedback.collect import FeedbackCollector
 from rlhf_gym.feedback.effort import Budget, EffortModel
+from rlhf_gym.feedback.lock import StoreLock
 from rlhf_gym.feedback.store import FeedbackStore
 from rlhf_gym.feedback.teachers import Teacher
 from rlhf_gym.provenance import platform
 from rlhf_gym.reward.model import FitReport, RewardModel
 from rlhf_gym.schema import merge, to_dict
 from rlhf_gym.tasks.registry import get_task
-from rlhf_gym.train.folder import write_run_folder
+from rlhf_gym.train.folder import RunFolder
 from rlhf_gym.train.loop import Loop, SyntheticSource
 from rlhf_gym.train.regret import regret_teacher
 from rlhf_gym.train.resolve import (
@@ -115,6 +116,7 @@ class RLHF:
         if self._regret_pending and self.config.teacher_critic:  # a bad path fails now, not later
             self._build_regret_teacher()  # (one that trains its own critic waits for learn())
         self.final: EvalResult | None = None
+        self.folder: RunFolder | None = None
         self.wall_seconds = 0.0
         cfg = self.config
         schedule: list[float] = (
@@ -130,11 +132,24 @@ class RLHF:
         self._regret_pending = False
 
     # ----- the run ----------------------------------------------------------------------
-    def learn(self, total_timesteps: int | None = None, progress_bar: bool = False) -> RLHF:
-        """Collect feedback, fit the reward model and train the agent; evaluate on the true reward."""
+    def learn(
+        self, total_timesteps: int | None = None, progress_bar: bool = False, out: str | Path | None = None
+    ) -> RLHF:
+        """Collect feedback, fit the reward model and train the agent; evaluate on the true reward.
+
+        Args:
+            total_timesteps: the agent's steps (the config's if ``None``).
+            progress_bar: show SB3's progress bar.
+            out: a run folder to write as the run goes (config first, then metrics and the
+                reward model after every round), checked for writing before training starts;
+                ``save(out)`` completes it.
+        """
         if total_timesteps is not None:  # recorded, so the saved config reproduces this run
             self.config = self.loop.config = merge(self.config, {"total_timesteps": total_timesteps})
         cfg, loop = self.config, self.loop
+        if out is not None:
+            self.folder = RunFolder(out)
+            self.folder.start(cfg)
         total = cfg.total_timesteps
         assert total is not None
         if self._regret_pending:  # the teacher's critic is the simulated person's, not the run's time
@@ -180,6 +195,8 @@ class RLHF:
         if new or loop.last_fit is None:
             loop.fit()
         loop.log({"round": loop.round, "new_labels": len(new)}, model_metrics=True)
+        if self.folder is not None:
+            self.folder.update(self.config, loop)
         return loop.last_fit
 
     def budget_for_next_round(self) -> Budget:
@@ -191,7 +208,13 @@ class RLHF:
         return Budget(labels=max(0, round(due) - self.loop.labels))
 
     def open_store(self, path: str | Path) -> FeedbackStore:
-        return FeedbackStore(path, meta={"task": self.task.name, "seed": self.config.seed})
+        """Open the run's feedback store as its one writer (``StoreLock``, held while the run lives)."""
+        self._store_lock = StoreLock(path).acquire()
+        try:
+            return FeedbackStore(path, meta={"task": self.task.name, "seed": self.config.seed})
+        except BaseException:
+            self._store_lock.release()
+            raise
 
     def log_evaluation(self, n_episodes: int) -> None:
         """Log the agent's return on the true reward (and the KL figures, with a reference)."""
@@ -199,6 +222,8 @@ class RLHF:
         self.loop.log(
             {"true_return_mean": result.mean, "true_return_std": result.std} | self.loop.sampled(n_episodes)
         )
+        if self.folder is not None:
+            self.folder.update(self.config, self.loop)
 
     # ----- the loop's state, as the run's -----------------------------------------------
     agent = property(lambda self: self.loop.agent, doc="The SB3 agent (after ``learn`` starts).")
@@ -263,7 +288,8 @@ class RLHF:
     def save(self, out: str | Path) -> Path:
         """Write the run folder: config.yaml, metrics.csv, reward_model.*, feedback.sqlite (every
         feedback record, reloadable with ``FeedbackStore``), agent.zip, summary.json."""
-        return write_run_folder(Path(out), self.config, self.loop, self.summary(), self.store)
+        folder = self.folder if self.folder is not None and self.folder.out == Path(out) else RunFolder(out)
+        return folder.finish(self.config, self.loop, self.summary(), self.store)
 
 
 def _train_ceiling(config: RunConfig) -> Any:

@@ -83,6 +83,13 @@ def test_train_writes_the_run_folder(tmp_path):
         (["--teacher", "sage"], "unknown teacher 'sage'"),
         (["--feedback", "comparisons,hugs"], "unknown feedback type 'hugs'"),
         (["--budget-seconds", "-1"], "budget_seconds must be positive"),
+        (["--budget-seconds", "nan"], "budget_seconds must be a finite number, got nan"),
+        (["--budget-seconds", "inf"], "budget_seconds must be a finite number, got inf"),
+        (["--kl-coef", "nan"], "kl_coef must be a finite number"),
+        (["--labels", "1000000000000"], "labels must be at most"),
+        (["--labels", "1.5"], "argument --labels: invalid int value: '1.5'"),
+        (["--segment-length", "900"], "segment_length 900 is longer than an episode of CartPole-v1"),
+        (["--out", "/dev/null/run"], "cannot write the run folder '/dev/null/run'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):
@@ -279,3 +286,45 @@ def test_sft_rejects_bad_counts(capsys):
     assert "--episodes must be positive" in capsys.readouterr().err
     assert main(["sft", "--task", "CartPole-v1", "--noise", "2"]) == 2
     assert "noise must be a probability" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (b"\x00\xff\xfe binary", "is not a text file"),
+        (b"a: &x [1, 1]\nb: [*x, *x]\n", "aliases (*name) are not allowed"),
+        (b"hyperparams: {learning_rate: .nan}\n", "hyperparams.learning_rate must be a finite number"),
+        (b"[" * 100_000, "nested too deeply"),
+    ],
+)
+def test_hostile_yaml_is_one_line_naming_the_file(tmp_path, text, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(text)
+    result = run_cli("train", "--task", "CartPole-v1", "--config", str(bad))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    if "finite" not in message:
+        assert str(bad) in result.stderr
+
+
+def test_a_full_disk_is_one_line_and_keeps_what_was_written(tmp_path, capsys, monkeypatch):
+    """The run folder is written as the run goes: a write that fails late keeps the config and
+    the metrics so far, and the command says so in one line."""
+    import errno
+
+    from rlhf_gym.train.folder import RunFolder
+
+    real = RunFolder.finish
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.out / "agent.zip"))
+
+    monkeypatch.setattr(RunFolder, "finish", disk_full)
+    out = tmp_path / "run"
+    args = ["train", "--task", "CartPole-v1", "--labels", "4", "--timesteps", "300", "--out", str(out), "-q"]
+    assert main([*args, "--segment-length", "5", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"rlhf-gym: error: No space left on device: {out / 'agent.zip'}"
+    assert (out / "config.yaml").is_file() and (out / "metrics.csv").read_text().count("\n") >= 2
+    assert (out / "reward_model.safetensors").is_file() and not (out / "summary.json").exists()
+    assert not list(out.glob("*.tmp")) and real is not None

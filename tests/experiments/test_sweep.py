@@ -125,6 +125,33 @@ def test_a_killed_sweep_resumes_without_repeating_runs(tmp_path):
     pd.testing.assert_frame_equal(finals(out)[same], finals(tmp_path / "straight")[same])
 
 
+def test_a_sigkilled_sweep_leaves_no_worker_behind(tmp_path):
+    from rlhf_gym.processes import descendants, pid_alive
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(TWO_BY_TWO))
+    cmd = [sys.executable, "-m", "rlhf_gym.cli.main", "sweep", str(spec), "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen([*cmd, "--workers", "2", "--no-progress"], stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+            workers = descendants(proc.pid)
+        assert len(workers) >= 2, "the sweep started no pool workers"
+        time.sleep(1.0)  # the workers are inside their runs now
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # the driver only: its workers must follow on their own
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(pid_alive(p) for p in workers):
+        time.sleep(0.05)
+    left = [p for p in workers if pid_alive(p)]
+    for pid in left:  # (never leave them running on a shared machine)
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their SIGKILLed sweep by 10 s"
+
+
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     spec = {
         "name": "fails",

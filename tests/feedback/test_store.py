@@ -57,6 +57,36 @@ def samples() -> dict[str, object]:
     }
 
 
+def cartpole_seg(rng: np.random.Generator, h: int = 4) -> Segment:
+    """A segment that fits CartPole-v1: 4 finite observations a step, actions 0 or 1, its last
+    step absorbing with the zero action of padding."""
+    absorbing = np.zeros(h, bool)
+    absorbing[-1] = True
+    actions = rng.integers(0, 2, h)
+    actions[-1] = 0
+    return Segment(rng.normal(size=(h, 4)).astype(np.float32), actions, rng.normal(size=h), absorbing)
+
+
+def valid_samples() -> dict[str, object]:
+    """One record of every kind that passes an import's checks for META's task, CartPole-v1."""
+    rng = np.random.default_rng(0)
+    episode = Trajectory(
+        rng.normal(size=(6, 4)), rng.integers(0, 2, 6), np.ones(6), np.zeros(6, bool), True, np.ones(4)
+    )
+    demo = tuple(Segment(episode.obs[i : i + 3], episode.actions[i : i + 3], np.ones(3), np.zeros(3, bool))
+                 for i in (0, 3))  # fmt: skip
+    return {
+        "comparison": Comparison(Query(cartpole_seg(rng), cartpole_seg(rng)), 1.0, teacher="oracle"),
+        "correction": Correction(cartpole_seg(rng), cartpole_seg(rng), teacher="ada"),
+        "demonstration": Demonstration(
+            episode, demo, (cartpole_seg(rng, 3), cartpole_seg(rng, 3)), teacher="ada"
+        ),
+        "rating": Rating(cartpole_seg(rng, h=1), 3, 5, teacher="bob"),
+        "signal": Signal(cartpole_seg(rng), np.array([0.1, 0.2, 0.3, 0.4], np.float32), False, teacher="bob"),
+        "estop": EStop(cartpole_seg(rng), cartpole_seg(rng), teacher="ada"),
+    }
+
+
 def assert_same(a, b, where="record"):
     """Exact equality: classes, array dtypes and shapes, values (nan equals nan)."""
     assert type(a) is type(b), where
@@ -77,7 +107,7 @@ def assert_same(a, b, where="record"):
 
 
 def test_samples_cover_every_record_type():
-    assert set(samples()) == set(FEEDBACK_RECORDS)
+    assert set(samples()) == set(valid_samples()) == set(FEEDBACK_RECORDS)
 
 
 @pytest.mark.parametrize("kind", sorted(FEEDBACK_RECORDS))
@@ -400,7 +430,7 @@ def test_add_that_resolves_is_atomic(tmp_path, trigger):
         conn.execute(f"CREATE TRIGGER fail {trigger}")
         conn.commit()
         conn.close()
-        with pytest.raises(sqlite3.DatabaseError, match="disk on fire"):
+        with pytest.raises(OSError, match=r"cannot write feedback store .*f\.db: disk on fire; nothing was"):
             store.add(samples()["comparison"], resolves="query")
         assert len(store) == 1
         value, arrays = store.pending("query")
@@ -457,3 +487,103 @@ def test_corrupt_pending_row_names_the_store_and_key(tmp_path, column, value):
     with FeedbackStore(path) as store:
         with pytest.raises(ValueError, match=rf"pending item 'query' of feedback store {path} is corrupt"):
             store.pending("query")
+
+
+# ----- the file system: directories, read-only stores, SQLite failures -----------------------------
+
+
+def test_a_directory_is_named_as_one(tmp_path):
+    (tmp_path / "f.db").mkdir()
+    with pytest.raises(ValueError, match=r"f\.db is a directory; expected a feedback store file"):
+        FeedbackStore(tmp_path / "f.db", meta=META)
+    run = tmp_path / "run"
+    run.mkdir()
+    FeedbackStore(run / "feedback.sqlite").close()
+    with pytest.raises(
+        ValueError, match=r"run is a directory \(it holds .*run/feedback\.sqlite: pass that\)"
+    ):
+        FeedbackStore(run)
+    with pytest.raises(
+        FileNotFoundError, match=r"cannot create feedback store .*: folder .*nowhere does not exist"
+    ):
+        FeedbackStore(tmp_path / "nowhere" / "f.db")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.db", "run"]
+
+
+def _written(path: Path) -> Path:
+    with FeedbackStore(path, meta=META) as store:
+        store.add(valid_samples()["rating"], effort_seconds=2.0)
+        store.set_pending("query", {"seed": 1})
+    return path
+
+
+def test_a_store_that_cannot_be_written_is_read_read_only(tmp_path, monkeypatch):
+    """A store whose file or folder is not writable is read with immutable=1 (no -wal or -shm
+    file is created), and every write is refused with one line; a real read-only filesystem is
+    in test_formats."""
+    path = _written(tmp_path / "f.db")
+    data = path.read_bytes()
+    monkeypatch.setattr("rlhf_gym.feedback.store_schema.writable", lambda p: False)
+    with FeedbackStore(path, meta=META) as store:
+        assert store.read_only and len(store) == 1 and store.meta == META
+        assert store.info()["pending"] == ["query"] and store.pending("query") == ({"seed": 1}, {})
+        assert_same(store.records()[0], valid_samples()["rating"])
+        for write in (
+            lambda: store.add(valid_samples()["rating"]),
+            lambda: store.set_pending("query", {}),
+            lambda: store.clear_pending("query"),
+            store.remove_last,
+        ):
+            with pytest.raises(PermissionError, match=r"f\.db is read-only .*it can be read, not changed"):
+                write()
+    assert path.read_bytes() == data and sorted(p.name for p in tmp_path.iterdir()) == ["f.db"]
+    with pytest.raises(ValueError, match=r"cannot create feedback store .*empty\.db: .* read-only"):
+        (tmp_path / "empty.db").touch()
+        FeedbackStore(tmp_path / "empty.db")
+    monkeypatch.setattr("os.access", lambda p, mode: False)
+    with pytest.raises(
+        PermissionError, match=r"cannot create feedback store .*new\.db: folder .* is not writable"
+    ):
+        FeedbackStore(tmp_path / "new.db")
+
+
+def test_a_read_only_store_with_a_write_ahead_log_reads_it(tmp_path, monkeypatch):
+    """A store copied while a session ran has its labels in its -wal file: mode=ro reads them."""
+    path = tmp_path / "f.db"
+    child = (
+        "import os, signal, sys\n"
+        "from tests.feedback.test_store import META, valid_samples\n"
+        "from rlhf_gym.feedback.store import FeedbackStore\n"
+        "store = FeedbackStore(sys.argv[1], meta=META)\n"
+        "for record in valid_samples().values():\n"
+        "    store.add(record)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    subprocess.run([sys.executable, "-c", child, str(path)], cwd=REPO, timeout=60, check=False)
+    assert Path(f"{path}-wal").stat().st_size > 0
+    monkeypatch.setattr("rlhf_gym.feedback.store_schema.writable", lambda p: False)
+    with FeedbackStore(path) as store:
+        assert store.read_only and [r.kind for r in store.records()] == list(valid_samples())
+
+
+def test_sqlite_failures_are_one_line_naming_the_store(tmp_path, monkeypatch):
+    path = _written(tmp_path / "f.db")
+    monkeypatch.setattr("rlhf_gym.feedback.store_schema.BUSY_TIMEOUT", 0.05)
+    with FeedbackStore(path) as store:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(
+            OSError, match=r"cannot write feedback store .*f\.db: database is locked \(another"
+        ):
+            store.add(valid_samples()["estop"])
+        other.execute("ROLLBACK")
+        other.close()
+        assert store._conn is not None
+        store._conn.execute("PRAGMA max_page_count = 1")  # the disk is full
+        with pytest.raises(
+            OSError, match=r"f\.db: database or disk is full \(the disk is full.*nothing was changed"
+        ):
+            store.add(valid_samples()["demonstration"])
+        assert len(store) == 1
+    with FeedbackStore(path) as store:
+        assert len(store) == 1 and store.pending("query") == ({"seed": 1}, {})

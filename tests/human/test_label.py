@@ -14,9 +14,11 @@ import numpy as np
 import pygame
 import pytest
 
+from rlhf_gym.feedback.lock import StoreInUseError, StoreLock, lock_path
 from rlhf_gym.feedback.store import FeedbackStore
 from rlhf_gym.human.app import control_keys
 from rlhf_gym.human.label import label
+from rlhf_gym.processes import descendants, pid_alive
 from rlhf_gym.tasks.registry import get_task
 
 # a quick learner: small PPO rollouts, short segments
@@ -264,7 +266,7 @@ if __name__ == "__main__":  # the process backend spawns the learner
 
 
 @pytest.mark.parametrize("backend", ["thread", "process"])
-def test_a_sigkill_mid_session_loses_no_acknowledged_label(tmp_path, backend):
+def test_a_sigkill_mid_session_loses_no_acknowledged_label_and_leaves_no_child(tmp_path, backend):
     store = tmp_path / "s.db"
     script = tmp_path / "app.py"
     script.write_text(textwrap.dedent(KILLED.format(config=FAST, backend=backend)))
@@ -281,12 +283,21 @@ def test_a_sigkill_mid_session_loses_no_acknowledged_label(tmp_path, backend):
             line = proc.stdout.readline()
             if line.startswith("ack"):
                 acked.append(int(line.split()[1]))
+        children = descendants(proc.pid)  # the learner process (and multiprocessing's helper)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         assert len(acked) >= want, f"round {round_}: only {len(acked)} labels acknowledged"
         with FeedbackStore(store) as s:
             stored = {row["id"] for row in s.rows()}
         assert set(acked) <= stored
+        assert len(children) >= (1 if backend == "process" else 0)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(pid_alive(p) for p in children):
+            time.sleep(0.05)
+        left = [p for p in children if pid_alive(p)]
+        for pid in left:  # (never leave them running on a shared machine)
+            os.kill(pid, signal.SIGKILL)
+        assert not left, f"round {round_}: {left} outlived the SIGKILLed session by 10 s"
 
 
 def test_a_store_keeps_its_horizon(tmp_path):
@@ -297,3 +308,18 @@ def test_a_store_keeps_its_horizon(tmp_path):
         label("CartPole-v1", store, config={"horizon": "fixed"}, backend="thread", max_frames=1)
     result = label("CartPole-v1", store, config=FAST, backend="thread", max_frames=3)  # takes the store's
     assert result.quit_reason == "frames"
+
+
+def test_a_second_session_on_a_store_gets_one_clear_error(tmp_path):
+    store = tmp_path / "s.db"
+    with StoreLock(store):  # a first session (its lock: a session of another process is the same)
+        with pytest.raises(
+            StoreInUseError, match=rf"{store} is in use by another writer \(pid {os.getpid()}\)"
+        ):
+            label("CartPole-v1", store, config=FAST, backend="thread", max_frames=3)
+        assert not store.exists()  # nothing created or opened for writing
+    result = label("CartPole-v1", store, config=FAST, backend="thread", max_frames=3)  # once it ended
+    assert result.quit_reason == "frames" and not lock_path(store).exists()
+    with pytest.raises(ValueError, match="holds feedback for task 'CartPole-v1'"):  # a failed start...
+        label("Pendulum-v1", store, backend="thread", max_frames=1)
+    StoreLock(store).acquire().release()  # ...frees the lock too

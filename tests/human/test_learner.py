@@ -124,3 +124,58 @@ def test_the_learner_drives_the_shared_loop_with_every_run_option(tmp_path):
     learning._train()
     assert learning.agent.num_timesteps >= 64
     learning.store.close()
+
+
+BLOCKED = """
+import sys, time
+import numpy as np
+from rlhf_gym.feedback.store import FeedbackStore
+from rlhf_gym.human.learner import Clip, Learner, replay
+from rlhf_gym.tasks.registry import get_task
+from rlhf_gym.train.resolve import resolve_config
+from rlhf_gym.types import Comparison, Query
+
+if __name__ == "__main__":  # the learner is spawned
+    task = get_task("CartPole-v1")
+    a, b = (replay(task, "fixed", Clip(s, np.array([s % 2] * 10), 0, 10)) for s in (1, 2))
+    with FeedbackStore(sys.argv[1], meta={{"task": task.name}}) as store:
+        store.add(Comparison(Query(a, b), 1.0))
+    cfg = resolve_config({config!r}, task="CartPole-v1", horizon="fixed")
+    learner = Learner(cfg, sys.argv[1]).start()
+    print(learner._worker.pid, flush=True)
+    time.sleep(600)  # never polls: the learner's messages fill the pipe
+"""
+
+
+def test_a_learner_blocked_on_a_full_pipe_dies_when_the_window_is_sigkilled(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from rlhf_gym.human.learner import checkpoint_path
+    from rlhf_gym.processes import pid_alive
+
+    # a policy of about 0.5 MB: one policy message overfills the 64 KiB pipe nobody reads
+    config = FAST | {"hyperparams": FAST["hyperparams"] | {"policy_kwargs": {"net_arch": [256, 256]}}}
+    script, store = tmp_path / "window.py", tmp_path / "s.db"
+    script.write_text(BLOCKED.format(config=config))
+    proc = subprocess.Popen([sys.executable, str(script), str(store)], stdout=subprocess.PIPE, text=True)
+    learner = 0
+    try:
+        assert proc.stdout is not None
+        learner = int(proc.stdout.readline())
+        deadline = time.monotonic() + 120
+        while not checkpoint_path(store).is_file() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)  # saved just after the first policy message went into the pipe
+        assert checkpoint_path(store).is_file(), "the learner never trained"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and pid_alive(learner):
+        time.sleep(0.05)
+    alive = pid_alive(learner)
+    if alive:  # (never leave it on a shared machine)
+        os.kill(learner, signal.SIGKILL)
+    assert not alive, f"the learner {learner} outlived its SIGKILLed window by 10 s"

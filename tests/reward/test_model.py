@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -103,6 +105,54 @@ def test_corrupt_or_missing_checkpoint(tmp_path):
     (tmp_path / "rm.safetensors").write_bytes(b"not a tensor file")
     with pytest.raises(ValueError, match="corrupt"):
         RewardModel.load(tmp_path / "rm", *cartpole_spaces())
+
+
+@pytest.mark.parametrize(
+    "meta, tensor, message",
+    [
+        ({"seed": "zero"}, None, "seed must be a non-negative integer, got 'zero'"),
+        ({"scale": 0}, None, "scale must be positive, got 0"),
+        ({"shift": float("nan")}, None, "shift must be a finite number"),
+        ({}, ("obs_std", 0.0), "obs_std must be positive everywhere"),
+        ({}, ("w0", float("nan")), "tensor w0 holds NaN or inf"),
+        ({}, ("absorbing_reward", float("inf")), "tensor absorbing_reward holds NaN or inf"),
+    ],
+)
+def test_a_checkpoint_with_poisoned_values_is_refused(tmp_path, meta, tensor, message):
+    """Values that would poison a run (NaN mid-run, a division by zero) are refused at load."""
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    rm = RewardModel(*cartpole_spaces(), CFG)
+    rm.save(tmp_path / "rm")
+    stored = json.loads((tmp_path / "rm.json").read_text())
+    (tmp_path / "rm.json").write_text(json.dumps(stored | meta))
+    if tensor is not None:
+        tensors = load_file(str(tmp_path / "rm.safetensors"))
+        tensors[tensor[0]] = np.full_like(tensors[tensor[0]], tensor[1])
+        save_file(tensors, str(tmp_path / "rm.safetensors"))
+    with pytest.raises(ValueError, match="corrupt: " + message.replace("(", r"\(")):
+        RewardModel.load(tmp_path / "rm", *cartpole_spaces())
+
+
+def test_a_checkpoint_is_written_atomically(tmp_path, monkeypatch):
+    """A failing write leaves the last good checkpoint whole."""
+    import safetensors.numpy
+
+    rm = RewardModel(*cartpole_spaces(), CFG, seed=3)
+    rm.save(tmp_path / "rm")
+    before = (tmp_path / "rm.safetensors").read_bytes()
+
+    def full_disk(tensors, path):
+        Path(path).write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("rlhf_gym.reward.checkpoints.save_file", full_disk)
+    with pytest.raises(OSError):
+        rm.save(tmp_path / "rm")
+    assert (tmp_path / "rm.safetensors").read_bytes() == before and safetensors.numpy is not None
+    RewardModel.load(tmp_path / "rm", *cartpole_spaces())
 
 
 def test_fit_without_labels_is_an_error():
