@@ -71,12 +71,32 @@ def status(out: Path, key: str) -> str:
 
 
 def record(out: Path, run: Run, result: dict[str, Any]) -> None:
-    """Write a run's result folder atomically: a private temporary folder renamed into place."""
-    import csv
+    """Write a run's result folder atomically: a private temporary folder renamed into place.
+
+    Raises:
+        OSError: the folder cannot be written (a full or read-only disk); no temporary folder
+            is left behind, and the runs recorded before stay.
+    """
     import tempfile
 
     (out / "runs").mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{run.key}.", dir=out / "runs"))
+    try:
+        _write_result(tmp, run, result)
+        final = out / "runs" / run.key
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(
+            f"cannot record run {run.key} in {out}: {err.strerror or err}; the runs recorded before "
+            "are kept, and the same command resumes the sweep"
+        ) from None
+
+
+def _write_result(tmp: Path, run: Run, result: dict[str, Any]) -> None:
+    import csv
+
     tmp.chmod(0o755)  # mkdtemp's 0o700 would hide results from others sharing the folder
     save_yaml(from_dict(RunConfig, run.config), tmp / "config.yaml")
     meta = {"key": run.key, "arm": run.arm, "ceiling": run.ceiling}
@@ -91,9 +111,6 @@ def record(out: Path, run: Run, result: dict[str, Any]) -> None:
         (tmp / "traceback.txt").write_text(result["traceback"])
         error = meta | {"error": result["error"], "wall_seconds": result["wall_seconds"]}
         (tmp / "error.json").write_text(json.dumps(error, indent=2))
-    final = out / "runs" / run.key
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
 
 
 @dataclass

@@ -130,8 +130,7 @@ def export_store(store_path: str | Path, out_path: str | Path) -> int:
         Example:
             >>> import pathlib, tempfile
             >>> import numpy as np
-            >>> from rlhf_gym.feedback.lock import StoreLock
-    from rlhf_gym.feedback.store import FeedbackStore
+            >>> from rlhf_gym.feedback.store import FeedbackStore
             >>> from rlhf_gym.types import Rating, Segment
             >>> seg = Segment(np.zeros((2, 4)), np.zeros(2, int), np.ones(2), np.zeros(2, bool))
             >>> with tempfile.TemporaryDirectory() as d:

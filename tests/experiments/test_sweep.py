@@ -278,3 +278,34 @@ def test_controls_of_cpl_and_kl_arms_are_plain_ppo_runs():
     controls = [r.config for r in runs if r.config["reward"] != "learned"]
     assert {c["algo"] for c in controls} == {"ppo"} and len(controls) == 2
     assert all(c.get("kl_coef") is None and "cpl_steps" not in c["hyperparams"] for c in controls)
+
+
+def test_a_full_disk_stops_the_sweep_with_one_error_and_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    import errno
+
+    import rlhf_gym.experiments.sweep as sweep_module
+
+    sweep = Sweep.from_dict({"name": "full", "base": TINY, "grid": {"labels": [6, 8]}, "controls": False})
+    runs = sweep.runs()
+    written = []
+
+    def full_after_one(tmp, run, result):
+        if written:
+            (tmp / "config.yaml").write_text("half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(run.key)
+        real(tmp, run, result)
+
+    real = sweep_module._write_result
+    monkeypatch.setattr(sweep_module, "_write_result", full_after_one)
+    monkeypatch.setattr(
+        sweep_module,
+        "execute",
+        lambda config: {"status": "failed", "error": "x", "traceback": "", "wall_seconds": 0.0},
+    )
+    with pytest.raises(
+        OSError, match=r"cannot record run \w+ in .*: No space left on device; the runs recorded"
+    ):
+        run_sweep(sweep, tmp_path, workers=1, progress=False)
+    left = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert left == written and len(runs) == 2  # the first run's result stays, no ".<key>.*" folder
