@@ -5,7 +5,10 @@
     python benchmarks/label_efficiency.py --suite presets --seeds 1   # the other classic presets
 
 Each run's summary is cached in ``benchmarks/results/label_efficiency/`` (git-ignored), so
-a killed benchmark resumes where it stopped; ``--fresh`` starts over. The table, the
+a killed benchmark resumes where it stopped; ``--fresh`` starts over. A cached summary counts
+only for the code version that made it (``rlhf_gym.provenance.code_version``): after any change
+under ``rlhf_gym/`` every run runs again, and the section never mixes code versions (nor
+platforms, unless ``--allow-mixed``). The table, the
 target checks and the command go into ``benchmarks/RESULTS.md`` between this benchmark's
 markers, and the figure into ``benchmarks/figures/label_efficiency.png``.
 """
@@ -158,6 +161,15 @@ def run_one(arm: str, seed: int, smoke: bool) -> dict[str, Any]:
     return {"arm": arm, **run.summary()}
 
 
+def cached(path: Path, version: str) -> dict[str, Any] | None:
+    """The cached summary at ``path`` if the code version ``version`` made it, else None."""
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if summary.get("code_version") == version else None
+
+
 def random_return(task_name: str, episodes: int = 20) -> float:
     """Mean true return of uniformly random actions: the 0 of normalised return."""
     import numpy as np
@@ -198,6 +210,9 @@ def main(
     parser.add_argument("--results", type=Path, help="run cache (default: benchmarks/results/<section>)")
     parser.add_argument("--report", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--figure", type=Path, help="default: benchmarks/figures/<section>.png")
+    parser.add_argument(
+        "--allow-mixed", action="store_true", help="report cached runs of several platforms together"
+    )
     args = parser.parse_args(argv)
     section, title = SECTIONS[args.suite]
     args.arms = args.arms or list(SUITES[args.suite])
@@ -215,7 +230,10 @@ def main(
     if args.suite == "feedback_types":  # task by task, seed by seed: a partial run covers whole seeds
         jobs = [(a, s) for a in args.arms for s in range(args.seeds)]
         jobs.sort(key=lambda j: (ALL_ARMS[j[0]]["task"] != "CartPole-v1", j[1]))
-    todo = [(a, s) for a, s in jobs if args.fresh or not (args.results / f"{a}-s{s}.json").is_file()]
+    from rlhf_gym.provenance import code_version
+
+    version = code_version()
+    todo = [(a, s) for a, s in jobs if args.fresh or cached(args.results / f"{a}-s{s}.json", version) is None]
     start = time.perf_counter()
     failed = 0
     with ProcessPoolExecutor(max_workers=args.workers) as pool, tqdm(total=len(jobs), desc="runs") as bar:
@@ -235,11 +253,8 @@ def main(
 
     from report import write_report
 
-    summaries = [
-        json.loads((args.results / f"{a}-s{s}.json").read_text())
-        for a, s in jobs
-        if (args.results / f"{a}-s{s}.json").is_file()
-    ]
+    found = [cached(args.results / f"{a}-s{s}.json", version) for a, s in jobs]
+    summaries = [summary for summary in found if summary is not None]  # this code version's only
     tasks = sorted({ALL_ARMS[a]["task"] for a in args.arms})
     randoms = {t: random_return(t) for t in tasks}
     command += " --smoke" if args.smoke else ""
@@ -249,7 +264,18 @@ def main(
         args.report = args.results / "RESULTS.md"
         args.figure = args.results / f"{section}.png"
     extra = notes(tasks) if notes else []
-    write_report(summaries, randoms, command, args.report, args.figure, args.seeds, section, title, extra)
+    write_report(
+        summaries,
+        randoms,
+        command,
+        args.report,
+        args.figure,
+        args.seeds,
+        section,
+        title,
+        extra,
+        args.allow_mixed,
+    )
     print(f"wrote {args.report} and {args.figure}")
     return 1 if failed else 0
 

@@ -41,14 +41,21 @@ def write_report(
     section: str = "label_efficiency",
     title: str = "Label efficiency (core RLHF loop)",
     notes: list[str] | None = None,
+    allow_mixed: bool = False,
 ) -> None:
+    """Write the section ``section`` of ``report`` and its figure from the runs' summaries; the
+    section names the one code version and platform of its runs, and refuses summaries of several
+    (``rlhf_gym.experiments.results.provenance``) unless ``allow_mixed``, when it says so."""
     import matplotlib
 
     matplotlib.use("Agg")
     import pandas as pd
     import seaborn as sns
 
+    from rlhf_gym.experiments.results import provenance
+
     df = pd.DataFrame(summaries)
+    origin = provenance(df, allow_mixed, f"the {section} runs")
     df["env_step_ratio"] = df["env_steps"] / df["total_timesteps"]
     ceilings = {}
     for task in df["task"].unique():
@@ -130,6 +137,8 @@ def write_report(
             "",
             f"Command: `{command}` ({n_seeds} seed{'s' if n_seeds != 1 else ''} per arm). "
             f"Random-policy returns: {random_line}.",
+            "",
+            *origin,
             "",
             *(notes or []),
             *(

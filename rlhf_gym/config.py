@@ -201,8 +201,8 @@ class RunConfig:
     hyperparams: dict[str, Any] = field(default_factory=dict)
     """Overrides of the algorithm's keyword arguments (``n_envs`` included)."""
     query_strategy: str = "disagreement"
-    """How pairs are chosen: uniform, disagreement (ensemble std of P) or entropy (of mean P).
-    The first round is always uniform, as in B-Pref."""
+    """How pairs are chosen: uniform, disagreement (ensemble std of P) or entropy (the members'
+    mean entropy of P, as B-Pref). The first round is always uniform, as in B-Pref."""
     segment_length: int | None = None
     """Steps per segment; ``None`` takes the task preset's."""
     feedback_rounds: int = 5
@@ -244,6 +244,10 @@ class RunConfig:
     """Where the KL term goes: ``reward`` (subtracted from each step's reward, as in InstructGPT
     and WARP; the default) or ``loss`` (beta times the mean KL over each update's minibatch,
     added to the agent's loss: an exact gradient, so it holds the policy more tightly)."""
+    torch_threads: int | None = 1
+    """Threads torch may use, set when the run starts (``torch.set_num_threads``): one is fastest
+    for the small networks here and leaves the other cores to parallel runs, as the CLI does;
+    ``None`` leaves torch's default (one per core)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.reward_model, dict):
@@ -326,6 +330,9 @@ class RunConfig:
         for name in ("hyperparams", "effort", "teacher_params"):
             check_finite(name, getattr(self, name))
         check_positive(self, "kl_coef", allow_zero=True)
+        threads = self.torch_threads
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"torch_threads must be a positive integer or None, got {threads!r}")
         if self.rating_levels < 2:
             raise ValueError(f"rating_levels must be at least 2, got {self.rating_levels}")
         for name in ("initial_label_fraction", "feedback_until", "initial_rollout_fraction"):

@@ -1,9 +1,103 @@
-"""Where a result came from: the platform a run ran on (CPU, torch's CPU kernels, package versions)."""
+"""Where a result came from: the code that made it (``code_version``) and the platform it ran on
+(CPU, torch's CPU kernels, package versions). Every run's ``summary.json`` records both."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import subprocess
 from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+@functools.cache
+def code_version() -> str:
+    """The version of the ``rlhf_gym`` sources this process runs, computed once per process (see
+    ``describe_code``): ``git:<commit>``, ``git:<commit>+dirty:<hash>`` or ``src:<hash>``.
+
+    Example:
+        >>> code_version().startswith(("git:", "src:")) and code_version() is code_version()
+        True
+    """
+    return describe_code(PACKAGE)
+
+
+def describe_code(package: str | Path, git: str = "git") -> str:
+    """The version of the Python sources of ``package`` (a folder), without the cache.
+
+    In a git work tree that tracks the package, ``git:`` and 12 hex digits of the last commit
+    that changed the package's folder (a commit that changes only docs or benchmarks leaves it
+    alone), then ``+dirty:`` and 12 hex digits of a hash of the changes when anything under the
+    folder differs from that commit: a tracked file changed, staged or not, or an untracked
+    ``.py`` file. Anywhere else (an installed wheel, no ``git`` on the machine, a work tree git
+    refuses to read), ``src:`` and 12 hex digits of ``source_hash``.
+
+    Args:
+        package: the package's folder.
+        git: the git executable to run.
+
+    Example:
+        >>> describe_code(PACKAGE, git="no-such-git") == "src:" + source_hash(PACKAGE)
+        True
+    """
+    package = Path(package).resolve()
+    try:
+        return _git_version(package, git) or f"src:{source_hash(package)}"
+    except (OSError, subprocess.SubprocessError):  # no git, or git could not read the tree
+        return f"src:{source_hash(package)}"
+
+
+def source_hash(package: str | Path) -> str:
+    """12 hex digits of the SHA-256 of the package's ``.py`` files: each one's path relative to
+    ``package`` and its bytes, in sorted order of path; ``__pycache__`` folders are left out.
+
+    Example:
+        >>> len(source_hash(PACKAGE)) == 12 and source_hash(PACKAGE) == source_hash(str(PACKAGE))
+        True
+    """
+    package = Path(package)
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py"), key=lambda p: p.relative_to(package).as_posix()):
+        relative = path.relative_to(package)
+        if "__pycache__" in relative.parts:
+            continue
+        digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def _git_version(package: Path, git: str) -> str | None:
+    """``git:<commit>[+dirty:<hash>]``, or None when ``package`` is not tracked by a git work tree."""
+
+    def run(*args: str) -> bytes:
+        # GIT_OPTIONAL_LOCKS=0: reading must never take the index lock of a tree others work in
+        env = os.environ | {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+        return subprocess.run(
+            [git, "-C", str(package), *args], capture_output=True, check=True, timeout=30, env=env
+        ).stdout
+
+    try:
+        if not run("ls-files", "--", "__init__.py").strip():
+            return None  # inside some work tree, but not a package it tracks
+        commit = run("log", "-1", "--format=%H", "--", ".").decode().strip()
+    except subprocess.CalledProcessError:  # not a work tree, or one git refuses (another owner)
+        return None
+    if not commit:
+        return None  # tracked, but never committed
+    diff = run("diff", commit, "--binary", "--", ".")
+    untracked = [
+        name
+        for name in run("ls-files", "--others", "-z", "--", ".").decode().split("\0")
+        if name.endswith(".py") and "__pycache__" not in name.split("/")
+    ]
+    version = f"git:{commit[:12]}"
+    if not diff and not untracked:
+        return version
+    digest = hashlib.sha256(diff)
+    for name in sorted(untracked):
+        digest.update(b"\0" + name.encode() + b"\0" + (package / name).read_bytes())
+    return f"{version}+dirty:{digest.hexdigest()[:12]}"
 
 
 @functools.cache

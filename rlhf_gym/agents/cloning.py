@@ -14,6 +14,8 @@ from rlhf_gym.agents.registry import make_agent
 from rlhf_gym.tasks.registry import Task
 from rlhf_gym.types import Trajectory
 
+DQFD_MARGIN = 0.8  # Hester et al. 2018 (DQfD), the large-margin loss's l(a_E, a) for a != a_E
+
 
 def behaviour_clone(
     agent: BaseAlgorithm,
@@ -23,13 +25,16 @@ def behaviour_clone(
     rng: np.random.Generator,
     batch_size: int = 64,
 ) -> float:
-    """Fit the agent's policy to ``(obs, actions)`` pairs by maximum likelihood (behaviour cloning).
+    """Fit the agent's policy to ``(obs, actions)`` pairs (behaviour cloning).
 
     PPO and A2C maximise the log-probability of their own policy, SAC that of its squashed
-    Gaussian actor, DQN the softmax of its Q-values. Actions are in the environment's units.
+    Gaussian actor. DQN has Q-values, not a likelihood: it minimises DQfD's large-margin loss
+    ``max_a [Q(s, a) + l(a_E, a)] - Q(s, a_E)``, with ``l`` 0.8 for every action but the
+    expert's (Hester et al. 2018), which makes the expert's action greedy by a margin and then
+    leaves the Q-values alone. Actions are in the environment's units.
 
     Returns:
-        The last batch's negative log-likelihood.
+        The last batch's loss (the negative log-likelihood; DQN: the large-margin loss).
     """
     import torch
 
@@ -52,8 +57,10 @@ def behaviour_clone(
     elif isinstance(agent, DQN):
         act_t = torch.as_tensor(np.asarray(actions), dtype=torch.long).view(-1, 1)
 
-        def log_prob(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-            return torch.log_softmax(agent.q_net(o), -1).gather(1, a).squeeze(1)
+        def log_prob(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:  # minus the margin loss
+            q = agent.q_net(o)
+            margins = torch.full_like(q, DQFD_MARGIN).scatter(1, a, 0.0)
+            return q.gather(1, a).squeeze(1) - (q + margins).max(1).values
 
         opt = policy.optimizer
     else:

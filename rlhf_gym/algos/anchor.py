@@ -151,12 +151,29 @@ class KLPenalty:
         return mean
 
 
+class _WithGradientOf(torch.autograd.Function):
+    """Identity on ``x``; on the backward pass ``term`` gets gradient 1 (once, as the node runs
+    once), so ``term``'s gradient joins the loss's exactly as if ``term`` were added to it."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, term: torch.Tensor) -> torch.Tensor:
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return grad, torch.ones((), dtype=grad.dtype, device=grad.device)
+
+
 class KLLoss:
     """Adds ``beta * mean_s KL(pi(.|s) || pi_anchor(.|s))`` to the agent's loss.
 
-    The states are each minibatch the agent's own update evaluates (``evaluate_actions``), and
-    the term's gradient is added just before each optimiser step; PPO and A2C are unchanged
-    otherwise. This is the exact-gradient alternative to the reward penalty (``KLPenalty``).
+    The states are each minibatch the agent's own update evaluates (``evaluate_actions``, which
+    PPO and A2C call once per minibatch). The term is computed there and attached to the
+    returned log-probabilities, which every policy loss uses, so ``loss.backward()`` adds its
+    gradient before SB3 clips the total to ``max_grad_norm`` (a hook after the clipping would
+    bypass it). PPO and A2C are unchanged otherwise. This is the exact-gradient alternative to
+    the reward penalty (``KLPenalty``). Evaluations without gradients (``torch.no_grad``) get
+    no term.
 
     Args:
         policy: the live policy.
@@ -168,28 +185,22 @@ class KLLoss:
         if beta < 0:
             raise ValueError(f"kl_coef must be non-negative, got {beta}")
         self.policy, self.anchor, self.beta = policy, anchor, beta
-        self._obs: torch.Tensor | None = None
         self._kl_sum, self._batches = 0.0, 0
         evaluate = policy.evaluate_actions
 
         def evaluate_actions(obs: Any, actions: torch.Tensor) -> Any:
-            self._obs = obs
-            return evaluate(obs, actions)
+            values, log_prob, entropy = evaluate(obs, actions)
+            if self.beta == 0 or not torch.is_grad_enabled():
+                return values, log_prob, entropy
+            with torch.no_grad():
+                target = _distribution(self.anchor.policy, obs)
+            kl = torch.distributions.kl_divergence(_distribution(self.policy, obs), target)
+            kl = (kl.sum(-1) if kl.dim() > 1 else kl).mean()
+            self._kl_sum += float(kl.detach())
+            self._batches += 1
+            return values, _WithGradientOf.apply(log_prob, self.beta * kl), entropy
 
         policy.evaluate_actions = evaluate_actions  # type: ignore[method-assign]
-        self._hook = policy.optimizer.register_step_pre_hook(lambda *_: self._add_gradient())
-
-    def _add_gradient(self) -> None:
-        if self._obs is None or self.beta == 0:
-            return
-        obs, self._obs = self._obs, None
-        with torch.no_grad():
-            target = _distribution(self.anchor.policy, obs)
-        kl = torch.distributions.kl_divergence(_distribution(self.policy, obs), target)
-        kl = (kl.sum(-1) if kl.dim() > 1 else kl).mean()
-        (self.beta * kl).backward()
-        self._kl_sum += float(kl.detach())
-        self._batches += 1
 
     def mean_kl(self) -> float:
         """Mean KL to the anchor over the minibatches since the last call (NaN if none)."""

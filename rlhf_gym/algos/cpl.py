@@ -9,6 +9,11 @@ contrastive classification of segment pairs on ``sum_t log pi(a_t|s_t)``.
 ``CPL`` is SB3's PPO with ``train()`` replaced: rollouts are still collected (the pipeline asks
 the teacher about segments of them), but updates use only the preference pairs in
 ``agent.feedback``; the environment reward and the value head are not used.
+
+Continuous actions reach the environment (and so the segments) clipped to the action box, so
+a step is scored by the likelihood of the clipped Gaussian: its density inside the box, and
+the probability mass beyond a bound for an action on it (as in "Clipped Action Policy
+Gradient", Fujita and Maeda, ICML 2018).
 """
 
 from __future__ import annotations
@@ -77,6 +82,50 @@ def cpl_loss(
     return loss.mean()
 
 
+def _finite(bound: torch.Tensor) -> torch.Tensor:
+    return bound.clamp(-1e4, 1e4)  # an unbounded side clips nothing, and its terms vanish
+
+
+def clipped_log_prob(
+    dist: torch.distributions.Normal, actions: torch.Tensor, low: torch.Tensor, high: torch.Tensor
+) -> torch.Tensor:
+    """Log-likelihood, per action dimension, of Gaussian actions clipped to ``[low, high]``:
+    the density inside, and the mass beyond a bound for an action on it (Fujita and Maeda 2018).
+
+    Example:
+        >>> normal = torch.distributions.Normal(torch.zeros(1), torch.ones(1))
+        >>> one = torch.ones(1)
+        >>> round(clipped_log_prob(normal, one, -one, one).exp().item(), 4)  # P(a >= 1)
+        0.1587
+    """
+    mass_above = torch.special.log_ndtr((dist.mean - _finite(high)) / dist.stddev)
+    mass_below = torch.special.log_ndtr((_finite(low) - dist.mean) / dist.stddev)
+    inside = dist.log_prob(actions)
+    return torch.where(actions >= high, mass_above, torch.where(actions <= low, mass_below, inside))
+
+
+def clipped_expected_log_prob(
+    dist: torch.distributions.Normal, low: torch.Tensor, high: torch.Tensor
+) -> torch.Tensor:
+    """``E[clipped_log_prob(dist, a)]`` over the policy's own clipped actions ``a``, per action
+    dimension, in closed form (minus the entropy of a censored Gaussian).
+
+    Example:
+        >>> normal = torch.distributions.Normal(torch.zeros(1), torch.ones(1))
+        >>> inf = torch.full((1,), float("inf"))
+        >>> bool(torch.isclose(clipped_expected_log_prob(normal, -inf, inf), -normal.entropy()))
+        True
+    """
+    a, b = (_finite(low) - dist.mean) / dist.stddev, (_finite(high) - dist.mean) / dist.stddev
+    below, above = torch.special.ndtr(a), torch.special.ndtr(-b)
+    inside = 1 - below - above
+    phi = lambda z: torch.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)  # noqa: E731
+    # inside the box: -inside * log(sigma sqrt(2 pi)) - (1/2) int_a^b z^2 phi(z) dz
+    second_moment = inside - (b * phi(b) - a * phi(a))
+    log_norm = torch.log(dist.stddev) + 0.5 * math.log(2 * math.pi)
+    return torch.xlogy(below, below) + torch.xlogy(above, above) - inside * log_norm - 0.5 * second_moment
+
+
 class CPL(PPO):
     """PPO's policy and rollouts, trained by CPL on the preference pairs in ``feedback``.
 
@@ -87,10 +136,15 @@ class CPL(PPO):
 
     In the absorbing state of a fixed-horizon task every action is equivalent, so the
     max-entropy optimal policy there is uniform and its advantage is ``alpha * log(1/|A|)``
-    (``absorbing="uniform"``, the default): each absorbing step adds the uniform policy's
-    log-probability, a constant. Leaving those steps out (``absorbing="exclude"``) makes a
-    segment that ends early sum fewer negative terms and so score higher, the opposite of
-    what a teacher who values survival says.
+    (``absorbing="uniform"``, the default for Discrete actions): each absorbing step adds the
+    uniform policy's log-probability, a constant. A uniform density on an action box is not on
+    the scale of a Gaussian policy's likelihood (it stays put while the policy narrows), so for
+    Box actions the default is ``absorbing="policy"``: each absorbing step adds the policy's own
+    expected log-likelihood in that state, ``E_{a~pi}[log pi(a|s)]`` (minus its entropy, with
+    no gradient): what a typical action of the policy scores there. Leaving those steps out
+    (``absorbing="exclude"``) makes a segment that ends early sum fewer terms, so it scores
+    higher or lower with the sign of the policy's log-likelihoods, not with what the teacher
+    says.
     PPO's own loss settings (``n_epochs``, ``batch_size``, ``clip_range``, ``vf_coef``,
     ``ent_coef``) are unused; ``learning_rate`` and ``max_grad_norm`` apply.
 
@@ -105,7 +159,9 @@ class CPL(PPO):
             CartPole preset (49 rollouts); a few thousand steps at lr 1e-3 is what moved the policy in
             a CartPole check.
         cpl_batch_size: pairs per gradient step, >= 1.
-        absorbing: ``uniform`` or ``exclude``: what an absorbing step adds to a segment's sum.
+        absorbing: ``uniform`` (Discrete actions only), ``policy`` or ``exclude``: what an
+            absorbing step adds to a segment's sum; ``None``: ``uniform`` for Discrete actions,
+            ``policy`` otherwise.
         **kwargs: PPO's other arguments.
 
     Logged by ``train()``: ``train/cpl_pairs`` (pairs in the feedback), ``train/cpl_loss`` (mean CPL
@@ -128,10 +184,11 @@ class CPL(PPO):
         bc_coef: float = 0.0,
         cpl_steps: int = 64,
         cpl_batch_size: int = 32,
-        absorbing: str = "uniform",
+        absorbing: str | None = None,
         **kwargs: Any,
     ) -> None:
-        _check("absorbing", absorbing, absorbing in ("uniform", "exclude"), "'uniform' or 'exclude'")  # type: ignore[arg-type]
+        choices = (None, "uniform", "policy", "exclude")
+        _check("absorbing", absorbing, absorbing in choices, "'uniform', 'policy' or 'exclude'")  # type: ignore[arg-type]
         check_cpl_params(alpha, contrastive_bias)
         _check("bc_coef", bc_coef, math.isfinite(bc_coef) and bc_coef >= 0, "a finite number >= 0")
         for name, value in (("cpl_steps", cpl_steps), ("cpl_batch_size", cpl_batch_size)):
@@ -142,7 +199,7 @@ class CPL(PPO):
         self.bc_coef = float(bc_coef)
         self.cpl_steps = int(cpl_steps)
         self.cpl_batch_size = int(cpl_batch_size)
-        self.absorbing = absorbing
+        self.absorbing: str | None = absorbing
         self.feedback: list[Feedback] = []
         self.cpl_pairs = 0
         super().__init__(policy, env, **kwargs)
@@ -151,24 +208,32 @@ class CPL(PPO):
         super()._setup_model()
         self._rng = np.random.default_rng(self.seed)
         space = self.action_space
-        if self.absorbing == "exclude":
-            self._absorbing_logp = 0.0
-        elif isinstance(space, spaces.Discrete):
+        if self.absorbing is None:
+            self.absorbing = "uniform" if isinstance(space, spaces.Discrete) else "policy"
+        self._absorbing_logp = 0.0
+        if self.absorbing == "uniform":
+            if not isinstance(space, spaces.Discrete):
+                raise ValueError(
+                    f"absorbing='uniform' needs Discrete actions, got {space}: a uniform density is "
+                    "not on the scale of a Gaussian policy's likelihood; expected 'policy' or 'exclude'"
+                )
             self._absorbing_logp = -math.log(int(space.n))
-        elif isinstance(space, spaces.Box):
-            self._absorbing_logp = -float(np.log(space.high - space.low).sum())
-        else:
-            raise ValueError(f"absorbing='uniform' needs a Discrete or Box action space, got {space}")
+        self._bounds: tuple[torch.Tensor, torch.Tensor] | None = None
+        if isinstance(space, spaces.Box) and not self.policy.squash_output:  # SB3 clips these actions
+            low, high = (
+                torch.as_tensor(b, dtype=torch.float32, device=self.device) for b in (space.low, space.high)
+            )
+            self._bounds = low, high
 
     def bind(self, feedback: list[Feedback], **_: Any) -> None:
         """Learn from ``feedback``, the RLHF loop's own list (appended to as labels arrive)."""
         self.feedback = feedback
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "feedback", "_rng"]
+        return [*super()._excluded_save_params(), "feedback", "_rng", "_bounds"]
 
     def _tensors(self) -> tuple[torch.Tensor, ...] | None:
-        """Padded steps of every paired segment: ``(obs, actions, live, pairs, labels, n_absorbing)``,
+        """Padded steps of every paired segment: ``(obs, actions, live, pairs, labels, absorbing)``,
         or None."""
         records = [r for r in self.feedback if r.pairs()]
         if not records:
@@ -181,15 +246,16 @@ class CPL(PPO):
         if isinstance(self.action_space, spaces.Discrete):
             actions = actions.reshape(*actions.shape[:2])
         live = torch.as_tensor((ev.weights > 0) & ~ev.absorbing, device=device)
-        n_absorbing = torch.as_tensor(((ev.weights > 0) & ev.absorbing).sum(-1), device=device)
+        absorbing = torch.as_tensor((ev.weights > 0) & ev.absorbing, device=device)
         pairs = torch.as_tensor(ev.pairs, device=device)
         labels = torch.as_tensor(ev.pair_labels, dtype=torch.float32, device=device)
-        return obs, actions, live, pairs, labels, n_absorbing
+        return obs, actions, live, pairs, labels, absorbing
 
     def segment_log_probs(
         self, obs: torch.Tensor, actions: torch.Tensor, live: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed log-probability of each segment's live steps, and its count of live steps.
+        """Summed log-probability of each segment's live steps (of the clipped Gaussian for Box
+        actions), and its count of live steps.
 
         Args:
             obs: shape ``(N, L, *obs_shape)``.
@@ -201,8 +267,32 @@ class CPL(PPO):
         """
         logp = torch.zeros(live.shape, device=live.device)
         if live.any():
-            logp[live] = self.policy.evaluate_actions(obs[live], actions[live])[1]
+            if self._bounds is None:
+                logp[live] = self.policy.evaluate_actions(obs[live], actions[live])[1]
+            else:
+                dist = self.policy.get_distribution(obs[live]).distribution
+                assert isinstance(dist, torch.distributions.Normal)  # an unsquashed Box policy
+                logp[live] = clipped_log_prob(dist, actions[live], *self._bounds).sum(-1)
         return logp.sum(-1), live.sum(-1)
+
+    def absorbing_scores(self, obs: torch.Tensor, absorbing: torch.Tensor) -> torch.Tensor:
+        """What the absorbing steps add to each segment's sum (``absorbing``: ``(N, L)``
+        booleans), without gradient: ``uniform``'s constant, the policy's own expected
+        log-likelihood there (``policy``), or nothing (``exclude``)."""
+        if self.absorbing != "policy" or not absorbing.any():
+            return self._absorbing_logp * absorbing.sum(-1)
+        per_step = torch.zeros(absorbing.shape, device=absorbing.device)
+        with torch.no_grad():
+            dist = self.policy.get_distribution(obs[absorbing])
+            inner = dist.distribution
+            if isinstance(inner, torch.distributions.Categorical):
+                per_step[absorbing] = -inner.entropy()
+            elif self._bounds is not None and isinstance(inner, torch.distributions.Normal):
+                per_step[absorbing] = clipped_expected_log_prob(inner, *self._bounds).sum(-1)
+            else:  # squashed actions: a Monte Carlo estimate
+                draws = [dist.log_prob(dist.sample()) for _ in range(32)]
+                per_step[absorbing] = torch.stack(draws).mean(0)
+        return per_step.sum(-1)
 
     def train(self) -> None:
         """Take ``cpl_steps`` CPL gradient steps on the feedback's preference pairs."""
@@ -211,7 +301,7 @@ class CPL(PPO):
         self.logger.record("train/cpl_pairs", self.cpl_pairs)
         if data is None:
             return
-        obs, actions, live, pairs, labels, n_absorbing = data
+        obs, actions, live, pairs, labels, absorbing = data
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         losses, bc_losses, accuracies = [], [], []
@@ -224,7 +314,7 @@ class CPL(PPO):
                 batch = torch.as_tensor(picked, device=self.device)
             seqs = pairs[batch].reshape(-1)  # first, second, first, second, ...
             total, n_live = self.segment_log_probs(obs[seqs], actions[seqs], live[seqs])
-            score = total + self._absorbing_logp * n_absorbing[seqs]
+            score = total + self.absorbing_scores(obs[seqs], absorbing[seqs])
             s_first, s_second = score.view(-1, 2).unbind(-1)
             mu = labels[batch]
             loss = cpl_loss(s_first, s_second, mu, self.alpha, self.contrastive_bias)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rlhf_gym.experiments.grid import Run
 
 
 def add_sweep(sub: argparse._SubParsersAction) -> None:
@@ -23,13 +27,30 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", action="store_true", help="also write results.csv")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p = sub.add_parser("plot", help="seaborn figures of a sweep's results")
+    mixed = (
+        "accept runs of several code versions or platforms in one table (refused by default); "
+        "the report then says so above its tables"
+    )
+    p = sub.add_parser(
+        "plot",
+        help="seaborn figures of a sweep's results",
+        description="Draw a sweep's figures: learning curves, the final normalised return along what the "
+        "grid varied, and performance profiles with bootstrap bands.",
+    )
     p.add_argument("results", type=Path, help="a sweep folder, or its results.parquet / .csv")
     p.add_argument("--out", type=Path, help="figure folder (default: <sweep folder>/figures)")
-    p = sub.add_parser("report", help="a markdown report of a sweep's results")
+    p.add_argument("--allow-mixed", action="store_true", help=mixed)
+    p = sub.add_parser(
+        "report",
+        help="a markdown report of a sweep's results",
+        description="Write a sweep's markdown report: per task and arm, medians and IQRs, the IQM of the "
+        "final normalised return with its 95%% stratified bootstrap CI, and the probability of improvement "
+        "between arms that differ in one grid field.",
+    )
     p.add_argument("results", type=Path, help="a sweep folder, or its results.parquet / .csv")
     p.add_argument("--title", default=None, help="the report's heading (default: the sweep's name)")
     p.add_argument("--out", type=Path, help="write the report to this file (default: print it)")
+    p.add_argument("--allow-mixed", action="store_true", help=mixed)
 
 
 def add_feedback(sub: argparse._SubParsersAction) -> None:
@@ -99,30 +120,52 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sweep = Sweep.from_yaml(args.spec)
     out = args.out or Path("sweeps") / sweep.name
     if args.dry_run:
-        for run in sweep.runs():
-            print(f"{run.key}  {status(out, run.key):6}  seed {run.config['seed']}  {run.arm}")
+        runs = sweep.runs()
+        for run in runs:
+            print(
+                f"{run.key}  {status(out, run.key, run.code_version):6}  seed {run.config['seed']}  {run.arm}"
+            )
+        print(f"code version {runs[0].code_version}: {_other_versions(out, runs)}")
         return 0
     report = run_sweep(
         sweep, out, args.workers, args.backend, args.address, args.retry_failed, not args.no_progress
     )
     if args.csv:
-        from rlhf_gym.experiments.plots import load_table
+        import pandas as pd
 
-        load_table(out).to_csv(out / "results.csv", index=False)
+        pd.read_parquet(out / "results.parquet").to_csv(out / "results.csv", index=False)
+    again = (
+        f", {report.other_version} of them run again for this code version" if report.other_version else ""
+    )
     print(
-        f"{sweep.name}: {report.done} run(s) done, {report.failed} failed, {report.skipped} already there, "
-        f"{report.wall_seconds:.0f} s -> {out / 'results.parquet'}"
+        f"{sweep.name}: {report.done} run(s) done{again}, {report.failed} failed, {report.skipped} already "
+        f"there, {report.wall_seconds:.0f} s -> {out / 'results.parquet'}"
     )
     for error in report.errors:
         print(f"  failed: {error}", file=sys.stderr)
     return 1 if report.failed else 0
 
 
+def _other_versions(out: Path, runs: list[Run]) -> str:
+    """The dry run's last line: how many of the sweep's runs are finished for another code version."""
+    from rlhf_gym.experiments.sweep import other_versions
+
+    counts = other_versions(out, runs)
+    if not counts:
+        return "no finished run of this sweep is from another code version"
+    names = ", ".join(f"{n} of {v or 'an unrecorded version'}" for v, n in counts.items())
+    return (
+        f"{sum(counts.values())} finished run(s) of this sweep are from another code version ({names}); "
+        "they stay in the folder, but are run again and are not part of the new table"
+    )
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
-    from rlhf_gym.experiments.plots import load_table, plot
+    from rlhf_gym.experiments.plots import plot
+    from rlhf_gym.experiments.results import load_table
 
     folder = args.results if args.results.is_dir() else args.results.parent
-    for path in plot(load_table(args.results), args.out or folder / "figures"):
+    for path in plot(load_table(args.results, args.allow_mixed), args.out or folder / "figures"):
         print(path)
     return 0
 
@@ -130,12 +173,15 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     import json
 
-    from rlhf_gym.experiments.plots import load_table, report
+    from rlhf_gym.experiments.report import report
+    from rlhf_gym.experiments.results import load_table
 
     folder = args.results if args.results.is_dir() else args.results.parent
     meta = folder / "sweep.json"
     name = json.loads(meta.read_text())["name"] if meta.is_file() else folder.name
-    text = report(load_table(args.results), args.title or name)
+    text = report(
+        load_table(args.results, args.allow_mixed), args.title or name, allow_mixed=args.allow_mixed
+    )
     if args.out:
         args.out.write_text(text + "\n")
         print(args.out)

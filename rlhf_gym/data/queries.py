@@ -3,7 +3,9 @@
 ``uniform`` takes random pairs. ``disagreement`` scores ``candidate_factor`` times as many
 random pairs and keeps those whose P(first preferred) varies most across the ensemble
 (Christiano et al., 2017, section 2.2.4; B-Pref ``feed_type`` 1). ``entropy`` keeps the pairs
-whose ensemble-mean P is closest to 1/2 (B-Pref ``feed_type`` 2).
+whose answer the members are, on average, least sure of: the mean over members of the entropy
+of each member's P (B-Pref ``feed_type`` 2, ``get_entropy``). Members that disagree confidently
+(P near 0 for one, near 1 for another) score low here and high under ``disagreement``.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ def score(queries: Sequence[Query], strategy: str, model: PreferenceModel) -> np
     p = model.preference_probabilities(queries)
     if strategy == "disagreement":
         return p.std(0)
-    if strategy == "entropy":
-        mean = np.clip(p.mean(0), 1e-6, 1 - 1e-6)
-        return -(mean * np.log(mean) + (1 - mean) * np.log(1 - mean))
+    if strategy == "entropy":  # B-Pref: the members' entropies, averaged (not that of the mean P)
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        return -(p * np.log(p) + (1 - p) * np.log(1 - p)).mean(0)
     raise ValueError(f"unknown query strategy {strategy!r}; expected one of {', '.join(QUERY_STRATEGIES)}")
 
 

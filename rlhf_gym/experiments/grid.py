@@ -1,4 +1,5 @@
-"""Sweep specs: a YAML grid of run configs, times seeds, each run keyed by its resolved config.
+"""Sweep specs: a YAML grid of run configs, times seeds, each run keyed by its resolved config
+and the code version that runs it.
 
 A sweep spec (``benchmarks/sweeps/*.yaml``) names a grid of ``RunConfig`` overrides; every
 combination of the grid's values, times every seed, is one run:
@@ -44,11 +45,13 @@ class Run:
     """One run of a sweep.
 
     Args:
-        key: 12 hex digits of the SHA-256 of the resolved config: the run's identity.
+        key: 12 hex digits of the SHA-256 of the resolved config and the code version
+            (``run_key``): the run's identity.
         arm: the grid values that define the run, without the seed (its group in tables).
         config: the resolved ``RunConfig`` as a plain dict.
         ceiling: the key of the run's true-reward ceiling with the seed left out: the runs
             whose normalised return shares one ceiling (the median over its seeds).
+        code_version: the code version the key is for (``rlhf_gym.provenance.code_version``).
 
     Example:
         >>> run = Sweep.from_dict({"name": "one", "controls": False}).runs()[0]
@@ -60,6 +63,7 @@ class Run:
     arm: str
     config: dict[str, Any]
     ceiling: str
+    code_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,10 @@ class Sweep:
 
         A run is resolved as ``rlhf-gym train`` would resolve its fields (defaults, then the task
         preset's ``run:`` block, then the sweep's values), so a ceiling listed in the grid and the
-        automatic one are the same run."""
+        automatic one are the same run. Runs are keyed for this process's code version."""
+        from rlhf_gym.provenance import code_version
+
+        version = code_version()
         base: dict[str, Any] = {}
         for k, v in self.base.items():
             _set(base, k, v)
@@ -168,12 +175,12 @@ class Sweep:
                         for reward, label in CONTROLS.items():
                             control = _resolve(control_config(data, reward))
                             variants.append((f"{label} {env_label}".strip(), control))
-                    ceiling = run_key(_resolve(control_config(data, "true")) | {"seed": None})
+                    ceiling = run_key(_resolve(control_config(data, "true")) | {"seed": None}, version)
                 except (ValueError, TypeError) as err:
                     raise ValueError(f"{where}, arm {arm!r}: {err}") from None
                 for label, config in variants:
-                    key = run_key(config)
-                    runs.setdefault(key, Run(key, label, config, ceiling))
+                    key = run_key(config, version)
+                    runs.setdefault(key, Run(key, label, config, ceiling, version))
         return list(runs.values())
 
 
@@ -203,15 +210,32 @@ def _short(value: Any) -> str:
     return json.dumps(value, separators=(",", ":")) if isinstance(value, (dict, list)) else str(value)
 
 
-def run_key(config: dict[str, Any]) -> str:
-    """12 hex digits of the SHA-256 of a resolved config (keys sorted). Fields that are ``None``
-    are left out, so a new optional field does not change the keys of finished runs.
+CURRENT = "current"
+"""``run_key``'s default code version: this process's ``provenance.code_version()``."""
+
+
+def run_key(config: dict[str, Any], code_version: str | None = CURRENT) -> str:
+    """12 hex digits of the SHA-256 of a resolved config (keys sorted) and the code version that
+    runs it, so that a run of changed code is a new run: changing any file under ``rlhf_gym/``
+    gives every run a new key. Fields that are ``None`` are left out, so a new optional field does
+    not change the keys of finished runs.
+
+    Args:
+        config: the resolved config, a plain dict.
+        code_version: the code version (``rlhf_gym.provenance.code_version``); by default this
+            process's; ``None`` gives the key that runs had before code versions were recorded.
 
     Example:
         >>> run_key({"task": "CartPole-v1", "seed": 0}) == run_key({"seed": 0, "task": "CartPole-v1"})
         True
         >>> run_key({"task": "CartPole-v1", "recorded_feedback": None}) == run_key({"task": "CartPole-v1"})
         True
+        >>> run_key({"seed": 0}, "git:1a2b3c4d5e6f") == run_key({"seed": 0}, "git:1a2b3c4d5e6f+dirty:0a")
+        False
     """
-    kept = {k: v for k, v in config.items() if v is not None}
+    if code_version == CURRENT:
+        from rlhf_gym.provenance import code_version as current
+
+        code_version = current()
+    kept = {k: v for k, v in (config | {"code_version": code_version}).items() if v is not None}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:12]

@@ -1,11 +1,11 @@
-"""Figures and a markdown report from a sweep's tidy table (``rlhf_gym.experiments.results``).
+"""Figures from a sweep's tidy table (``rlhf_gym.experiments.results``).
 
 ``plot`` draws what the sweep varied, one facet per task, as means with 95% bootstrap
 confidence intervals across seeds: learning curves against agent steps and against labels used
 (always), and the final normalised return against the budget, across teachers and across query
-strategies (each when the grid varies it within a task). ``report`` writes one markdown table per task:
-the controls first, then every arm, with the median and IQR of the final return, the labels
-needed to reach 90% of the ceiling, and the area under the learning curve.
+strategies (each when the grid varies it within a task); and the performance profiles of the
+final normalised return (``stats.performance_profile``, rliable's score distributions), with
+95% bootstrap bands. The markdown report is in ``rlhf_gym.experiments.report``.
 """
 
 from __future__ import annotations
@@ -13,27 +13,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rlhf_gym.experiments.report import auc, labels_to_reach, report
+from rlhf_gym.experiments.results import arm_items, load_table, short_names
+
+# the report and the table loader moved to report.py and results.py; still importable from here
+__all__ = ["auc", "labels_to_reach", "load_table", "plot", "profiles", "report"]
+
 if TYPE_CHECKING:
     import pandas as pd
 
 
 MEAN_CI = " (mean over seeds, 95% bootstrap CI)"  # the report gives medians and IQRs
-
-
-def load_table(results: str | Path) -> pd.DataFrame:
-    """A sweep folder's ``results.parquet`` (or a ``.parquet``/``.csv`` file) as a table."""
-    import pandas as pd
-
-    path = Path(results)
-    if path.is_dir():
-        path = path / "results.parquet"
-    if not path.is_file():
-        raise FileNotFoundError(f"no results at {results}; expected a sweep folder or a .parquet/.csv table")
-    table = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
-    missing = {"arm", "task", "point", "true_return", "normalised_return"} - set(table.columns)
-    if missing:
-        raise ValueError(f"{path} is not a sweep results table: it lacks {', '.join(sorted(missing))}")
-    return table
 
 
 def _finals(table: pd.DataFrame) -> pd.DataFrame:
@@ -51,13 +41,13 @@ def _along(finals: pd.DataFrame, column: str) -> tuple[pd.DataFrame | None, str 
     value, as CPL's uniform queries, or a budget that differs only between tasks, draws nothing)."""
     if finals.empty or column not in finals:
         return None, None
-    named = [column in {i.split("=")[0] for t in _items(a) for i in t} for a in _names(finals)]
+    named = [column in {i.split("=")[0] for t in arm_items(a) for i in t} for a in short_names(finals)]
     if not any(named):
         return None, None
     data = finals[named]
     if data.groupby("task")[column].nunique().max() < 2:  # one named value is no comparison
         return None, None
-    data = data.assign(arm=_names(data, drop=column))
+    data = data.assign(arm=short_names(data, drop=column))
     return data, ("arm" if data["arm"].nunique() > 1 else None)
 
 
@@ -66,35 +56,13 @@ def _wrap(table: pd.DataFrame) -> int | None:
     return 5 if table["task"].nunique() > 5 else None
 
 
-def _items(arm: str) -> list[list[str]]:
-    """An arm's name as its grid values: space-separated, each one or more comma-separated items."""
-    return [t.split(",") for t in str(arm).split(" ")]
-
-
-def _names(table: pd.DataFrame, drop: str | None = None) -> list[str]:
-    """Each row's arm named without the grid items that all learned arms of its task share
-    (``task=...``, a preset's budget), which the facet already implies, and without the items of
-    the field ``drop``; an arm left with no item is ``learned reward``."""
-    shared: dict[str, set[str]] = {}
-    for task, rows in table.groupby("task", sort=False):
-        learned = rows.loc[rows["reward"] == "learned", "arm"].unique()
-        sets = [{i for t in _items(a) for i in t} for a in learned]
-        shared[task] = set.intersection(*sets) if sets else set()
-        shared[task].add(f"task={task}")
-    names = {}
-    for arm, task in set(zip(table["arm"], table["task"])):
-        keep = [[i for i in t if i not in shared[task] and i.split("=")[0] != drop] for t in _items(arm)]
-        names[arm, task] = " ".join(",".join(t) for t in keep if t) or "learned reward"
-    return [names[a, t] for a, t in zip(table["arm"], table["task"])]
-
-
 def _legend(table: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
-    """The curves' legend: ``table`` with each ``arm`` named by ``_names``, so that a sweep over
+    """The curves' legend: ``table`` with each ``arm`` named by ``short_names``, so that a sweep over
     tasks colours its ceilings, controls and learned arms alike. When more than eight arms remain
     and every learned one is named by two grid items (``teacher=stoch labels=50``), the colour
     keeps the first and a line style the second (column named by its key; ``no feedback`` for the
     controls); returns the table and that column, or None."""
-    arms = _names(table)
+    arms = short_names(table)
     learned = {a for a, reward in zip(arms, table["reward"]) if reward == "learned"}
     pairs = {a: a.split(" ") for a in learned}
     keys = {
@@ -217,6 +185,9 @@ def plot(table: pd.DataFrame, out: str | Path) -> list[Path]:
             paths.append(
                 _save(grid.figure, out / f"{name}.png", f"{title}: final normalised return{MEAN_CI}")
             )
+    path = profiles(_finals(table), out)
+    if path is not None:
+        paths.append(path)
     for budget in ("budget_seconds", "labels"):  # the config's budgets
         data, hue = _along(finals, budget)
         if data is None:
@@ -255,89 +226,50 @@ def _save(fig: Any, path: Path, title: str) -> Path:
     return path
 
 
-def labels_to_reach(runs: pd.DataFrame, level: float = 0.9) -> float:
-    """Median over seeds of the labels used at the first evaluation with a normalised return of
-    at least ``level`` (NaN unless more than half the seeds get there)."""
+def profiles(finals: pd.DataFrame, out: str | Path) -> Path | None:
+    """Performance profiles, one facet per task: for each arm, the fraction of its runs whose
+    final normalised return exceeds tau, against tau, with 95% stratified bootstrap bands;
+    written to ``profiles.png`` in ``out`` (None when no run has a normalised return)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     import numpy as np
 
-    hits = []
-    for _, run in runs.groupby("key"):
-        run = run.sort_values("timesteps")
-        reached = run[run["normalised_return"] >= level]
-        hits.append(float(reached["labels_used"].iloc[0]) if len(reached) else np.inf)
-    median = float(np.median(hits)) if hits else np.nan
-    return median if np.isfinite(median) else np.nan
+    from rlhf_gym.experiments.stats import performance_profile
 
-
-def auc(runs: pd.DataFrame) -> float:
-    """Median over seeds of the area under the normalised-return curve, per unit of agent steps
-    (the mean normalised return over training; 1 is the ceiling from the start)."""
-    import numpy as np
-
-    areas = []
-    for _, run in runs.groupby("key"):
-        run = run.sort_values("timesteps")
-        x, y = run["timesteps"].to_numpy(float), run["normalised_return"].to_numpy(float)
-        if len(x) > 1 and x[-1] > x[0]:
-            areas.append(float(((y[1:] + y[:-1]) / 2 * np.diff(x)).sum() / (x[-1] - x[0])))
-    return float(np.median(areas)) if areas else np.nan
-
-
-def _num(value: float, spec: str) -> str:
-    return "-" if value != value else format(value, spec)  # NaN prints as "-"
-
-
-def _iqr(values: pd.Series) -> str:
-    import numpy as np
-
-    v = values.dropna().to_numpy(float)
-    if not len(v):
-        return "-"
-    q1, med, q3 = np.percentile(v, [25, 50, 75])
-    return f"{med:.3g} [{q1:.3g}, {q3:.3g}]"
-
-
-def report(table: pd.DataFrame, title: str = "Sweep results", command: str | None = None) -> str:
-    """A markdown report: per task and ceiling group, the controls then each arm, with medians and
-    IQRs over seeds."""
-    import numpy as np
-
-    lines = [f"## {title}", ""]
-    if command:
-        lines += [f"Command: `{command}`", ""]
-    platforms = table["platform"].dropna().unique() if "platform" in table else []
-    if len(platforms) > 1:
-        lines += [
-            f"These runs ran on {len(platforms)} platforms ({'; '.join(f'`{p}`' for p in platforms)}). "
-            "Torch picks its float kernels by the CPU, so a learned-reward run is repeatable only on "
-            "its own platform: compare arms within one.",
-            "",
-        ]
-    for task, rows in table.groupby("task", sort=False):
-        lines += [
-            f"### {task}",
-            "",
-            "| arm | seeds | failed | true return, median [IQR] | normalised, median [IQR] | "
-            "labels to 90% | AUC | wall s |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        # each ceiling group together, its controls first, so every arm sits beside its controls
-        groups = list(dict.fromkeys(rows["ceiling"]))
-        firsts = rows.drop_duplicates("arm")
-        order = sorted(
-            zip(firsts["arm"], firsts["ceiling"], firsts["reward"] == "learned"),
-            key=lambda a: (groups.index(a[1]), a[2]),
+    data = finals[finals["normalised_return"].notna()]
+    if data.empty:
+        return None
+    data = data.assign(arm=short_names(data))
+    palette = _palette(data)
+    scores = data["normalised_return"].to_numpy(float)
+    taus = np.linspace(min(0.0, scores.min()), max(1.0, scores.max()), 81)
+    tasks = list(dict.fromkeys(data["task"]))
+    cols = min(len(tasks), 5)
+    rows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 3.6 * rows), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        runs = data[data["task"] == task]
+        for arm in [a for a in palette if a in set(runs["arm"])]:
+            p = performance_profile(runs.loc[runs["arm"] == arm, "normalised_return"].to_numpy(float), taus)
+            ax.plot(p["tau"], p["fraction"], color=palette[arm], label=arm, drawstyle="steps-post")
+            ax.fill_between(p["tau"], p["low"], p["high"], color=palette[arm], alpha=0.15, step="post")
+        ax.set(
+            title=f"task = {task}",
+            xlabel="normalised return τ",
+            ylabel="fraction of runs > τ",
+            ylim=(0, 1.02),
         )
-        for arm, _, learned in order:
-            runs = rows[rows["arm"] == arm]
-            done = runs[runs["status"] == "done"]
-            finals = _finals(runs)
-            failed = runs[runs["status"] == "failed"]["key"].nunique()
-            reach = labels_to_reach(done) if learned else np.nan
-            lines.append(
-                f"| {arm} | {finals['key'].nunique()} | {failed} | {_iqr(finals['true_return'])} | "
-                f"{_iqr(finals['normalised_return'])} | {_num(reach, '.0f')} | {_num(auc(done), '.3f')} | "
-                f"{_num(finals['wall_seconds'].median(), '.0f')} |"
-            )
-        lines.append("")
-    return "\n".join(lines)
+    for ax in axes.flat[len(tasks) :]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    for ax in axes.flat[1 : len(tasks)]:  # every arm once, in the palette's order
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(h)
+                labels.append(label)
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.tight_layout()
+    title = "Performance profiles of the final normalised return (95% stratified bootstrap bands)"
+    return _save(fig, Path(out) / "profiles.png", title)

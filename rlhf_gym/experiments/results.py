@@ -14,7 +14,12 @@ Columns:
   of uniform random actions (20 seeded episodes; NaN if the task cannot be built here);
 - ``reward_model_accuracy`` (held-out) and ``reward_correlation`` (with the true reward, on
   recent rollouts), from the last reward-model fit before the point;
-- ``platform``: where the run ran (see ``platform``), from its ``summary.json``.
+- ``platform``: where the run ran (``rlhf_gym.provenance.platform``) and ``code_version``: the
+  code that ran it (``rlhf_gym.provenance.code_version``), from its ``summary.json``.
+
+``load_table`` reads a table back and refuses one that mixes code versions or platforms unless
+told to allow it (``provenance``); ``arm_items`` and ``short_names`` read the grid values in arm
+names.
 
 A config column whose values differ in type across runs (``hyperparams.learning_rate`` is
 ``0.001`` for one task and ``lin_0.001`` for another) holds them as text, so Parquet can store it.
@@ -113,6 +118,7 @@ def _head(meta: dict[str, Any], status: str, error: str | None) -> dict[str, Any
         "status": status,
         "error": error,
         "platform": meta.get("platform"),  # runs of older versions did not record it
+        "code_version": meta.get("code_version"),
     }
 
 
@@ -151,3 +157,98 @@ def random_returns(out: str | Path, table: pd.DataFrame) -> dict[tuple[str, str]
     tmp.write_text(json.dumps(cache, indent=2))
     os.replace(tmp, path)
     return {(k.split("|")[0], k.split("|")[1]): v for k, v in cache.items()}
+
+
+PROVENANCE = {"code_version": "code versions", "platform": "platforms"}
+
+
+def provenance(table: pd.DataFrame, allow_mixed: bool = False, where: str = "the table") -> list[str]:
+    """Where the runs of ``table`` come from, as markdown lines for a report: their one code
+    version and platform, or, when they mix several and ``allow_mixed`` is given, a warning that
+    says so. A run that recorded none counts as ``unrecorded``.
+
+    Raises:
+        ValueError: the runs mix code versions or platforms and ``allow_mixed`` is not given;
+            the message names them.
+
+    Example:
+        >>> import pandas as pd
+        >>> t = pd.DataFrame({"code_version": ["git:a", "git:b"], "platform": ["cpu", "cpu"]})
+        >>> provenance(t)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: the table mixes 2 code versions (`git:a`, `git:b`): rerun the sweep on one ...
+        >>> provenance(t.iloc[:1])
+        ['Code version `git:a`; platform `cpu`.']
+    """
+    values = {
+        col: sorted({v if isinstance(v, str) else "unrecorded" for v in table[col]})
+        if col in table
+        else ["unrecorded"]
+        for col in PROVENANCE
+    }
+    mixed = {col: v for col, v in values.items() if len(v) > 1}
+    if not mixed:
+        return [f"Code version `{values['code_version'][0]}`; platform `{values['platform'][0]}`."]
+    what = " and ".join(
+        f"{len(v)} {PROVENANCE[col]} ({', '.join(f'`{x}`' for x in v)})" for col, v in mixed.items()
+    )
+    if not allow_mixed:
+        raise ValueError(
+            f"{where} mixes {what}: rerun the sweep on one code version, or allow it with --allow-mixed"
+        )
+    return [
+        f"**Mixed results:** these runs come from {what}. A learned-reward run is repeatable only on "
+        "its own code version and platform (torch picks its float kernels by the CPU): compare arms "
+        "within one."
+    ]
+
+
+def load_table(results: str | Path, allow_mixed: bool = False) -> pd.DataFrame:
+    """A sweep folder's ``results.parquet`` (or a ``.parquet``/``.csv`` file) as a table.
+
+    Raises:
+        FileNotFoundError: there is no table there.
+        ValueError: it is not a results table, or its runs mix code versions or platforms and
+            ``allow_mixed`` is not given (``provenance``).
+    """
+    import pandas as pd
+
+    path = Path(results)
+    if path.is_dir():
+        path = path / "results.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"no results at {results}; expected a sweep folder or a .parquet/.csv table")
+    table = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    missing = {"arm", "task", "point", "true_return", "normalised_return"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path} is not a sweep results table: it lacks {', '.join(sorted(missing))}")
+    provenance(table, allow_mixed, str(path))
+    return table
+
+
+def arm_items(arm: str) -> list[list[str]]:
+    """An arm's name as its grid values: space-separated, each one or more comma-separated items.
+
+    Example:
+        >>> arm_items("teacher=stoch task=Pong-v0,labels=10")
+        [['teacher=stoch'], ['task=Pong-v0', 'labels=10']]
+    """
+    return [t.split(",") for t in str(arm).split(" ")]
+
+
+def short_names(table: pd.DataFrame, drop: str | None = None) -> list[str]:
+    """Each row's arm named without the grid items that all learned arms of its task share
+    (``task=...``, a preset's budget), which the task already implies, and without the items of
+    the field ``drop``; an arm left with no item is ``learned reward``."""
+    shared: dict[str, set[str]] = {}
+    for task, rows in table.groupby("task", sort=False):
+        learned = rows.loc[rows["reward"] == "learned", "arm"].unique()
+        sets = [{i for t in arm_items(a) for i in t} for a in learned]
+        shared[task] = set.intersection(*sets) if sets else set()
+        shared[task].add(f"task={task}")
+    names = {}
+    for arm, task in set(zip(table["arm"], table["task"])):
+        keep = [[i for i in t if i not in shared[task] and i.split("=")[0] != drop] for t in arm_items(arm)]
+        names[arm, task] = " ".join(",".join(t) for t in keep if t) or "learned reward"
+    return [names[a, t] for a, t in zip(table["arm"], table["task"])]

@@ -3,7 +3,10 @@
 The spec and its runs are in ``rlhf_gym.experiments.grid``.
 
 Each run is keyed by a hash of its resolved config (``resolve_config``: the task preset's
-defaults filled in), so a killed sweep resumes and skips finished runs. A run's results are
+defaults filled in) and of the code version that runs it (``rlhf_gym.provenance.code_version``),
+so a killed sweep resumes and skips finished runs, and a sweep run again after any change under
+``rlhf_gym/`` runs every run anew: the runs of the other code version stay in the folder, but
+are not part of the new table (``other_versions`` counts them). A run's results are
 written by the driver, not the worker, into ``<out>/runs/<key>/`` (``summary.json``,
 ``metrics.csv``, ``config.yaml``), atomically; a failed run gets ``error.json`` and
 ``traceback.txt`` there instead, and the sweep goes on (``retry_failed`` reruns only those).
@@ -60,14 +63,45 @@ def execute(config: dict[str, Any]) -> dict[str, Any]:
         }
 
 
-def status(out: Path, key: str) -> str:
-    """``done``, ``failed`` or ``todo`` for the run ``key`` of the sweep folder ``out``."""
+def status(out: Path, key: str, code_version: str | None = None) -> str:
+    """``done``, ``failed`` or ``todo`` for the run ``key`` of the sweep folder ``out``. Given the
+    ``code_version`` the key is for, a run whose ``summary.json`` records another one (the code
+    changed while the sweep ran) is ``todo``."""
     folder = out / "runs" / key
     if (folder / "summary.json").is_file():
+        if code_version is not None and _recorded(folder / "summary.json") != code_version:
+            return "todo"
         return "done"
     if (folder / "error.json").is_file():
         return "failed"
     return "todo"
+
+
+def _recorded(path: Path) -> str | None:
+    """The code version a run's ``summary.json`` records (None for runs from before it did)."""
+    try:
+        return json.loads(path.read_text()).get("code_version")
+    except (OSError, ValueError):
+        return None
+
+
+def other_versions(out: Path, runs: list[Run]) -> dict[str | None, int]:
+    """How many of ``runs`` are done in ``out`` for another code version than the one they are
+    keyed for, by that version (``None``: recorded before runs recorded their code version).
+
+    Example:
+        >>> other_versions(Path("no-such-folder"), [])
+        {}
+    """
+    from rlhf_gym.experiments.grid import run_key
+
+    recorded = {f.parent.name: _recorded(f) for f in (out / "runs").glob("*/summary.json")}
+    counts: dict[str | None, int] = {}
+    for version in set(recorded.values()):
+        for run in runs:
+            if version != run.code_version and recorded.get(run_key(run.config, version), "") == version:
+                counts[version] = counts.get(version, 0) + 1
+    return counts
 
 
 def record(out: Path, run: Run, result: dict[str, Any]) -> None:
@@ -99,7 +133,7 @@ def _write_result(tmp: Path, run: Run, result: dict[str, Any]) -> None:
 
     tmp.chmod(0o755)  # mkdtemp's 0o700 would hide results from others sharing the folder
     save_yaml(from_dict(RunConfig, run.config), tmp / "config.yaml")
-    meta = {"key": run.key, "arm": run.arm, "ceiling": run.ceiling}
+    meta = {"key": run.key, "arm": run.arm, "ceiling": run.ceiling, "code_version": run.code_version}
     if result["status"] == "done":
         rows = result["metrics"]
         with open(tmp / "metrics.csv", "w", newline="") as f:
@@ -115,11 +149,13 @@ def _write_result(tmp: Path, run: Run, result: dict[str, Any]) -> None:
 
 @dataclass
 class SweepReport:
-    """What ``run_sweep`` did: runs finished now, failed now, skipped (done before), wall seconds."""
+    """What ``run_sweep`` did: runs finished now, failed now, skipped (done before), wall seconds,
+    and how many of the sweep's runs were done before by another code version (run again now)."""
 
     done: int = 0
     failed: int = 0
     skipped: int = 0
+    other_version: int = 0
     wall_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -152,9 +188,9 @@ def run_sweep(
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps({"name": sweep.name, "description": sweep.description}))
     runs = sweep.runs()
-    states = {r.key: status(out, r.key) for r in runs}
+    states = {r.key: status(out, r.key, r.code_version) for r in runs}
     todo = [r for r in runs if states[r.key] == "todo" or (retry_failed and states[r.key] == "failed")]
-    report = SweepReport(skipped=len(runs) - len(todo))
+    report = SweepReport(skipped=len(runs) - len(todo), other_version=sum(other_versions(out, runs).values()))
     failed_before = sum(states[r.key] == "failed" for r in runs) if not retry_failed else 0
     start = time.perf_counter()
     from tqdm import tqdm

@@ -122,26 +122,26 @@ def feedback_info(path: str | Path) -> dict[str, Any]:
 
 def export_store(store_path: str | Path, out_path: str | Path) -> int:
     """Write every record of the store at ``store_path`` to a portable JSON Lines file (format:
-        module docs); returns the number of records. Pending items are not exported.
+    module docs); returns the number of records. Pending items are not exported.
 
-        The file is written under a temporary name and renamed into place, so ``out_path`` is never
-        a half-written export. Every record is decoded first, so a corrupt store gives no export.
+    The file is written under a temporary name and renamed into place, so ``out_path`` is never
+    a half-written export. Every record is decoded first, so a corrupt store gives no export.
 
-        Example:
-            >>> import pathlib, tempfile
-            >>> import numpy as np
-            >>> from rlhf_gym.feedback.store import FeedbackStore
-            >>> from rlhf_gym.types import Rating, Segment
-            >>> seg = Segment(np.zeros((2, 4)), np.zeros(2, int), np.ones(2), np.zeros(2, bool))
-            >>> with tempfile.TemporaryDirectory() as d:
-            ...     src, out, dst = (pathlib.Path(d) / name for name in ("a.db", "a.jsonl", "b.db"))
-            ...     with FeedbackStore(src, meta={"task": "CartPole-v1"}) as store:
-            ...         row = store.add(Rating(seg, 3, 5, teacher="ada"), effort_seconds=1.5)
-            ...     print(export_store(src, out), import_store(out, dst), import_store(out, dst))
-            ...     meta, entries = read_feedback(dst)
-            ...     print(meta, [(r["kind"], r["effort_seconds"], record.level) for r, record in entries])
-            1 Imported(added=1, duplicates=0) Imported(added=0, duplicates=1)
-            {'task': 'CartPole-v1'} [('rating', 1.5, 3)]
+    Example:
+        >>> import pathlib, tempfile
+        >>> import numpy as np
+        >>> from rlhf_gym.feedback.store import FeedbackStore
+        >>> from rlhf_gym.types import Rating, Segment
+        >>> seg = Segment(np.zeros((2, 4)), np.zeros(2, int), np.ones(2), np.zeros(2, bool))
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     src, out, dst = (pathlib.Path(d) / name for name in ("a.db", "a.jsonl", "b.db"))
+        ...     with FeedbackStore(src, meta={"task": "CartPole-v1"}) as store:
+        ...         row = store.add(Rating(seg, 3, 5, teacher="ada"), effort_seconds=1.5)
+        ...     print(export_store(src, out), import_store(out, dst), import_store(out, dst))
+        ...     meta, entries = read_feedback(dst)
+        ...     print(meta, [(r["kind"], r["effort_seconds"], record.level) for r, record in entries])
+        1 Imported(added=1, duplicates=0) Imported(added=0, duplicates=1)
+        {'task': 'CartPole-v1'} [('rating', 1.5, 3)]
     """
     store_path, out_path = Path(store_path), Path(out_path)
     with _open_existing(store_path) as store:

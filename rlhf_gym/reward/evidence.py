@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from rlhf_gym.types import Correction, Demonstration, Feedback, Rating, Segment, Signal
 
@@ -145,3 +146,39 @@ def expert_steps(feedback: list[Feedback]) -> tuple[np.ndarray, np.ndarray]:
     if not steps:
         return np.zeros((0,)), np.zeros((0,))
     return np.concatenate([o for o, _ in steps]), np.concatenate([a for _, a in steps])
+
+
+def judged_accuracy(returns: torch.Tensor, ev: Evidence, judges: torch.Tensor) -> float:
+    """Accuracy of the labels of ``ev`` as judged by the members marked in ``judges`` ``(E, items)``,
+    from the predicted returns ``(E, S)`` of its sequences.
+
+    Pair labels (ties left out): is the preferred sequence predicted better? When there are
+    no strict pairs, ordinal labels are judged by concordance: of two labels on one scale
+    with different levels, is the higher one's score higher? ``nan`` if nothing is judged.
+    """
+    n_pairs = len(ev.pairs)
+    labels = torch.from_numpy(ev.pair_labels)
+    strict = labels != 0.5
+    if strict.any():
+        p = torch.sigmoid(returns[:, ev.pairs[:, 0]] - returns[:, ev.pairs[:, 1]])
+        return _accuracy(p, labels, judges[:, :n_pairs] & strict)
+    judges = judges[:, n_pairs:]
+    judged = judges.any(0).numpy()
+    if not judged.any():
+        return float("nan")
+    scores = ((returns[:, ev.ordinal] * judges).sum(0) / judges.sum(0).clamp_min(1)).numpy()[judged]
+    levels, scale = ev.levels[judged], ev.instrument[judged]
+    higher = (levels[:, None] > levels[None]) & (scale[:, None] == scale[None])
+    if not higher.any():
+        return float("nan")
+    return float((scores[:, None] > scores[None])[higher].mean())
+
+
+def _accuracy(p: torch.Tensor, labels: torch.Tensor, judges: torch.Tensor) -> float:
+    """Accuracy of each label as judged by the mean P of the members marked in ``judges`` (E, M);
+    labels no member judges are left out, ``nan`` if none is judged."""
+    judged = judges.any(0)
+    if not judged.any():
+        return float("nan")
+    p_mean = (p * judges).sum(0)[judged] / judges.sum(0)[judged]
+    return float(((p_mean > 0.5).float() == labels[judged]).float().mean())

@@ -7,6 +7,8 @@ ensemble member, weighted per item, so types can be mixed by summing.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -79,6 +81,23 @@ def ordinal_probabilities(
     p = torch.diff(cdf, dim=-1, prepend=torch.zeros_like(ones), append=ones)
     k = p.shape[-1]
     return (1.0 - noise) * p + noise / k if noise else p
+
+
+_SOFTPLUS_INV_1 = math.log(math.e - 1)  # softplus(x) = 1
+
+
+def ordinal_thresholds(raw: torch.Tensor) -> torch.Tensor:
+    """Increasing thresholds ``(E, K-1)`` of a K-level scale from free parameters ``(E, K-1)``:
+    the first, then softplus gaps. At zero they are one unit apart and centred on zero, the
+    first at ``-(K-2)/2`` (TAMER's two keys: one threshold, at 0).
+
+    Example:
+        >>> ordinal_thresholds(torch.zeros(1, 3)).tolist()  # four levels
+        [[-1.0, 0.0, 1.0]]
+    """
+    n = raw.shape[1]  # K - 1
+    gaps = F.softplus(raw[:, 1:] + _SOFTPLUS_INV_1)
+    return torch.cat([raw[:, :1] - (n - 1) / 2, gaps], 1).cumsum(1)
 
 
 def ordinal_loss(

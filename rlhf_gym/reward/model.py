@@ -1,10 +1,12 @@
 """The reward model: an ensemble of small MLPs over (obs, action), run as batched tensors.
 
 Each member is fitted on its own bootstrap sample of the labels (Christiano et al., 2017),
-so the labels a member never saw measure its held-out accuracy without spending any. The
-absorbing state after termination has one learned reward per member. Before the reward
-reaches the agent it is shifted so the absorbing state is worth zero (so dying is worth
-exactly what ending the episode is worth) and scaled to a fixed root-mean-square.
+so the labels a member never saw measure its held-out accuracy without spending any. So that
+they stay unseen, each member's input normaliser is fitted on its own sample too, and folded
+into its first layer. The absorbing state after termination has one learned reward per
+member. Before the reward reaches the agent it is shifted so the absorbing state is worth
+zero (so dying is worth exactly what ending the episode is worth) and scaled to a fixed
+root-mean-square.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from gymnasium import spaces
 from rlhf_gym.config import RewardModelConfig
 from rlhf_gym.reward.checkpoints import FORMAT_VERSION as FORMAT_VERSION  # re-exported
 from rlhf_gym.reward.checkpoints import describe_space, load_reward_model, save_reward_model
-from rlhf_gym.reward.evidence import Evidence, gather
-from rlhf_gym.reward.losses import comparison_loss, ordinal_loss
+from rlhf_gym.reward.evidence import Evidence, gather, judged_accuracy
+from rlhf_gym.reward.losses import comparison_loss, ordinal_loss, ordinal_thresholds
 from rlhf_gym.types import Feedback, Query, Segment
 
 LEAKY_SLOPE = 0.01
 SCALAR_LR_FACTOR = 10.0
+Normalisers = tuple[torch.Tensor, torch.Tensor]
+"""Each member's input mean and std, ``(E, D)`` each."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,9 @@ class RewardModel:
 
     # ----- features ---------------------------------------------------------------------
     def features(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Normalised observations, with one-hot or [-1, 1]-scaled actions, as a ``(N, D)`` array."""
+        """Observations (one-hot, or through ``obs_mean`` and ``obs_std``: the identity after a
+        fit, whose normalisers are in the first layer), with one-hot or [-1, 1]-scaled actions,
+        as a ``(N, D)`` array."""
         n = len(obs)
         x: np.ndarray
         if self.obs_info["type"] == "Discrete":
@@ -149,10 +155,13 @@ class RewardModel:
             a = (np.asarray(actions, dtype=np.float32).reshape(n, -1) - self._act_mid) / self._act_half
         return np.concatenate([x, a], axis=1)
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-member rewards of live steps, ``(N, D) -> (E, N)``."""
+    def _forward(self, x: torch.Tensor, norm: Normalisers | None = None) -> torch.Tensor:
+        """Per-member rewards of live steps, ``(N, D) -> (E, N)``; ``norm``: each member's
+        input normaliser, applied through its first layer (``_fold``)."""
         h = x
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            if i == 0 and norm is not None:
+                w, b = _fold(w, b, *norm)
             h = torch.baddbmm(b, h.expand(w.shape[0], -1, -1) if h.dim() == 2 else h, w)
             if i < len(self.weights) - 1:
                 h = torch.nn.functional.leaky_relu(h, LEAKY_SLOPE)
@@ -208,8 +217,7 @@ class RewardModel:
         s, length = ev.absorbing.shape
         obs = ev.obs.reshape(s * length, *ev.obs.shape[2:])
         actions = ev.actions.reshape(s * length, *ev.actions.shape[2:])
-        live = ((ev.weights > 0) & ~ev.absorbing).ravel()
-        self._fit_input_normaliser(obs[live] if live.any() else obs)
+        self.obs_mean[:], self.obs_std[:] = 0.0, 1.0  # features are raw: normalisers are per member
 
         self._fits += 1
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self._fits)
@@ -223,6 +231,7 @@ class RewardModel:
         counts = torch.from_numpy(
             np.random.default_rng([self.seed, self._fits]).multinomial(m, np.full(m, 1.0 / m), size=e)
         ).float()
+        norm = self._member_normalisers(ev, counts.numpy())
         # per scale: a first threshold, softplus gaps to the next ones, and a log-rationality
         scales = [torch.zeros(e, k - 1) for _, k in ev.instruments]
         log_slopes = [torch.zeros(e) for _ in ev.instruments]
@@ -256,7 +265,7 @@ class RewardModel:
         for _ in range(cfg.n_steps):
             idx_p, idx_o = sample(n_pairs), sample(len(ordinal))
             seq = torch.cat([pairs[idx_p].view(-1), ordinal[idx_o]])
-            returns = self._returns(x[seq], absorb[seq], weights[seq])
+            returns = self._returns(x[seq], absorb[seq], weights[seq], norm)
             total, weight = torch.zeros(e), 0.0
             if len(idx_p):
                 w = counts[:, idx_p]
@@ -277,7 +286,7 @@ class RewardModel:
                 total = total + n_on * ordinal_loss(
                     scores[:, on],
                     levels[idx_o][on],
-                    _thresholds(raw),
+                    ordinal_thresholds(raw),
                     log_slopes[j].exp(),
                     counts[:, n_pairs + idx_o[on]],
                     cfg.noise_robust,
@@ -289,32 +298,50 @@ class RewardModel:
             opt.step()
         for p in params:
             p.requires_grad_(False)
+        self.weights[0], self.biases[0] = _fold(self.weights[0], self.biases[0], *norm)
         self._sync_numpy()
         self.n_labels = m
 
         with torch.no_grad():
             returns = self._returns(x, absorb, weights)
         train_acc, heldout = (
-            _judged_accuracy(returns, ev, counts > 0),
-            _judged_accuracy(returns, ev, counts == 0),
+            judged_accuracy(returns, ev, counts > 0),
+            judged_accuracy(returns, ev, counts == 0),
         )
         self.calibrate(*ev.live_steps())
         return FitReport(m, train_acc, heldout, float(loss.detach()))
 
-    def _returns(self, x: torch.Tensor, absorb: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def _returns(
+        self, x: torch.Tensor, absorb: torch.Tensor, weights: torch.Tensor, norm: Normalisers | None = None
+    ) -> torch.Tensor:
         """Weighted predicted returns ``(E, S)`` of step sequences with features ``(S, L, D)``;
         each absorbing step is worth the member's absorbing reward instead of the MLP's output."""
         s, h = absorb.shape
-        r = self._forward(x.reshape(s * h, -1)).view(-1, s, h)
+        r = self._forward(x.reshape(s * h, -1), norm).view(-1, s, h)
         return (torch.where(absorb, self.absorbing_reward[:, None, None], r) * weights).sum(-1)
 
-    def _fit_input_normaliser(self, obs: np.ndarray) -> None:
-        self.obs_mean[:] = 0.0
-        self.obs_std[:] = 1.0
+    def _member_normalisers(self, ev: Evidence, counts: np.ndarray) -> Normalisers:
+        """Mean and std ``(E, D)`` of each member's inputs over its own bootstrap sample (the
+        sample's real steps, live ones if any, weighted by its counts), so that the labels it
+        leaves out, which judge its held-out accuracy, shape nothing of it. Discrete
+        observations and actions are left as they are (mean 0, std 1)."""
+        mean = np.zeros((len(counts), self.input_dim), np.float32)
+        std = np.ones_like(mean)
         if self.obs_info["type"] == "Box":
-            flat = np.asarray(obs, np.float32).reshape(len(obs), -1)
-            self.obs_mean[:] = flat.mean(0)
-            self.obs_std[:] = np.maximum(flat.std(0), 1e-3)
+            owner = np.empty(len(ev.absorbing), np.int64)  # the label each sequence belongs to
+            owner[ev.pairs.ravel()] = np.repeat(np.arange(len(ev.pairs)), 2)
+            owner[ev.ordinal] = len(ev.pairs) + np.arange(len(ev.ordinal))
+            real = ev.weights > 0
+            flat = ev.obs.reshape(*real.shape, -1).astype(np.float64)
+            d = flat.shape[-1]
+            for j, member_counts in enumerate(counts):
+                w = member_counts[owner][:, None] * real
+                w = w * ~ev.absorbing if (w * ~ev.absorbing).any() else w
+                if w.sum() > 0:
+                    mu = np.einsum("sl,sld->d", w, flat) / w.sum()
+                    var = np.einsum("sl,sld->d", w, (flat - mu) ** 2) / w.sum()
+                    mean[j, :d], std[j, :d] = mu, np.maximum(np.sqrt(var), 1e-3)
+        return torch.from_numpy(mean), torch.from_numpy(std)
 
     def calibrate(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> None:
         """Set the output normalisation from a batch of steps.
@@ -349,47 +376,10 @@ class RewardModel:
         return load_reward_model(cls, path, observation_space, action_space)
 
 
-def _thresholds(raw: torch.Tensor) -> torch.Tensor:
-    """Increasing thresholds ``(E, K-1)`` from free parameters: the first, then softplus gaps
-    (initially one unit apart, centred on zero)."""
-    k = raw.shape[1]
-    gaps = torch.nn.functional.softplus(raw[:, 1:] + _SOFTPLUS_INV_1)
-    return torch.cat([raw[:, :1] - (k - 2) / 2, gaps], 1).cumsum(1)
-
-
-_SOFTPLUS_INV_1 = math.log(math.e - 1)  # softplus(x) = 1
-
-
-def _judged_accuracy(returns: torch.Tensor, ev: Evidence, judges: torch.Tensor) -> float:
-    """Accuracy of the labels as judged by the members marked in ``judges`` ``(E, items)``.
-
-    Pair labels (ties left out): is the preferred sequence predicted better? When there are
-    no strict pairs, ordinal labels are judged by concordance: of two labels on one scale
-    with different levels, is the higher one's score higher? ``nan`` if nothing is judged.
-    """
-    n_pairs = len(ev.pairs)
-    labels = torch.from_numpy(ev.pair_labels)
-    strict = labels != 0.5
-    if strict.any():
-        p = torch.sigmoid(returns[:, ev.pairs[:, 0]] - returns[:, ev.pairs[:, 1]])
-        return _accuracy(p, labels, judges[:, :n_pairs] & strict)
-    judges = judges[:, n_pairs:]
-    judged = judges.any(0).numpy()
-    if not judged.any():
-        return float("nan")
-    scores = ((returns[:, ev.ordinal] * judges).sum(0) / judges.sum(0).clamp_min(1)).numpy()[judged]
-    levels, scale = ev.levels[judged], ev.instrument[judged]
-    higher = (levels[:, None] > levels[None]) & (scale[:, None] == scale[None])
-    if not higher.any():
-        return float("nan")
-    return float((scores[:, None] > scores[None])[higher].mean())
-
-
-def _accuracy(p: torch.Tensor, labels: torch.Tensor, judges: torch.Tensor) -> float:
-    """Accuracy of each label as judged by the mean P of the members marked in ``judges`` (E, M);
-    labels no member judges are left out, ``nan`` if none is judged."""
-    judged = judges.any(0)
-    if not judged.any():
-        return float("nan")
-    p_mean = (p * judges).sum(0)[judged] / judges.sum(0)[judged]
-    return float(((p_mean > 0.5).float() == labels[judged]).float().mean())
+def _fold(
+    w: torch.Tensor, b: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """First-layer weights ``(E, D, H)`` and biases ``(E, 1, H)`` of members whose inputs are
+    normalised, ``((x - mean) / std) w + b``, as a layer on raw inputs, ``x w' + b'``."""
+    w = w / std[:, :, None]
+    return w, b - torch.bmm(mean[:, None, :], w)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -143,6 +144,8 @@ class Loop:
         """Build the environment (the learned reward, with a KL penalty if the config asks)
         and the agent, from the initial policy; returns the agent."""
         cfg = self.config
+        if cfg.torch_threads is not None:  # the CLI's default: one thread (all cores oversubscribe)
+            torch.set_num_threads(cfg.torch_threads)
         self._start = time.perf_counter()
         reward = self._agent_reward()
         if cfg.kl_coef and cfg.kl_penalty != "loss":

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import math
@@ -34,7 +35,7 @@ from rlhf_gym.feedback.effort import Budget, EffortModel
 from rlhf_gym.feedback.lock import StoreLock
 from rlhf_gym.feedback.store import FeedbackStore
 from rlhf_gym.feedback.teachers import Teacher
-from rlhf_gym.provenance import platform
+from rlhf_gym.provenance import code_version, platform
 from rlhf_gym.reward.model import FitReport, RewardModel
 from rlhf_gym.schema import merge, to_dict
 from rlhf_gym.tasks.registry import get_task
@@ -146,14 +147,20 @@ class RLHF:
         """
         if total_timesteps is not None:  # recorded, so the saved config reproduces this run
             self.config = self.loop.config = merge(self.config, {"total_timesteps": total_timesteps})
-        cfg, loop = self.config, self.loop
+        cfg = self.config
         if out is not None:
             self.folder = RunFolder(out)
             self.folder.start(cfg)
-        total = cfg.total_timesteps
-        assert total is not None
         if self._regret_pending:  # the teacher's critic is the simulated person's, not the run's time
             self._build_regret_teacher()
+        # the run is its store's one writer while it learns (a labelling session must wait)
+        with StoreLock(self.store.path) if self.store is not None else contextlib.nullcontext():
+            return self._learn(cfg, progress_bar)
+
+    def _learn(self, cfg: RunConfig, progress_bar: bool) -> RLHF:
+        loop = self.loop
+        total = cfg.total_timesteps
+        assert total is not None
         start = time.perf_counter()
         loop.start()
         round_steps: list[int] = []
@@ -167,7 +174,7 @@ class RLHF:
                 warnings.warn(
                     f"the first round gave no feedback ({cfg.feedback} on {cfg.task}); the agent learns "
                     "from an unfitted reward model until a later round gives some",
-                    stacklevel=2,
+                    stacklevel=3,
                 )
             gap = cfg.feedback_until * total / max(cfg.feedback_rounds, 1)
             round_steps = [round(gap * k) for k in range(1, cfg.feedback_rounds + 1)]
@@ -208,13 +215,7 @@ class RLHF:
         return Budget(labels=max(0, round(due) - self.loop.labels))
 
     def open_store(self, path: str | Path) -> FeedbackStore:
-        """Open the run's feedback store as its one writer (``StoreLock``, held while the run lives)."""
-        self._store_lock = StoreLock(path).acquire()
-        try:
-            return FeedbackStore(path, meta={"task": self.task.name, "seed": self.config.seed})
-        except BaseException:
-            self._store_lock.release()
-            raise
+        return FeedbackStore(path, meta={"task": self.task.name, "seed": self.config.seed})
 
     def log_evaluation(self, n_episodes: int) -> None:
         """Log the agent's return on the true reward (and the KL figures, with a reference)."""
@@ -283,6 +284,7 @@ class RLHF:
             "kl_from_init": final.get("kl_from_init"),
             "wall_seconds": round(self.wall_seconds, 3),
             "platform": platform(),
+            "code_version": code_version(),
         }
 
     def save(self, out: str | Path) -> Path:

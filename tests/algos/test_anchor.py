@@ -13,7 +13,14 @@ import yaml
 from stable_baselines3 import A2C, PPO, SAC
 
 from rlhf_gym import RLHF
-from rlhf_gym.algos.anchor import Anchor, KLPenalty, load_parameters, policy_kl, sampled_episodes
+from rlhf_gym.algos.anchor import (
+    Anchor,
+    KLLoss,
+    KLPenalty,
+    load_parameters,
+    policy_kl,
+    sampled_episodes,
+)
 from rlhf_gym.tasks.registry import get_task
 from rlhf_gym.wrappers import ConstantReward
 from tests.conftest import tiny_run
@@ -130,6 +137,63 @@ def test_sampled_episodes_measure_true_and_proxy_returns_and_kl():
     assert sampled_episodes(agent, task, ConstantReward(2.0), reference, episodes=3, seed=5) == same
     perturbed(agent.policy)
     assert sampled_episodes(agent, task, None, reference, episodes=3, seed=5)["kl"] > 0
+
+
+def flat_parameters(policy) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in policy.parameters()])
+
+
+def test_kl_loss_is_clipped_with_the_agent_loss():
+    """The KL term is part of the loss SB3 clips: with plain SGD, every optimiser step moves the
+    parameters by at most learning_rate * max_grad_norm, however large beta * grad KL is."""
+    lr, max_norm = 0.1, 1e-3
+    kw = {**TINY, "policy_kwargs": {"net_arch": [8], "optimizer_class": torch.optim.SGD}}
+    agent = PPO("MlpPolicy", "CartPole-v1", seed=0, learning_rate=lr, max_grad_norm=max_norm, **kw)
+    anchor = Anchor(agent.policy)
+    perturbed(agent.policy, scale=1.0)  # far from the anchor: beta * grad KL dwarfs the clipped norm
+    KLLoss(agent.policy, anchor, beta=10.0)
+    moves: list[float] = []
+    start: list[torch.Tensor] = []
+    opt = agent.policy.optimizer
+    opt.register_step_pre_hook(lambda *_: start.append(flat_parameters(agent.policy)))
+    opt.register_step_post_hook(
+        lambda *_: moves.append(float((flat_parameters(agent.policy) - start[-1]).norm()))
+    )
+    agent.learn(32)  # two rollouts of 16 steps, one minibatch each, 10 epochs
+    assert len(moves) == 20
+    assert max(moves) <= lr * max_norm * 1.01  # (float32 rounding of the parameters)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_kl_loss_adds_beta_grad_kl_to_the_gradient_of_the_loss(env_id):
+    agent = PPO("MlpPolicy", env_id, seed=0, **TINY)
+    policy, beta = agent.policy, 0.7
+    anchor = Anchor(policy)
+    perturbed(policy)
+    rng = np.random.default_rng(0)
+    obs = torch.as_tensor(rng.normal(size=(6, *agent.observation_space.shape)), dtype=torch.float32)
+    actions = torch.as_tensor(np.stack([agent.action_space.sample() for _ in range(6)]))
+
+    def kl() -> torch.Tensor:
+        p = policy.get_distribution(obs).distribution
+        q = anchor.policy.get_distribution(obs).distribution
+        d = torch.distributions.kl_divergence(p, q)
+        return (d.sum(-1) if d.dim() > 1 else d).mean()
+
+    def gradient(extra) -> list[torch.Tensor]:  # of a PPO-like loss built from evaluate_actions
+        policy.zero_grad()
+        values, log_prob, entropy = policy.evaluate_actions(obs, actions)
+        (-log_prob.mean() + values.pow(2).mean() - 0.01 * entropy.mean() + extra()).backward()
+        return [p.grad.clone() for p in policy.parameters()]
+
+    expected = gradient(lambda: beta * kl())
+    term = KLLoss(policy, anchor, beta)
+    for got, want in zip(gradient(lambda: 0.0), expected):
+        torch.testing.assert_close(got, want)
+    assert term.mean_kl() == pytest.approx(float(kl().detach()), rel=1e-5)
+    with torch.no_grad():  # evaluation outside an update adds nothing and counts nothing
+        policy.evaluate_actions(obs, actions)
+    assert math.isnan(term.mean_kl())
 
 
 def test_kl_loss_keeps_the_run_closer_to_its_start():

@@ -114,24 +114,74 @@ def test_excluded_absorbing_and_padding_steps_do_not_change_the_loss():
         torch.testing.assert_close(p, q)
 
 
-@pytest.mark.parametrize(
-    "env_id, log_uniform", [("CartPole-v1", -math.log(2)), ("Pendulum-v1", -math.log(4))]
-)
-def test_an_absorbing_step_counts_as_the_uniform_policy(env_id, log_uniform):
-    """The default: each absorbing step adds log(1/|A|) whatever its observation and action."""
+def test_an_absorbing_step_counts_as_the_uniform_policy_on_discrete_actions():
+    """The default for Discrete: each absorbing step adds log(1/|A|) whatever its observation and action."""
     rng = np.random.default_rng(3)
-    agents = [make_agent(env_id, cpl_steps=1) for _ in range(2)]
+    agents = [make_agent(cpl_steps=1) for _ in range(2)]
     first, second = random_segment(agents[0], rng), random_segment(agents[0], rng)
     tails = [random_segment(agents[0], rng, length=4, absorbing=[True] * 4) for _ in range(2)]
     for agent, tail in zip(agents, tails):  # different absorbing observations and actions
         agent.feedback = [Comparison(Query(with_absorbing_tail(first, tail), second), 1.0)]
     s_first, s_second = log_prob_sums(agents[0], first, second)
-    expected = cpl_loss(torch.tensor([s_first + 4 * log_uniform]), torch.tensor([s_second]), torch.ones(1))
+    expected = cpl_loss(torch.tensor([s_first - 4 * math.log(2)]), torch.tensor([s_second]), torch.ones(1))
     for agent in agents:
         agent.train()
         assert agent.logger.name_to_value["train/cpl_loss"] == pytest.approx(expected.item(), rel=1e-5)
     for p, q in zip(params(agents[0]), params(agents[1])):
         torch.testing.assert_close(p, q)
+
+
+def pendulum_policy_at(agent: CPL, obs: np.ndarray) -> torch.distributions.Normal:
+    with torch.no_grad():
+        return agent.policy.get_distribution(torch.as_tensor(obs, dtype=torch.float32)).distribution
+
+
+def test_a_clipped_action_scores_its_probability_under_the_clipped_policy():
+    """Pendulum's actions are clipped to [-2, 2] before the environment (and the segment) sees
+    them: an action on a bound has the probability mass the Gaussian puts beyond it."""
+    agent = make_agent("Pendulum-v1")
+    obs = np.random.default_rng(4).normal(size=(3, 3)).astype(np.float32)
+    actions = np.array([[2.0], [-2.0], [0.5]], np.float32)
+    got = log_prob_sums(agent, Segment(obs, actions, np.zeros(3), np.zeros(3, bool)))[0]
+    dist = pendulum_policy_at(agent, obs)
+    mu, sigma = dist.mean[:, 0], dist.stddev[:, 0]
+    above = torch.special.log_ndtr((mu[0] - 2.0) / sigma[0])
+    below = torch.special.log_ndtr((-2.0 - mu[1]) / sigma[1])
+    inside = dist.log_prob(torch.as_tensor(actions))[2, 0]
+    assert got == pytest.approx(float(above + below + inside), rel=1e-5)
+    # the mass on the upper bound is the share of sampled actions that clipping puts there
+    share = (dist.sample((100_000,))[:, 0, 0] >= 2.0).float().mean()
+    assert float(above.exp()) == pytest.approx(float(share), rel=0.1)
+
+
+def test_an_absorbing_step_on_box_actions_scores_the_policys_own_expected_log_likelihood():
+    """All actions are equivalent in the absorbing state, so an absorbing step scores what the
+    policy's own (clipped) actions score there on average, on the scale of the live steps."""
+    rng = np.random.default_rng(5)
+    agent = make_agent("Pendulum-v1", cpl_steps=1)
+    with torch.no_grad():
+        agent.policy.log_std.fill_(-1.0)  # a narrow policy: a log-density far above -log(4)
+    first, second = random_segment(agent, rng), random_segment(agent, rng)
+    tail = random_segment(agent, rng, length=4, absorbing=[True] * 4)
+    agent.feedback = [Comparison(Query(with_absorbing_tail(first, tail), second), 1.0)]
+    s_first, s_second = log_prob_sums(agent, first, second)
+    # Monte Carlo: the clipped log-likelihood of the policy's own clipped samples at each absorbing step
+    samples = pendulum_policy_at(agent, tail.obs).sample((4_000,)).clamp(-2.0, 2.0)  # (n, 4, 1)
+    obs = torch.as_tensor(tail.obs).expand(4_000, -1, -1).reshape(-1, 1, 3)
+    with torch.no_grad():
+        scored, _ = agent.segment_log_probs(
+            obs, samples.reshape(-1, 1, 1), torch.ones(len(obs), 1, dtype=bool)
+        )
+    absorbing = float(scored.mean()) * 4
+    assert absorbing > 4 * -math.log(4) + 1  # well above the uniform density's
+    expected = cpl_loss(torch.tensor([s_first + absorbing]), torch.tensor([s_second]), torch.ones(1))
+    agent.train()
+    assert agent.logger.name_to_value["train/cpl_loss"] == pytest.approx(expected.item(), rel=1e-3)
+
+
+def test_a_uniform_density_on_box_actions_is_refused():
+    with pytest.raises(ValueError, match="absorbing='uniform' needs Discrete actions"):
+        make_agent("Pendulum-v1", absorbing="uniform")
 
 
 @pytest.mark.parametrize(

@@ -41,3 +41,29 @@ def test_uniform_is_a_permutation(segment):
 def test_unknown_strategy(segment):
     with pytest.raises(ValueError, match="uniform, disagreement, entropy"):
         rank_queries(pair_up([segment([0])] * 2), "greedy", None, np.random.default_rng(0))
+
+
+class FixedProbabilities:
+    """A preference model whose members give each query a fixed P(first preferred)."""
+
+    def __init__(self, queries, p):
+        self.p = {id(q): column for q, column in zip(queries, np.asarray(p, float).T)}
+
+    def preference_probabilities(self, queries):
+        return np.stack([self.p[id(q)] for q in queries], axis=1)
+
+
+def binary_entropy(p):
+    p = np.asarray(p, float)
+    return -(p * np.log(p) + (1 - p) * np.log(1 - p))
+
+
+def test_entropy_is_b_prefs_mean_of_the_members_entropies(segment):
+    # members split 0.01/0.99: the mean P is 1/2, but each member is sure (B-Pref's get_entropy
+    # averages the members' entropies); members agreeing on 0.3 are both unsure
+    candidates = pair_up([segment([i]) for i in range(6)])
+    p = [[0.01, 0.3, 0.9], [0.99, 0.3, 0.9]]
+    model = FixedProbabilities(candidates, p)
+    np.testing.assert_allclose(score(candidates, "entropy", model), binary_entropy(p).mean(0))
+    ranked = rank_queries(candidates, "entropy", model, np.random.default_rng(0))
+    assert [candidates.index(q) for q in ranked] == [1, 2, 0]

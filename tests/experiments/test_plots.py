@@ -1,4 +1,4 @@
-"""Figures and the markdown report from a hand-made results table with known numbers."""
+"""Figures from a hand-made results table with known numbers."""
 
 from __future__ import annotations
 
@@ -6,17 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlhf_gym.experiments.plots import (
-    _along,
-    _legend,
-    _on_label_grid,
-    _wrap,
-    auc,
-    labels_to_reach,
-    load_table,
-    plot,
-    report,
-)
+from rlhf_gym.experiments.plots import _along, _legend, _on_label_grid, _wrap, plot, profiles
 
 
 def curve(key, arm, seed, normalised, teacher="oracle", reward="learned", labels=(10, 20, 30)):
@@ -52,33 +42,10 @@ def table():
     return table
 
 
-def test_labels_to_reach_and_auc_in_closed_form(table):
-    oracle = table[table["arm"] == "teacher=oracle"]
-    assert labels_to_reach(oracle) == 25.0  # seed 0 reaches 0.9 at 20 labels, seed 1 at 30
-    assert np.isnan(labels_to_reach(table[table["arm"] == "teacher=stoch"]))  # never
-    # trapezoid over timesteps 1000..3000 over the range: seed 0 (0.2+2*0.95+1)/4, seed 1 (0.1+1+0.92)/4
-    assert auc(oracle) == pytest.approx(np.median([(0.2 + 1.9 + 1.0) / 4, (0.1 + 1.0 + 0.92) / 4]))
-
-
-def test_report_lists_controls_first_with_medians_and_iqr(table):
-    text = report(table, "demo", command="rlhf-gym sweep x.yaml")
-    lines = [line for line in text.splitlines() if line.startswith("| ")]
-    assert lines[1].startswith("| ceiling (true reward) | 1 | 0 | 500 [500, 500] | 1 [1, 1] | - |")
-    oracle = next(line for line in lines if line.startswith("| teacher=oracle"))
-    assert "| 2 | 0 | 480 [470, 490] | 0.96 [0.94, 0.98] | 25 |" in oracle
-    assert "Command: `rlhf-gym sweep x.yaml`" in text
-    assert "platforms" not in text  # one platform (or none recorded): no warning
-
-
-def test_report_warns_when_runs_ran_on_different_platforms(table):
-    table["platform"] = np.where(table["key"] == "a1", "CPU B (AVX512 kernels)", "CPU A (AVX2 kernels)")
-    text = report(table)
-    assert "These runs ran on 2 platforms (`CPU A (AVX2 kernels)`; `CPU B (AVX512 kernels)`)" in text
-
-
 def test_plot_draws_what_the_sweep_varied(table, tmp_path):
     names = sorted(p.name for p in plot(table, tmp_path))
-    assert names == ["curves_labels.png", "curves_steps.png", "teachers.png"]  # teachers vary, queries do not
+    # teachers vary, queries do not
+    assert names == ["curves_labels.png", "curves_steps.png", "profiles.png", "teachers.png"]
     assert all((tmp_path / n).stat().st_size > 5000 for n in names)
     stoch = table["teacher"] == "stoch"
     table.loc[stoch, "labels"] = 60  # now the budget varies too, in the grid: arm names say so
@@ -94,6 +61,7 @@ def test_plot_draws_what_the_sweep_varied(table, tmp_path):
     assert sorted(p.name for p in plot(table, tmp_path / "tasks")) == [
         "curves_labels.png",
         "curves_steps.png",
+        "profiles.png",
     ]
 
 
@@ -164,9 +132,8 @@ def test_runs_with_labels_at_different_counts_share_one_grid():
     assert set(grid["arm"]) == {"feedback=ratings"} and set(grid["seed"]) == {0, 1}
 
 
-def test_load_table_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no results at"):
-        load_table(tmp_path)
-    pd.DataFrame({"x": [1]}).to_csv(tmp_path / "other.csv")
-    with pytest.raises(ValueError, match="not a sweep results table: it lacks arm"):
-        load_table(tmp_path / "other.csv")
+def test_performance_profiles_draw_one_facet_per_task(table, tmp_path):
+    finals = table[table["point"] == "final"]
+    path = profiles(finals, tmp_path)
+    assert path == tmp_path / "profiles.png" and path.stat().st_size > 5000
+    assert profiles(finals.assign(normalised_return=np.nan), tmp_path / "none") is None  # nothing to draw

@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rlhf_gym.config import RunConfig
 from rlhf_gym.experiments.grid import Run, run_key
-from rlhf_gym.experiments.results import results_table
+from rlhf_gym.experiments.results import load_table, provenance, results_table
 from rlhf_gym.experiments.sweep import record
 from rlhf_gym.schema import save_yaml, to_dict
 from rlhf_gym.train.rlhf import resolve_config
 
 
-def write_run(out, arm, returns, ceiling="c", **overrides):
+def write_run(out, arm, returns, ceiling="c", code_version="git:1a2b3c4d5e6f", **overrides):
     """A finished run whose evaluations gave ``returns`` (the last one final)."""
     data = to_dict(resolve_config({"task": "CartPole-v1", "horizon": "fixed", **overrides}))
     run = Run(run_key(data), arm, data, ceiling)
@@ -26,7 +27,7 @@ def write_run(out, arm, returns, ceiling="c", **overrides):
         1, {"timesteps": 1500, "labels_used": 15, "reward_model_accuracy": 0.8, "reward_correlation": 0.7}
     )
     metrics[-1]["final"] = True
-    summary = {"seed": data["seed"], "platform": "CPU (AVX2 kernels); torch 2"}
+    summary = {"seed": data["seed"], "platform": "CPU (AVX2 kernels); torch 2", "code_version": code_version}
     record(out, run, {"status": "done", "summary": summary, "metrics": metrics})
     return run
 
@@ -47,6 +48,7 @@ def test_rows_columns_and_normalised_return(tmp_path):
     assert np.isnan(rows["reward_model_accuracy"].iloc[0]) and rows["reward_model_accuracy"].iloc[1] == 0.8
     assert rows["labels_used"].tolist() == [10, 20] and rows["labels"].tolist() == [20, 20]  # used, budget
     assert set(rows["platform"]) == {"CPU (AVX2 kernels); torch 2"}  # from summary.json
+    assert set(rows["code_version"]) == {"git:1a2b3c4d5e6f"}
     assert len(results_table(tmp_path, keys=[learned.key])) == 2  # a sweep's own runs only
     assert {"reward_model.ensemble_size", "hyperparams.n_steps", "teacher_params.beta"} - set(table) == {
         "teacher_params.beta"
@@ -86,3 +88,26 @@ def test_a_config_column_of_mixed_types_is_text_and_writes_to_parquet(tmp_path):
     assert sorted(table["hyperparams.learning_rate"]) == ["0.001", "lin_0.001"]
     table.to_parquet(tmp_path / "results.parquet", index=False)  # raised ArrowInvalid before
     assert table["true_return"].dtype == float  # metric columns stay numbers
+
+
+def test_load_table_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no results at"):
+        load_table(tmp_path)
+    pd.DataFrame({"x": [1]}).to_csv(tmp_path / "other.csv")
+    with pytest.raises(ValueError, match="not a sweep results table: it lacks arm"):
+        load_table(tmp_path / "other.csv")
+
+
+def test_load_table_refuses_mixed_code_versions_unless_allowed(tmp_path):
+    (tmp_path / "random_returns.json").write_text(json.dumps({"CartPole-v1|fixed": 20.0}))
+    write_run(tmp_path, "ceiling (true reward)", [100.0, 420.0], reward="true", seed=0)
+    write_run(tmp_path, "ceiling (true reward)", [100.0, 380.0], reward="true", seed=1, code_version="src:0a")
+    results_table(tmp_path).to_parquet(tmp_path / "results.parquet", index=False)
+    with pytest.raises(
+        ValueError, match=r"results.parquet mixes 2 code versions \(`git:1a2b3c4d5e6f`, `src:0a`"
+    ):
+        load_table(tmp_path)
+    table = load_table(tmp_path, allow_mixed=True)
+    assert provenance(table, allow_mixed=True)[0].startswith("**Mixed results:** these runs come from 2 code")
+    one = table[table["code_version"] == "src:0a"]
+    assert provenance(one) == ["Code version `src:0a`; platform `CPU (AVX2 kernels); torch 2`."]

@@ -79,7 +79,7 @@ def test_a_two_by_two_sweep_runs_end_to_end(tmp_path):
     assert (again.done, again.skipped) == (0, 6)
 
 
-def test_a_killed_sweep_resumes_without_repeating_runs(tmp_path):
+def test_a_killed_sweep_resumes_without_repeating_runs(tmp_path, monkeypatch):
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({**TWO_BY_TWO, "grid": {"teacher": ["oracle", "stoch", "mistake"]}}))
     out = tmp_path / "killed"
@@ -105,6 +105,12 @@ def test_a_killed_sweep_resumes_without_repeating_runs(tmp_path):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    # Keys include the code version, which the killed process computed for itself: resume as
+    # that version (in a work tree others edit, this process's may differ by now).
+    import rlhf_gym.provenance
+
+    recorded = json.loads(next(out.glob("runs/*/summary.json")).read_text())["code_version"]
+    monkeypatch.setattr(rlhf_gym.provenance, "code_version", lambda: recorded)
     sweep = Sweep.from_yaml(spec)
     runs = sweep.runs()
     done_before = {
@@ -309,3 +315,47 @@ def test_a_full_disk_stops_the_sweep_with_one_error_and_leaves_no_temporary_fold
         run_sweep(sweep, tmp_path, workers=1, progress=False)
     left = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert left == written and len(runs) == 2  # the first run's result stays, no ".<key>.*" folder
+
+
+def test_a_change_of_code_version_gives_new_keys_and_the_old_runs_are_counted(tmp_path, monkeypatch, capsys):
+    import rlhf_gym.provenance
+    from rlhf_gym.cli.main import main
+    from rlhf_gym.experiments.sweep import other_versions, record
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({**TWO_BY_TWO, "grid": {"teacher": ["oracle"]}}))
+    out = tmp_path / "out"
+    monkeypatch.setattr(rlhf_gym.provenance, "code_version", lambda: "git:000000000000")
+    old = Sweep.from_yaml(spec).runs()
+    assert {r.code_version for r in old} == {"git:000000000000"}
+
+    def finish(run, version):
+        summary = {"code_version": version} if version else {}
+        record(out, run, {"status": "done", "summary": summary, "metrics": [{"timesteps": 1}]})
+
+    for run in old:
+        finish(run, "git:000000000000")
+    assert {status(out, r.key, r.code_version) for r in old} == {"done"}
+
+    monkeypatch.setattr(rlhf_gym.provenance, "code_version", lambda: "git:000000000000+dirty:1")
+    new = Sweep.from_yaml(spec).runs()
+    assert not {r.key for r in new} & {r.key for r in old}  # every key is new
+    assert [r.config for r in new] == [r.config for r in old]
+    assert {status(out, r.key, r.code_version) for r in new} == {"todo"}
+    assert other_versions(out, new) == {"git:000000000000": 3}
+    # a run from before runs recorded their code version: keyed by its config alone
+    legacy = new[0].__class__(run_key(new[0].config, None), new[0].arm, new[0].config, new[0].ceiling)
+    finish(legacy, None)
+    assert other_versions(out, new) == {"git:000000000000": 3, None: 1}
+    # a run done under the new key by other code (the code changed while the sweep ran) is todo
+    finish(new[1], "git:000000000000+dirty:2")
+    assert status(out, new[1].key, new[1].code_version) == "todo"
+    assert status(out, new[1].key) == "done"  # without a version to check against
+
+    assert main(["sweep", str(spec), "--out", str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count(" todo ") == 3
+    assert (
+        "code version git:000000000000+dirty:1: 4 finished run(s) of this sweep are from another" in printed
+    )
+    assert "(3 of git:000000000000, 1 of an unrecorded version)" in printed

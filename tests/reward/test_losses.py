@@ -46,3 +46,14 @@ def test_ordinal_likelihood_prefers_the_level_the_score_falls_in():
     assert good < bad
     noisy = ordinal_probabilities(torch.tensor([[50.0]]), cut, torch.ones(1), noise=0.3)
     assert noisy.min() == pytest.approx(0.1)  # a 30% chance of a uniformly random level
+
+
+@pytest.mark.parametrize("levels", [2, 3, 5, 10])
+def test_initial_ordinal_thresholds_are_one_apart_and_centred_on_zero(levels):
+    from rlhf_gym.reward.losses import ordinal_thresholds
+
+    # K levels have K-1 thresholds; centred on zero, the first is -(K-2)/2 (one threshold at 0 for
+    # TAMER's two keys), so a score of 0 sits in the middle of the scale before any fitting
+    cut = ordinal_thresholds(torch.zeros(2, levels - 1))
+    expected = torch.arange(levels - 1, dtype=torch.float32) - (levels - 2) / 2
+    torch.testing.assert_close(cut, expected.expand(2, -1))

@@ -158,3 +158,22 @@ def test_a_checkpoint_is_written_atomically(tmp_path, monkeypatch):
 def test_fit_without_labels_is_an_error():
     with pytest.raises(ValueError, match="without feedback"):
         RewardModel(*cartpole_spaces(), CFG).fit([])
+
+
+def test_a_members_inputs_are_normalised_on_its_own_bootstrap_sample():
+    """A label a member never trained on (out of bag) judges that member's held-out accuracy, so
+    it must not shape the member at all, its input normaliser included: moving the observations
+    of one label leaves exactly the members whose bootstrap sample left it out unchanged."""
+    comps = known_reward_comparisons(20, np.random.default_rng(0))
+    first = comps[0].query.first
+    moved = Segment(first.obs * 5 + 20, first.actions, first.true_rewards, first.absorbing)
+    changed = [Comparison(Query(moved, comps[0].query.second), comps[0].label), *comps[1:]]
+    cfg = RewardModelConfig(ensemble_size=5, hidden_sizes=(8,), n_steps=30, batch_size=64)
+    obs = np.random.default_rng(1).normal(size=(50, 4)).astype(np.float32)
+    rewards = []
+    for feedback in (comps, changed):
+        rm = RewardModel(*cartpole_spaces(), cfg, seed=3)
+        rm.fit(feedback)
+        rewards.append(rm.member_rewards(obs, np.zeros(50, int), np.zeros(50, bool)))
+    same = np.isclose(rewards[0], rewards[1], rtol=0, atol=1e-5).all(1)
+    assert same.any() and not same.all()

@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from rlhf_gym.provenance import platform
+from rlhf_gym.config import RunConfig
+from rlhf_gym.provenance import code_version, platform
 from rlhf_gym.train.resolve import label_schedule, resolve_config
 from rlhf_gym.train.rlhf import RLHF
+from tests.conftest import tiny_run
 
 TINY = {
     "total_timesteps": 512,
@@ -46,6 +48,7 @@ def test_end_to_end_cartpole_writes_a_complete_run_folder(tmp_path):
     s = run.summary()
     assert s["labels_used"] == 6
     assert s["platform"] == platform() and f"torch {torch.__version__}" in s["platform"]
+    assert s["code_version"] == code_version() and s["code_version"].startswith(("git:", "src:"))
     # every environment step is counted: the agent's plus the initial policy's
     assert run.initial_env_steps >= 8 * 5  # one segment per environment at least
     assert s["env_steps"] == s["total_timesteps"] + run.initial_env_steps
@@ -261,3 +264,22 @@ def test_regret_teacher_judges_with_a_saved_critic_or_trains_its_own(tmp_path):
         RLHF("CartPole-v1", horizon="fixed", teacher="regret", teacher_critic=str(tmp_path / "none.zip"))
     control = RLHF("CartPole-v1", horizon="fixed", teacher="regret", reward="constant", **TINY)
     assert not isinstance(control.teacher, RegretTeacher)  # no feedback asked, no critic trained
+
+
+@pytest.mark.parametrize("threads, expected", [(1, 1), (None, 2)])
+def test_a_run_starts_with_the_configs_torch_threads(threads, expected):
+    """The API's default is the CLI's one thread (issue 21: all cores on 2 busy ones ran 10x slower)."""
+    assert RunConfig().torch_threads == 1
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        tiny_run(torch_threads=threads).loop.start()
+        assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_torch_threads_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="torch_threads must be a positive integer or None"):
+        RunConfig(torch_threads=bad)
