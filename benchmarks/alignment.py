@@ -77,6 +77,7 @@ def prepare(task: str, seed: int, quick: bool, results: Path) -> dict[str, Any]:
     one_thread()
     from rlhf_gym import RLHF
     from rlhf_gym.agents.cloning import pretrained
+    from rlhf_gym.agents.files import save_agent
     from rlhf_gym.algos.anchor import Anchor, sampled_episodes
     from rlhf_gym.tasks.registry import get_task
 
@@ -90,7 +91,7 @@ def prepare(task: str, seed: int, quick: bool, results: Path) -> dict[str, Any]:
     episodes, bc_steps, noise = spec["demos"]
     hp = _run_config(task, seed, quick).get("hyperparams")
     start = pretrained(get_task(task), "ppo", episodes, bc_steps if not quick else 50, seed, noise, hp)
-    start.save(folder / "start.zip")
+    save_agent(start, folder / "start.zip")  # with its pickle-free twin
     reference = Anchor(start.policy).policy  # type: ignore[arg-type]
     m = sampled_episodes(start, get_task(task), proxy.reward_model, reference, 10, seed=seed + 30_000)
     return {
@@ -161,14 +162,16 @@ def best_of_n(task: str, seed: int, quick: bool, paths: dict[str, str]) -> list[
     """Best-of-N from the start under the frozen proxy (chunks of 25 steps), with the KL bound."""
     one_thread()
     import torch
-    from stable_baselines3 import PPO
 
+    from rlhf_gym.agents.files import load_agent
     from rlhf_gym.agents.registry import sample_actions
     from rlhf_gym.algos.bon import evaluate_best_of_n
     from rlhf_gym.reward.model import RewardModel
     from rlhf_gym.tasks.registry import get_task
+    from rlhf_gym.train.resolve import resolve_config
 
-    agent = PPO.load(paths["start"], device="cpu")
+    # rebuilt from the preset and the run's config with the saved weights: nothing is unpickled
+    agent = load_agent(paths["start"], get_task(task), resolve_config(_run_config(task, seed, quick)))
     model = RewardModel.load(paths["reward_model"], agent.observation_space, agent.action_space)
     torch.manual_seed(seed)
 
@@ -204,7 +207,10 @@ def run_all(tasks: list[str], seeds: int, workers: int, quick: bool, results: Pa
     keys = [(task, seed) for task in tasks for seed in range(seeds)]
     todo = [k for k in keys if not _rows_file(results, *k).exists()]
     print(f"{len(keys) - len(todo)} of {len(keys)} task-seeds already done", flush=True)
-    with ProcessPoolExecutor(workers) as pool:
+    from rlhf_gym.processes import die_with_parent
+
+    # the workers die with this process, even on SIGKILL
+    with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         n = len(todo)
         prepared = dict(zip(todo, pool.map(prepare, *zip(*todo), [quick] * n, [results] * n))) if n else {}
         jobs: dict[tuple[str, int], list[Any]] = {}

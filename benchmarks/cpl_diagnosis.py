@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -70,12 +71,13 @@ def _row(seed: int, route: str, teacher: str, labels: int, agent: Any, t0: float
 def critic(seed: int, results: Path) -> tuple[str, dict[str, Any]]:
     """The ceiling run: PPO on the true reward; its critic is the regret teacher's."""
     one_thread()
+    from rlhf_gym.agents.files import save_agent
     from rlhf_gym.train.rlhf import RLHF
 
     t0 = time.perf_counter()
     run = RLHF(TASK, horizon="fixed", seed=seed, reward="true").learn()
     path = results / f"critic-s{seed}.zip"
-    run.agent.save(path)
+    save_agent(run.agent, path)  # with its pickle-free twin, which the regret teacher reads
     return str(path), _row(seed, "ceiling (PPO, true reward)", "-", 0, run.agent, t0)
 
 
@@ -166,7 +168,10 @@ def run_all(seeds: int, workers: int, steps: int, results: Path) -> None:
             flush=True,
         )
 
-    with ProcessPoolExecutor(workers) as pool:
+    from rlhf_gym.processes import die_with_parent
+
+    # the workers die with this process, even on SIGKILL
+    with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         paths = {s: results / f"critic-s{s}.zip" for s in range(seeds)}
         todo = [s for s in range(seeds) if not paths[s].is_file()]
         for _, row in pool.map(critic, todo, [results] * len(todo)):

@@ -236,7 +236,11 @@ def main(
     todo = [(a, s) for a, s in jobs if args.fresh or cached(args.results / f"{a}-s{s}.json", version) is None]
     start = time.perf_counter()
     failed = 0
-    with ProcessPoolExecutor(max_workers=args.workers) as pool, tqdm(total=len(jobs), desc="runs") as bar:
+    from rlhf_gym.processes import die_with_parent
+
+    # the workers die with this process, even on SIGKILL
+    pool = ProcessPoolExecutor(max_workers=args.workers, initializer=die_with_parent, initargs=(os.getpid(),))
+    with pool, tqdm(total=len(jobs), desc="runs") as bar:
         bar.update(len(jobs) - len(todo))
         futures = {pool.submit(run_one, a, s, args.smoke): (a, s) for a, s in todo}
         for fut in as_completed(futures):

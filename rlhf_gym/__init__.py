@@ -18,7 +18,7 @@ _EXPORTS = {
     "WARP": "rlhf_gym.algos.warp",
     "RunConfig": "rlhf_gym.config",
     "RewardModelConfig": "rlhf_gym.config",
-    "TeacherParams": "rlhf_gym.config",
+    "TeacherParams": "rlhf_gym.teacher_params",
     "WarpConfig": "rlhf_gym.config",
     "RewardModel": "rlhf_gym.reward.model",
     "Teacher": "rlhf_gym.feedback.teachers",

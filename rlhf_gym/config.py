@@ -13,81 +13,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlhf_gym.schema import check_choice, check_finite, check_positive, from_dict
-
-
-@dataclass(frozen=True)
-class TeacherParams:
-    """B-Pref's teacher parameters.
-
-    Args:
-        beta: rationality. ``inf`` answers by the larger return (argmax); a finite beta
-            samples from P = exp(beta R1) / (exp(beta R1) + exp(beta R2)) on raw returns.
-        gamma: myopia. Step ``t`` of an ``H``-step segment weighs ``gamma ** (H - 1 - t)``,
-            so the last step weighs 1.
-        eps_mistake: probability that an answer is flipped.
-        eps_skip: scale of the skip threshold: a query is skipped when both segments' returns
-            are at or below ``eps_skip * margin``.
-        eps_equal: scale of the equal threshold: returns closer than ``eps_equal * margin``
-            are labelled equal (0.5).
-        eps_lazy: laziness of the teachers of the other feedback types: they correct, stop or
-            press a key only when the gap they see exceeds ``eps_lazy`` times the gap between
-            the expert and a random policy (``rlhf_gym.feedback.synthetic``).
-
-    For the other feedback types, ``beta`` and ``eps_mistake`` keep their meaning where it
-    has one: a corrector or demonstrator takes a random action with probability
-    ``eps_mistake`` at each step; a rater gives a random level, a TAMER teacher the wrong key
-    and an e-stopper stops at a random time with that probability; a finite ``beta`` makes
-    ratings and key presses noisy (``rlhf_gym.feedback.synthetic``).
-
-    ``margin`` is B-Pref's adaptive scale ``m``: the mean true return of the last 10 finished
-    training episodes times ``segment_length / max_episode_steps``, refreshed before every
-    round. B-Pref multiplies by eps twice after its first round (``new_margin * eps`` passed
-    to a setter that multiplies by eps again); we multiply once, every round, deliberately.
-
-    B-Pref's thresholds assume positive returns. So that the skip and equal teachers also
-    mean something on tasks with negative rewards (Pendulum, MountainCar, Acrobot), the
-    equal threshold is ``eps_equal * |m|`` and the skip threshold ``m - (1 - eps_skip) |m|``,
-    which is B-Pref's ``eps_skip * m`` whenever ``m > 0``. Nothing is skipped before a margin
-    has been measured.
-    """
-
-    beta: float = math.inf
-    gamma: float = 1.0
-    eps_mistake: float = 0.0
-    eps_skip: float = 0.0
-    eps_equal: float = 0.0
-    eps_lazy: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not self.beta > 0:
-            raise ValueError(f"teacher beta must be positive (inf for a rational teacher), got {self.beta}")
-        if not 0.0 < self.gamma <= 1.0:
-            raise ValueError(f"teacher gamma must be in (0, 1], got {self.gamma}")
-        for name in ("eps_mistake", "eps_skip", "eps_equal", "eps_lazy"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"teacher {name} must be in [0, 1], got {getattr(self, name)}")
-
-
-# B-Pref Table/README presets (teacher_beta -1 there means argmax, here inf).
-PRESETS: dict[str, TeacherParams] = {
-    "oracle": TeacherParams(),
-    "stoch": TeacherParams(beta=1.0),
-    "mistake": TeacherParams(eps_mistake=0.1),
-    "skip": TeacherParams(eps_skip=0.1),
-    "equal": TeacherParams(eps_equal=0.1),
-    "myopic": TeacherParams(gamma=0.9),
-    "lazy": TeacherParams(eps_lazy=0.2),  # ours: acts only on large gaps (other feedback types)
-}
-
-
-REGRET = "regret"
-"""The teacher that prefers segments by their regret (``RegretTeacher``)."""
-
+from rlhf_gym.teacher_params import PRESETS, REGRET, TeacherParams
 
 MAX_LABELS = 1_000_000
 """More labels than any study of people gives; a larger budget is a typo (and would not fit in memory)."""
 MAX_TIMESTEPS = 10**10
-MAX_BUDGET_SECONDS = 10**8
+MAX_BUDGET_SECONDS = 10**6
+"""About 12 days of one person's labelling."""
+MAX_COUNT = 10**7
+"""The largest count (episodes, steps per rollout, buffer size, ...) a field may ask for: a larger
+one is a typo that would exhaust memory."""
+MAX_WIDTH = 4096
+"""The widest reward-model layer."""
+BOUNDED_HYPERPARAMS = {"n_envs": 256, "n_steps": MAX_COUNT, "batch_size": MAX_COUNT, "buffer_size": MAX_COUNT}
+"""SB3 hyperparameters whose size is allocated up front, and their upper bounds."""
+
+
+def check_hyperparams(hyperparams: dict[str, Any]) -> None:
+    """Refuse a size hyperparameter that would exhaust memory (``BOUNDED_HYPERPARAMS``)."""
+    for key, bound in BOUNDED_HYPERPARAMS.items():
+        value = hyperparams.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound:
+            raise ValueError(f"hyperparams.{key} must be an integer in [1, {bound}], got {value!r}")
+
+
 HORIZONS = ("natural", "fixed")
 REWARDS = ("learned", "true", "constant")
 QUERY_STRATEGIES = ("uniform", "disagreement", "entropy")
@@ -134,13 +85,21 @@ class RewardModelConfig:
     shifted to zero (or the mean, for tasks that never terminate)."""
 
     def __post_init__(self) -> None:
-        check_positive(self, "ensemble_size", "n_steps", "batch_size")
+        check_positive(self, "ensemble_size", at_most=64)
+        check_positive(self, "n_steps", "batch_size", at_most=MAX_COUNT)
         check_positive(self, "weight_decay", allow_zero=True)
         check_positive(self, "learning_rate", "reward_scale", allow_zero=False)
         if not 0.0 <= self.noise_robust < 1.0:
             raise ValueError(f"reward_model.noise_robust must be in [0, 1), got {self.noise_robust}")
-        if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
-            raise ValueError(f"reward_model.hidden_sizes must be positive widths, got {self.hidden_sizes}")
+        if (
+            not self.hidden_sizes
+            or any(not 0 < h <= MAX_WIDTH for h in self.hidden_sizes)
+            or len(self.hidden_sizes) > 8
+        ):
+            raise ValueError(
+                f"reward_model.hidden_sizes must be 1 to 8 widths in [1, {MAX_WIDTH}], "
+                f"got {self.hidden_sizes}"
+            )
 
 
 @dataclass
@@ -315,17 +274,20 @@ class RunConfig:
         check_positive(self, "labels", allow_zero=True, at_most=MAX_LABELS)
         check_positive(self, "total_timesteps", at_most=MAX_TIMESTEPS)
         check_positive(self, "budget_seconds", at_most=MAX_BUDGET_SECONDS)
-        check_positive(self, "feedback_rounds", "seed", "bc_steps", allow_zero=True)
+        check_positive(self, "feedback_rounds", allow_zero=True, at_most=1000)
+        check_positive(self, "seed", allow_zero=True, at_most=2**32 - 1)
+        check_positive(self, "bc_steps", allow_zero=True, at_most=MAX_COUNT)
+        check_hyperparams(self.hyperparams)
+        check_positive(self, "total_timesteps", "eval_freq")
+        check_positive(self, "candidate_factor", at_most=1000)
         check_positive(
             self,
-            "total_timesteps",
             "segment_length",
-            "eval_freq",
-            "candidate_factor",
             "trajectory_window",
             "eval_episodes",
             "final_eval_episodes",
             "correction_length",
+            at_most=MAX_COUNT,
         )
         for name in ("hyperparams", "effort", "teacher_params"):
             check_finite(name, getattr(self, name))
@@ -333,8 +295,8 @@ class RunConfig:
         threads = self.torch_threads
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"torch_threads must be a positive integer or None, got {threads!r}")
-        if self.rating_levels < 2:
-            raise ValueError(f"rating_levels must be at least 2, got {self.rating_levels}")
+        if not 2 <= self.rating_levels <= 1000:
+            raise ValueError(f"rating_levels must be in [2, 1000], got {self.rating_levels}")
         for name in ("initial_label_fraction", "feedback_until", "initial_rollout_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

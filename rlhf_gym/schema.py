@@ -200,6 +200,6 @@ def check_positive(obj: object, *names: str, allow_zero: bool = False, at_most: 
         if not math.isfinite(value):
             raise ValueError(f"{name} must be a finite number, got {value}")
         if at_most is not None and value > at_most:
-            raise ValueError(f"{name} must be at most {at_most:g}, got {value:g}")
+            raise ValueError(f"{name} must be at most {at_most}, got {value}")
         if value < 0 or (value == 0 and not allow_zero):
             raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, got {value}")

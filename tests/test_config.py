@@ -23,6 +23,13 @@ def test_unknown_key_is_named():
     [
         ({"labels": -1}, "labels must be non-negative"),
         ({"kl_coef": float("nan")}, "kl_coef must be a finite number, got nan"),
+        ({"budget_seconds": 1e8}, "budget_seconds must be at most 1000000"),
+        ({"feedback_rounds": 10**9}, "feedback_rounds must be at most 1000"),
+        ({"seed": 10**23}, "seed must be at most 4294967295"),
+        ({"candidate_factor": 10**9}, "candidate_factor must be at most 1000"),
+        ({"hyperparams": {"n_steps": 10**12}}, r"hyperparams.n_steps must be an integer in \[1, 10000000\]"),
+        ({"hyperparams": {"n_envs": 10**8}}, r"hyperparams.n_envs must be an integer in \[1, 256\]"),
+        ({"reward_model": {"hidden_sizes": [10**9]}}, "hidden_sizes must be 1 to 8 widths"),
         ({"total_timesteps": 10**11}, "total_timesteps must be at most"),
         ({"reward_model": {"weight_decay": float("nan")}}, "weight_decay must be a finite number"),
         ({"effort": {"decide_seconds": float("inf")}}, "effort.decide_seconds must be a finite number"),

@@ -216,6 +216,9 @@ def cmd_warp(args: argparse.Namespace) -> int:
     run = WARP(config=user, warp=warp, verbose=0 if args.quiet else 1)
     cfg = run.config
     out = free_folder(args.out or Path("runs") / f"warp-{cfg.task}-s{cfg.seed}")
+    from rlhf_gym.train.folder import RunFolder
+
+    RunFolder(out)  # a folder that cannot be written fails now, not after the training
     run.learn()
     run.save(out)
     merged = next(r for r in reversed(run.table()) if r["kind"] == "merged")

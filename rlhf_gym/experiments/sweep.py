@@ -16,12 +16,13 @@ workers die with the driver, even when it is SIGKILLed (``rlhf_gym.processes``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,8 +197,8 @@ def run_sweep(
     from tqdm import tqdm
 
     bar = tqdm(total=len(runs), initial=report.skipped, desc=sweep.name, unit="run", disable=not progress)
+    results = _ray_results(todo, address) if backend == "ray" else _local_results(todo, workers)
     try:
-        results = _ray_results(todo, address) if backend == "ray" else _local_results(todo, workers)
         for run, result in results:
             record(out, run, result)
             if result["status"] == "done":
@@ -211,6 +212,7 @@ def run_sweep(
             bar.set_postfix(done=done, failed=failed_before + report.failed, left=left)
             bar.update(1)
     finally:
+        results.close()  # now, not when the traceback lets go of it: a failed record stops the runs
         bar.close()
         report.wall_seconds = time.perf_counter() - start
     from rlhf_gym.experiments.results import results_table
@@ -228,12 +230,13 @@ def _crashed(err: BaseException) -> dict[str, Any]:
     }
 
 
-def _local_results(runs: list[Run], workers: int | None) -> Iterator[tuple[Run, dict[str, Any]]]:
+def _local_results(runs: list[Run], workers: int | None) -> Generator[tuple[Run, dict[str, Any]], None, None]:
     if not runs:
         return
     n = min(workers or os.cpu_count() or 1, len(runs))
     # a killed driver takes its workers with it (rlhf_gym.processes): a SIGKILL runs no shutdown
     pool = ProcessPoolExecutor(max_workers=n, initializer=die_with_parent, initargs=(os.getpid(),))
+    completed = False
     try:
         futures = {pool.submit(execute, r.config): r for r in runs}
         for fut in as_completed(futures):
@@ -242,11 +245,44 @@ def _local_results(runs: list[Run], workers: int | None) -> Iterator[tuple[Run, 
             except Exception as err:  # a worker process died (out of memory, a signal, a crash)
                 result = _crashed(err)
             yield futures[fut], result
+        completed = True
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if completed:
+            pool.shutdown(wait=True, cancel_futures=True)
+        else:  # stopped (a result that cannot be recorded, Ctrl-C): the runs in flight would be lost
+            _terminate_workers(pool)  # anyway, so they do not get to run on for hours first
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _ray_results(runs: list[Run], address: str | None) -> Iterator[tuple[Run, dict[str, Any]]]:
+def _terminate_workers(pool: ProcessPoolExecutor, grace: float = 5.0) -> None:
+    """End ``pool``'s worker processes now: SIGTERM, then SIGKILL after ``grace`` seconds.
+
+    ``ProcessPoolExecutor`` has no public way to stop a running task, so this reads its private
+    ``_processes`` (pid to ``multiprocessing.Process``) defensively: anything unexpected is skipped.
+    """
+    processes = getattr(pool, "_processes", None)
+    workers = list(processes.values()) if isinstance(processes, dict) else []
+    for signal_name in ("terminate", "kill"):
+        for p in workers:
+            with contextlib.suppress(Exception):  # gone already, or not a Process
+                if p.is_alive():
+                    getattr(p, signal_name)()
+        deadline = time.monotonic() + grace
+        for p in workers:
+            with contextlib.suppress(Exception):
+                p.join(max(0.0, deadline - time.monotonic()))
+        if not any(_alive(p) for p in workers):
+            return
+
+
+def _alive(process: Any) -> bool:
+    try:
+        return bool(process.is_alive())
+    except Exception:
+        return False
+
+
+def _ray_results(runs: list[Run], address: str | None) -> Generator[tuple[Run, dict[str, Any]], None, None]:
     try:
         import ray
     except ImportError:

@@ -24,6 +24,7 @@ from rlhf_gym.feedback.effort import Budget, EffortModel
 from rlhf_gym.feedback.formats import read_feedback
 from rlhf_gym.feedback.synthetic import Item, SyntheticTeacher
 from rlhf_gym.feedback.teachers import Teacher
+from rlhf_gym.feedback.validate import check_record
 from rlhf_gym.reward.model import RewardModel
 from rlhf_gym.tasks.registry import Task, get_expert
 from rlhf_gym.types import FEEDBACK_RECORDS, Segment, Trajectory
@@ -171,8 +172,11 @@ class FeedbackCollector:
                     "expected a recording of the same task"
                 )
             env = self.task.make(self.config.horizon)
-            shape = env.observation_space.shape
-            env.close()
+            try:
+                obs_space, act_space = env.observation_space, env.action_space
+            finally:
+                env.close()
+            shape = obs_space.shape
             queues: dict[str, deque[Item]] = {kind: deque() for kind in FEEDBACK_RECORDS}
             for row, record in entries:
                 for where, obs in _observations(record, row["kind"]):
@@ -182,7 +186,10 @@ class FeedbackCollector:
                             f"{obs.shape[1:]} ({where}), but task {self.task.name} observes shape {shape}; "
                             "expected a recording of this task"
                         )
-                queues[row["kind"]].append((record, float(row["effort_seconds"])))
+                # the rules an import applies: a label of 7, an action the task cannot take or a
+                # NaN reward would otherwise train silently
+                check_record(record, obs_space, act_space, f"recorded feedback {path}, record {row['id']}")
+                queues[row["kind"]].append((record, _effort(row["effort_seconds"], path, row["id"])))
             self._recording = queues
         return self._recording
 
@@ -203,6 +210,20 @@ class FeedbackCollector:
                 seed=cfg.seed,
             )
         return self._synthetic
+
+
+def _effort(value: Any, path: str, record: Any) -> float:
+    """A record's stored effort seconds, checked: a finite, non-negative number."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not (np.isfinite(seconds) and seconds >= 0):
+        raise ValueError(
+            f"recorded feedback {path}, record {record}: effort_seconds is {value!r}; "
+            "expected a finite number of seconds >= 0"
+        )
+    return seconds
 
 
 def _observations(value: Any, where: str) -> Iterator[tuple[str, np.ndarray]]:

@@ -17,13 +17,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rlhf_gym.feedback.codec import decode_record
+from rlhf_gym.feedback.codec import MAX_RECORD_BYTES, _size, decode_record
 from rlhf_gym.feedback.store_schema import CORRUPT, SCHEMA_VERSION, check_path, json_object
 from rlhf_gym.types import FEEDBACK_RECORDS, Feedback
 
 EXPORT_FORMAT = "rlhf-gym feedback export"
 EXPORT_KEYS = ("id", "kind", "created", "teacher", "effort_seconds", "info", "record", "arrays")
 """The keys of every record line of an export, in the order they are written."""
+
+MAX_LINE_BYTES = MAX_RECORD_BYTES * 4 // 3 + 2**24
+"""The longest line read, about 699 MiB: the base64 of a record's arrays at the codec's limit
+(``MAX_RECORD_BYTES`` uncompressed, which the blob cannot exceed by more than the zip's overhead)
+plus 16 MiB for the rest of the line. A longer line is an error, read no further."""
 
 Entry = tuple[dict[str, Any], Feedback | None, str, bytes]
 """``(row, record, record_json, arrays_blob)`` of one record line; ``record`` is ``None`` where the
@@ -58,13 +63,19 @@ def read_export(
     entries: list[Entry] = []
     lineno = read = 0
     with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
+        # a line is read within the limit, never whole: a multi-GB line must not fill the memory
+        for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), 1):
             where = f"{path}, line {lineno}"
+            expected = "the header" if header is None else "a record"
+            if len(raw) > MAX_LINE_BYTES:
+                raise ValueError(
+                    f"{where}: the line is longer than {_size(MAX_LINE_BYTES)}, the limit of one line; "
+                    f"expected {expected} (a record's arrays hold at most {_size(MAX_RECORD_BYTES)})"
+                )
             try:
                 value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
             except (ValueError, RecursionError) as e:  # UnicodeDecodeError included
                 cut = "" if raw.endswith(b"\n") else " (the file may be truncated)"
-                expected = "the header" if header is None else "a record"
                 if isinstance(e, RecursionError):
                     e = ValueError("it nests too deep")
                 raise ValueError(

@@ -36,12 +36,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlhf_gym.config import TeacherParams
 from rlhf_gym.data.rollout import to_trajectory
 from rlhf_gym.data.segments import cut, sample_segments
 from rlhf_gym.feedback.effort import Budget, EffortModel
 from rlhf_gym.feedback.teachers import Teacher, sigmoid
 from rlhf_gym.tasks.registry import Task
+from rlhf_gym.teacher_params import TeacherParams
 from rlhf_gym.types import Correction, Demonstration, EStop, Feedback, Rating, Segment, Signal, Trajectory
 
 Policy = Callable[[np.ndarray], Any]

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from rlhf_gym.config import PRESETS, REGRET, TeacherParams
+from rlhf_gym.teacher_params import PRESETS, REGRET, TeacherParams
 from rlhf_gym.types import Comparison, Query, Segment
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
-import os
 import queue
 import threading
 import time
@@ -92,7 +91,8 @@ def replay(task: Task, horizon: str, clip: Clip, env: Any = None) -> Segment:
 
 
 def checkpoint_path(store: str | Path) -> Path:
-    """Where the learner keeps the agent of a store between sessions: ``<store>.agent.zip``."""
+    """Where the learner keeps the agent of a store between sessions: ``<store>.agent.zip``, with
+    its pickle-free twin beside it (``rlhf_gym.agents.files``), which is what a session reads."""
     store = Path(store)
     return store.with_name(store.name + ".agent.zip")
 
@@ -235,6 +235,7 @@ class _Learning:
     stopped. Every option of a run's config acts here as it does in ``RLHF``."""
 
     def __init__(self, config: dict[str, Any], store: str, messages: Any, clips: Any, stop: Any) -> None:
+        from rlhf_gym.agents.files import load_parameters
         from rlhf_gym.feedback.store import FeedbackStore
         from rlhf_gym.reward.model import RewardModel
         from rlhf_gym.train.loop import Loop
@@ -249,9 +250,9 @@ class _Learning:
         self.agent = self.loop.start()
         self.checkpoint = checkpoint_path(store)
         if self.checkpoint.is_file():  # resume the agent where the last session left it
-            try:
-                self.agent.set_parameters(str(self.checkpoint), exact_match=True, device="cpu")
-            except (ValueError, KeyError, RuntimeError, OSError) as err:
+            try:  # never unpickled (SB3's loaders would run a stranger's code), checked to fit and finite
+                self.agent.policy.load_state_dict(load_parameters(self.agent, self.checkpoint))
+            except (ValueError, OSError) as err:
                 warnings.warn(
                     f"the agent in {self.checkpoint} does not fit this config ({err}); starting anew",
                     stacklevel=2,
@@ -302,15 +303,15 @@ class _Learning:
     def _train(self) -> None:
         from stable_baselines3.common.callbacks import ConvertCallback
 
+        from rlhf_gym.agents.files import save_agent
+
         stop = ConvertCallback(lambda *_: not self.stopping())  # ends a chunk at once when asked
         self.loop.train(chunk_steps(self.cfg), callback=stop)
         if self.stopping():
             return
         state = {k: v.detach().cpu().numpy() for k, v in self.agent.policy.state_dict().items()}
         self.messages.put({"type": "policy", "state": state, "timesteps": int(self.agent.num_timesteps)})
-        tmp = self.checkpoint.with_name(self.checkpoint.name + ".tmp.zip")
-        self.agent.save(tmp)
-        os.replace(tmp, self.checkpoint)  # a kill never leaves half a checkpoint
+        save_agent(self.agent, self.checkpoint)  # atomic, with its pickle-free twin: a kill leaves no half
         self.true_return = self.loop.evaluate(2, seed=self.cfg.seed + 20_000).mean
         self._status()
 

@@ -131,7 +131,9 @@ def load_reward_model(
                 f"{meta[kind]}, but the environment has {want}"
             )
     _check_values(path, meta, tensors)
-    model = cls(observation_space, action_space, from_dict(RewardModelConfig, meta["config"]), meta["seed"])
+    config = from_dict(RewardModelConfig, meta["config"])
+    _check_widths(path, config, tensors)  # before building: a config may claim a model of terabytes
+    model = cls(observation_space, action_space, config, meta["seed"])
     shapes = {f"w{i}": tuple(w.shape) for i, w in enumerate(model.weights)}
     shapes |= {f"b{i}": tuple(b.shape) for i, b in enumerate(model.biases)}
     shapes |= {
@@ -178,3 +180,16 @@ def _check_values(path: Path, meta: dict[str, Any], tensors: dict[str, np.ndarra
             raise ValueError(f"{where}: tensor {name} holds NaN or inf; expected finite weights")
     if "obs_std" in tensors and not (tensors["obs_std"] > 0).all():
         raise ValueError(f"{where}: obs_std must be positive everywhere; expected a fitted normaliser")
+
+
+def _check_widths(path: Path, config: RewardModelConfig, tensors: dict[str, np.ndarray]) -> None:
+    """The ensemble size and layer widths the config states must be the stored tensors' own."""
+    widths = (*config.hidden_sizes, 1)
+    for i, width in enumerate(widths):
+        w = tensors.get(f"w{i}")
+        if w is None or w.ndim != 3 or w.shape[0] != config.ensemble_size or w.shape[2] != width:
+            got = "nothing" if w is None else tuple(w.shape)
+            raise ValueError(
+                f"reward-model checkpoint {str(path)!r} is corrupt: its config states {config.ensemble_size} "
+                f"members with layer widths {list(widths)}, but tensor w{i} has shape {got}"
+            )

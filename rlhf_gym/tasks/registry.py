@@ -262,7 +262,12 @@ def get_task(name: str) -> Task:
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"task must be a non-empty string, got {name!r}")
-    for d in preset_dirs():
+    if ":" in name:  # Gymnasium would import the module named before the colon
+        raise ValueError(f"unknown task {name!r}; expected a preset or a Gymnasium id (without 'module:')")
+    # a preset is named by its file's stem: a name that looks like a path (from a shared file's
+    # meta, say) never reaches outside the preset folders
+    is_stem = not any(c in name for c in "/\\") and not name.startswith(".") and len(name) <= 200
+    for d in preset_dirs() if is_stem else []:
         path = d / f"{name}.yaml"
         if path.is_file():
             return _load_preset(path)
@@ -277,7 +282,10 @@ def get_task(name: str) -> Task:
             f"unknown task {name!r}; expected a preset ({', '.join(preset_names())}) or a "
             "registered Gymnasium id"
         ) from None
-    env = gym.make(name)
+    try:
+        env = gym.make(name)
+    except gym.error.Error as err:
+        raise ValueError(f"task {name!r} cannot be made: {err}") from None
     check_spaces(env, name)
     algo = "ppo"
     env.close()

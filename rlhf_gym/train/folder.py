@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,26 @@ FEEDBACK_FILE = "feedback.sqlite"
 
 
 def _replace(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically; a failed write (a full disk) leaves no temp file."""
+    _write_atomically(path, lambda tmp: tmp.write_text(text, newline=""))
+
+
+def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """``write`` a temp file beside ``path``, then rename it over ``path``; on any failure the temp
+    file is removed and ``path`` is left as it was."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, newline="")
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _unlink_sqlite(path: Path) -> None:
+    """Remove a SQLite file and its ``-wal`` and ``-shm`` files, if there."""
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        p.unlink(missing_ok=True)
 
 
 class RunFolder:
@@ -59,10 +77,10 @@ class RunFolder:
             raise OSError(f"cannot write the run folder {str(self.out)!r}: {err.strerror or err}") from None
 
     def start(self, config: RunConfig) -> None:
-        """Write the resolved config."""
-        tmp = self.out / "config.yaml.tmp"
-        save_yaml(config, tmp)
-        os.replace(tmp, self.out / "config.yaml")
+        """Write the resolved config; a summary left by an earlier run goes first, since a folder
+        with a summary is complete."""
+        (self.out / "summary.json").unlink(missing_ok=True)
+        _write_atomically(self.out / "config.yaml", lambda tmp: save_yaml(config, tmp))
 
     def update(self, config: RunConfig, loop: Loop) -> None:
         """Write the metrics so far and the reward model's last fit."""
@@ -86,11 +104,25 @@ class RunFolder:
             loop.reward_model.save(self.out / "reward_model")
         own = self.out / FEEDBACK_FILE
         if loop.feedback and not (store and Path(store.path).resolve() == own.resolve()):
-            with FeedbackStore(own, meta={"task": loop.task.name, "seed": config.seed}) as copy:
-                if len(copy) == 0:
-                    for record, seconds in zip(loop.feedback, loop.feedback_seconds):
-                        copy.add(record, effort_seconds=seconds)
+            self._copy_feedback(own, config, loop)
         save_agent(loop.agent, self.out / "agent.zip")
         summary = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()}
         _replace(self.out / "summary.json", json.dumps(summary, indent=2))
         return self.out
+
+    def _copy_feedback(self, own: Path, config: RunConfig, loop: Loop) -> None:
+        """Build the run's feedback store under a temporary name, closed, then rename it over
+        ``own``: a failed write (a full disk) leaves the old store, or none, and no temp files."""
+        tmp = own.with_name(f".{own.name}.{os.getpid()}.tmp")
+        _unlink_sqlite(tmp)  # a stale one of a killed attempt would be reopened, not rebuilt
+        try:
+            with FeedbackStore(tmp, meta={"task": loop.task.name, "seed": config.seed}) as copy:
+                for record, seconds in zip(loop.feedback, loop.feedback_seconds, strict=True):
+                    copy.add(record, effort_seconds=seconds)
+            # closed: its WAL is checkpointed into the file. A stale WAL of the old store would be
+            # replayed into the new one, so it goes first.
+            for suffix in ("-wal", "-shm"):
+                Path(f"{own}{suffix}").unlink(missing_ok=True)
+            os.replace(tmp, own)
+        finally:
+            _unlink_sqlite(tmp)

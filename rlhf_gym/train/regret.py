@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from rlhf_gym.agents.critics import load_agent, state_value
-from rlhf_gym.config import RunConfig, TeacherParams
+from rlhf_gym.config import RunConfig
 from rlhf_gym.feedback.teachers import RegretTeacher
 from rlhf_gym.tasks.registry import Task
+from rlhf_gym.teacher_params import TeacherParams
 
 
 def regret_teacher(

@@ -29,7 +29,7 @@ from typing import Any
 from rlhf_gym.agents.callbacks import RLHFCallback
 from rlhf_gym.agents.evaluation import EvalResult
 from rlhf_gym.algos.anchor import PolicyParams
-from rlhf_gym.config import PRESETS, RECORDED, REGRET, RunConfig
+from rlhf_gym.config import RECORDED, RunConfig
 from rlhf_gym.feedback.collect import FeedbackCollector
 from rlhf_gym.feedback.effort import Budget, EffortModel
 from rlhf_gym.feedback.lock import StoreLock
@@ -39,6 +39,7 @@ from rlhf_gym.provenance import code_version, platform
 from rlhf_gym.reward.model import FitReport, RewardModel
 from rlhf_gym.schema import merge, to_dict
 from rlhf_gym.tasks.registry import get_task
+from rlhf_gym.teacher_params import PRESETS, REGRET
 from rlhf_gym.train.folder import RunFolder
 from rlhf_gym.train.loop import Loop, SyntheticSource
 from rlhf_gym.train.regret import regret_teacher

@@ -13,14 +13,7 @@ import yaml
 from stable_baselines3 import A2C, PPO, SAC
 
 from rlhf_gym import RLHF
-from rlhf_gym.algos.anchor import (
-    Anchor,
-    KLLoss,
-    KLPenalty,
-    load_parameters,
-    policy_kl,
-    sampled_episodes,
-)
+from rlhf_gym.algos.anchor import Anchor, KLLoss, KLPenalty, load_parameters, policy_kl, sampled_episodes
 from rlhf_gym.tasks.registry import get_task
 from rlhf_gym.wrappers import ConstantReward
 from tests.conftest import tiny_run

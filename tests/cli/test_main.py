@@ -307,24 +307,76 @@ def test_hostile_yaml_is_one_line_naming_the_file(tmp_path, text, message):
         assert str(bad) in result.stderr
 
 
-def test_a_full_disk_is_one_line_and_keeps_what_was_written(tmp_path, capsys, monkeypatch):
-    """The run folder is written as the run goes: a write that fails late keeps the config and
-    the metrics so far, and the command says so in one line."""
+def _disk_fills_at(where: str, monkeypatch) -> str:
+    """Make the disk fill inside the run folder's real writes, at ``where``: a partial file is
+    written, then ``OSError(ENOSPC)`` is raised. Returns the file named in the error."""
     import errno
+    import pathlib
 
-    from rlhf_gym.train.folder import RunFolder
+    from rlhf_gym.agents import files
+    from rlhf_gym.feedback.store import FeedbackStore
 
-    real = RunFolder.finish
+    def full(path) -> OSError:
+        return OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    def disk_full(self, *args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device", str(self.out / "agent.zip"))
+    if where == "feedback":  # one record of the copy is written (into its WAL), the next is not
+        real_add = FeedbackStore.add
 
-    monkeypatch.setattr(RunFolder, "finish", disk_full)
+        def add(self, *args, **kwargs):
+            if len(self) >= 1:
+                raise full(self.path)
+            return real_add(self, *args, **kwargs)
+
+        monkeypatch.setattr(FeedbackStore, "add", add)
+        return "feedback.sqlite"
+    if where == "agent":  # the zip is written, the safetensors twin half
+
+        def save_file(state, filename, *args, **kwargs):
+            pathlib.Path(filename).write_bytes(b"\x00" * 100)
+            raise full(filename)
+
+        monkeypatch.setattr(files, "save_file", save_file)
+        return ".tmp.safetensors"  # the error names the file being written
+    real_write = pathlib.Path.write_text
+
+    def write_text(self, data, *args, **kwargs):
+        if self.name.startswith("summary.json"):
+            real_write(self, data[: len(data) // 2], *args, **kwargs)
+            raise full(self)
+        return real_write(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "write_text", write_text)
+    return "summary.json"
+
+
+@pytest.mark.parametrize("where", ["feedback", "agent", "summary"])
+def test_a_full_disk_is_one_line_and_keeps_what_was_written(tmp_path, capsys, monkeypatch, where):
+    """The run folder is written as the run goes: a write that fails late keeps the config and
+    the metrics so far whole, leaves no temporary file, and the command says so in one line."""
+    import csv
+
+    import yaml
+
+    from rlhf_gym.feedback.store import FeedbackStore
+
     out = tmp_path / "run"
+    name = _disk_fills_at(where, monkeypatch)
     args = ["train", "--task", "CartPole-v1", "--labels", "4", "--timesteps", "300", "--out", str(out), "-q"]
     assert main([*args, "--segment-length", "5", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"rlhf-gym: error: No space left on device: {out / 'agent.zip'}"
-    assert (out / "config.yaml").is_file() and (out / "metrics.csv").read_text().count("\n") >= 2
+    assert err.startswith("rlhf-gym: error: ") and "\n" not in err, err
+    assert "No space left on device" in err and name in err, err
+    monkeypatch.undo()  # the disk has room again, to read what is there
+    assert yaml.safe_load((out / "config.yaml").read_text())["task"] == "CartPole-v1"
+    with open(out / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(None not in row for row in rows)  # no row cut short
     assert (out / "reward_model.safetensors").is_file() and not (out / "summary.json").exists()
-    assert not list(out.glob("*.tmp")) and real is not None
+    left = sorted(p.name for p in out.iterdir())
+    assert not [n for n in left if "tmp" in n or n.startswith(".")], left
+    if where == "feedback":
+        assert "feedback.sqlite" not in left and "agent.zip" not in left
+    else:  # what was written before the disk filled is whole
+        with FeedbackStore(out / "feedback.sqlite") as store:
+            assert len(store) > 0 and len(store.records()) == len(store)
+        assert ("agent.zip" in left) == (where == "summary")

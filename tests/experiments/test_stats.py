@@ -5,13 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlhf_gym.experiments.stats import (
-    Estimate,
-    iqm,
-    iqm_ci,
-    performance_profile,
-    probability_of_improvement,
-)
+from rlhf_gym.experiments.stats import Estimate, iqm, iqm_ci, performance_profile, probability_of_improvement
 
 
 def test_iqm_is_the_mean_of_the_middle_half():

@@ -317,6 +317,51 @@ def test_a_full_disk_stops_the_sweep_with_one_error_and_leaves_no_temporary_fold
     assert left == written and len(runs) == 2  # the first run's result stays, no ".<key>.*" folder
 
 
+def _fast_or_slow(config):
+    """A run of 6 labels ends at once; one of 8 labels writes its pid beside the sweep and runs for
+    two minutes (a long training in flight)."""
+    if config["labels"] == 8:
+        with open(os.environ["RLHF_GYM_TEST_SLOW_PID"], "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(120)
+    return {"status": "failed", "error": "x", "traceback": "", "wall_seconds": 0.0}
+
+
+def test_a_full_disk_stops_the_runs_in_flight_at_once(tmp_path, monkeypatch):
+    """A result that cannot be recorded ends the sweep now: the runs in flight, whose results
+    would be lost, are not waited for (they could take hours), and their workers are gone."""
+    import errno
+
+    import rlhf_gym.experiments.sweep as sweep_module
+
+    pid_file = tmp_path / "slow.pid"
+    monkeypatch.setenv("RLHF_GYM_TEST_SLOW_PID", str(pid_file))
+    sweep = Sweep.from_dict({"name": "full", "base": TINY, "grid": {"labels": [8, 6]}, "controls": False})
+
+    def full(tmp, run, result):
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() and time.monotonic() < deadline:  # the slow run is in flight
+            time.sleep(0.05)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sweep_module, "_write_result", full)
+    monkeypatch.setattr(sweep_module, "execute", _fast_or_slow)
+    start = time.monotonic()
+    with pytest.raises(OSError, match="No space left on device"):
+        run_sweep(sweep, tmp_path / "out", workers=2, progress=False)
+    assert time.monotonic() - start < 30  # back within seconds, not when the slow run ends
+    slow, start = int(pid_file.read_text()), time.monotonic()
+    while time.monotonic() - start < 10:
+        try:
+            os.kill(slow, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the worker {slow} of the run in flight still runs")
+    assert not list((tmp_path / "out" / "runs").iterdir())
+
+
 def test_a_change_of_code_version_gives_new_keys_and_the_old_runs_are_counted(tmp_path, monkeypatch, capsys):
     import rlhf_gym.provenance
     from rlhf_gym.cli.main import main

@@ -515,6 +515,48 @@ def test_resource_bombs_are_named_by_line_and_store_nothing(tmp_path, corrupt, m
     test_corrupt_export_is_named_by_line_and_leaves_the_target_unchanged(tmp_path, corrupt, message)
 
 
+def test_a_line_over_the_limit_is_named_and_never_read_whole(tmp_path, monkeypatch):
+    from rlhf_gym.feedback import jsonl
+
+    src, out, dst = tmp_path / "src.db", tmp_path / "out.jsonl", tmp_path / "dst.db"
+    recorded_store(src)
+    export_store(src, out)
+    lines = out.read_bytes().splitlines(keepends=True)
+    limit = max(len(line) for line in lines)
+    monkeypatch.setattr(jsonl, "MAX_LINE_BYTES", limit, raising=False)
+    assert len(read_feedback(out)[1]) == 6  # every line within the limit: read as before
+    reads = []
+    real_open = open
+
+    class Spy:  # the file as read_export sees it: every read is recorded
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def readline(self, size=-1):
+            reads.append(size)
+            return self.f.readline(size)
+
+        def __iter__(self):
+            raise AssertionError("read_export iterates whole lines")
+
+    monkeypatch.setattr(jsonl, "open", lambda *a, **k: Spy(real_open(*a, **k)), raising=False)
+    huge = b'{"id": "' + b"x" * (50 * limit) + b'"}\n'
+    for n, where in ((3, "a record"), (1, "the header")):
+        out.write_bytes(b"".join(lines[: n - 1]) + huge + b"".join(lines[n:]))
+        with pytest.raises(
+            ValueError, match=rf"out\.jsonl, line {n}: the line is longer than .*; expected {where}"
+        ):
+            import_store(out, dst)
+        assert not dst.exists() and reads and all(0 < size <= limit + 1 for size in reads)
+        reads.clear()
+
+
 def test_import_is_idempotent_and_counts_duplicates(tmp_path):
     src, out, dst = tmp_path / "src.db", tmp_path / "out.jsonl", tmp_path / "dst.db"
     records = recorded_store(src)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rlhf_gym.cli.main import main
-from rlhf_gym.config import PRESETS, RunConfig
+from rlhf_gym.config import RunConfig
 from rlhf_gym.feedback import collect as elicit
 from rlhf_gym.feedback.collect import RECORD_KINDS, FeedbackCollector
 from rlhf_gym.feedback.effort import Budget, EffortModel
@@ -15,6 +15,7 @@ from rlhf_gym.feedback.formats import export_store
 from rlhf_gym.feedback.store import FeedbackStore
 from rlhf_gym.feedback.teachers import Teacher
 from rlhf_gym.tasks.registry import get_task
+from rlhf_gym.teacher_params import PRESETS
 from rlhf_gym.train.rlhf import RLHF
 from rlhf_gym.types import FEEDBACK_RECORDS, Comparison, Query, Rating, Segment
 from tests.feedback.test_store import assert_same, samples
@@ -225,3 +226,45 @@ def test_train_command_replays_a_recording(recording, tmp_path, capsys):
     assert "teacher recorded" in capsys.readouterr().out
     assert main(["train", "--teacher", "recorded", "--timesteps", "64"]) == 2
     assert "set recorded_feedback" in capsys.readouterr().err
+
+
+def bad_segment(field: str) -> Segment:
+    seg = cartpole_segment(0.0)
+    if field == "actions":
+        return Segment(seg.obs, np.array([0, 1, 5, 0, 1]), seg.true_rewards, seg.absorbing)
+    if field == "true_rewards":
+        return Segment(seg.obs, seg.actions, np.array([0.0, np.nan, 1.0, 1.0, 1.0]), seg.absorbing)
+    return seg
+
+
+@pytest.mark.parametrize(
+    ("label", "field", "message"),
+    [
+        (7.0, "", r"record 2: comparison\.label is 7\.0; expected a number in \[0, 1\]"),
+        (1.0, "actions", r"record 2: comparison\.query\.second\.actions\[2\] is 5; expected actions"),
+        (0.0, "true_rewards", r"record 2: comparison\.query\.second\.true_rewards\[1\] is nan"),
+    ],
+)
+def test_a_recording_is_validated_like_an_import(tmp_path, label, field, message):
+    path = tmp_path / "bad.sqlite"
+    with FeedbackStore(path, meta={"task": "CartPole-v1"}) as store:
+        good = cartpole_segment(0.0)
+        store.add(Comparison(Query(good, good), 1.0, teacher="ok"))
+        store.add(Comparison(Query(good, bad_segment(field)), label, teacher="bad"))
+    with pytest.raises(ValueError, match=r"recorded feedback .*bad\.sqlite, " + message):
+        collect(collector(path), "comparisons", Budget(labels=1))
+
+
+def test_train_command_refuses_an_invalid_recording(tmp_path, capsys):
+    path = tmp_path / "bad.sqlite"
+    with FeedbackStore(path, meta={"task": "CartPole-v1"}) as store:
+        seg = cartpole_segment(0.0)
+        store.add(Comparison(Query(seg, seg), 7.0, teacher="bad"))
+    export_store(path, tmp_path / "bad.jsonl")
+    for recording in (path, tmp_path / "bad.jsonl"):
+        argv = ["train", "--teacher", "recorded", "--recorded-feedback", str(recording), "--labels", "2"]
+        argv += ["--timesteps", "64", "--segment-length", "5", "--out", str(tmp_path / "run"), "-q"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "rlhf-gym: error:" in err and "record 1: comparison.label is 7.0" in err, err
+        assert not (tmp_path / "run" / "summary.json").exists()

@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 
-from rlhf_gym.config import RewardModelConfig, TeacherParams
+from rlhf_gym.config import RewardModelConfig
 from rlhf_gym.data.segments import sample_segments
 from rlhf_gym.feedback.effort import Budget, EffortModel
 from rlhf_gym.feedback.synthetic import SIGNAL_DELAY, SyntheticTeacher, run, tamer_credit
 from rlhf_gym.feedback.teachers import Teacher
 from rlhf_gym.reward.model import RewardModel
 from rlhf_gym.tasks.registry import get_expert, get_task
+from rlhf_gym.teacher_params import TeacherParams
 from rlhf_gym.types import Correction, Demonstration, EStop, Query, Rating, Signal
 
 H = 20

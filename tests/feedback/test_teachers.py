@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from rlhf_gym.config import PRESETS, TeacherParams
 from rlhf_gym.feedback.teachers import RegretTeacher, Teacher
+from rlhf_gym.teacher_params import PRESETS, TeacherParams
 from rlhf_gym.types import Query, Segment
 
 

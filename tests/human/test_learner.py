@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from rlhf_gym.feedback.store import FeedbackStore
 from rlhf_gym.human.learner import Learner, chunk_steps, replay
@@ -76,6 +77,63 @@ def test_the_agent_is_kept_next_to_the_store_between_sessions(tmp_path):
     for name, value in again.agent.policy.state_dict().items():
         torch.testing.assert_close(value, saved[name])
     first.store.close()
+    again.store.close()
+
+
+class _Payload:
+    """Unpickling this creates the folder ``path``: proof that a stranger's code ran."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (self.path,))
+
+
+def _hostile_checkpoint(kind: str, checkpoint, learning, marker) -> None:
+    import pickle
+    import zipfile
+
+    import torch
+
+    from rlhf_gym.agents.files import save_agent
+
+    if kind == "pickled policy.pth":
+        with zipfile.ZipFile(checkpoint, "w") as archive:
+            archive.writestr("data", "{}")
+            archive.writestr("policy.pth", pickle.dumps({"action_net.weight": _Payload(str(marker))}))
+    elif kind == "not a zip":
+        checkpoint.write_bytes(b"\x80\x04 not a zip at all" * 10)
+    else:  # NaN weights, in a well-formed zip and twin
+        with torch.no_grad():
+            next(iter(learning.agent.policy.parameters())).fill_(float("nan"))
+        save_agent(learning.agent, checkpoint)
+
+
+@pytest.mark.parametrize("kind", ["pickled policy.pth", "not a zip", "nan weights"])
+def test_a_hostile_checkpoint_is_refused_and_the_learner_starts_anew(tmp_path, kind):
+    import queue
+    import threading
+
+    import torch
+
+    from rlhf_gym.human.learner import _Learning, checkpoint_path
+    from rlhf_gym.schema import to_dict
+
+    cfg = to_dict(resolve_config(FAST, task="CartPole-v1", horizon="fixed"))
+    path, marker = tmp_path / "s.db", tmp_path / "ran"
+    FeedbackStore(path, meta={"task": "CartPole-v1"}).close()
+    fresh = _Learning(cfg, str(path), queue.Queue(), queue.Queue(3), threading.Event())
+    expected = {k: v.clone() for k, v in fresh.agent.policy.state_dict().items()}
+    _hostile_checkpoint(kind, checkpoint_path(path), fresh, marker)
+    fresh.store.close()
+    with pytest.warns(UserWarning, match=r"s\.db\.agent\.zip does not fit this config .*; starting anew"):
+        again = _Learning(cfg, str(path), queue.Queue(), queue.Queue(3), threading.Event())
+    assert not marker.exists()  # nothing was unpickled
+    for name, value in again.agent.policy.state_dict().items():
+        torch.testing.assert_close(value, expected[name])  # the fresh agent of this config
     again.store.close()
 
 

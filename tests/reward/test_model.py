@@ -136,6 +136,19 @@ def test_a_checkpoint_with_poisoned_values_is_refused(tmp_path, meta, tensor, me
         RewardModel.load(tmp_path / "rm", *cartpole_spaces())
 
 
+def test_a_checkpoint_whose_config_claims_a_huge_model_is_refused_before_building_it(tmp_path):
+    import json
+
+    rm = RewardModel(*cartpole_spaces(), CFG)
+    rm.save(tmp_path / "rm")
+    stored = json.loads((tmp_path / "rm.json").read_text())
+    stored["config"]["hidden_sizes"] = [4096, 4096]
+    stored["config"]["ensemble_size"] = 64  # about 4 GB of weights, never allocated
+    (tmp_path / "rm.json").write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match=r"config states 64 members with layer widths \[4096, 4096, 1\]"):
+        RewardModel.load(tmp_path / "rm", *cartpole_spaces())
+
+
 def test_a_checkpoint_is_written_atomically(tmp_path, monkeypatch):
     """A failing write leaves the last good checkpoint whole."""
     import safetensors.numpy

@@ -115,3 +115,11 @@ def test_a_task_rejects_another_tasks_env_and_snapshot():
     cart_env.reset(seed=0)
     with pytest.raises(ValueError, match=r"snapshot of Pendulum-v1 cannot be restored by task 'CartPole-v1'"):
         cartpole.restore(cart_env, pendulum.snapshot(env, obs))
+
+
+@pytest.mark.parametrize("name", ["../../envs/CartPole-v1", "/tmp/x", "os:getcwd", ".hidden"])
+def test_a_task_name_is_never_a_path_or_a_module_to_import(name):
+    """Task names arrive in shared files (an export's meta): they must not reach outside the
+    preset folders, nor make Gymnasium import a module."""
+    with pytest.raises(ValueError, match="unknown task"):
+        get_task(name)
