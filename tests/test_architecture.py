@@ -179,11 +179,7 @@ def test_imports_are_read_everywhere() -> None:
 
 def test_layers_are_known() -> None:
     assert layer("rlhf_gym.algos.warp") > layer("rlhf_gym.train.loop") > layer("rlhf_gym.algos.cpl")
-    assert (
-        layer("rlhf_gym.tasks.envs.catch")
-        == layer("rlhf_gym.tasks")
-        < layer("rlhf_gym.data.segments")
-    )
+    assert layer("rlhf_gym.tasks.envs.catch") == layer("rlhf_gym.tasks") < layer("rlhf_gym.data.segments")
 
 
 def test_no_import_cycles() -> None:
