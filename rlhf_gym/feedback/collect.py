@@ -8,10 +8,9 @@ expert. A person at the keyboard answers through the same records, and a recorde
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,10 +23,10 @@ from rlhf_gym.feedback.effort import Budget, EffortModel
 from rlhf_gym.feedback.formats import read_feedback
 from rlhf_gym.feedback.synthetic import Item, SyntheticTeacher
 from rlhf_gym.feedback.teachers import Teacher
-from rlhf_gym.feedback.validate import check_record
+from rlhf_gym.feedback.validate import check_record, step_sequences
 from rlhf_gym.reward.model import RewardModel
 from rlhf_gym.tasks.registry import Task, get_expert
-from rlhf_gym.types import FEEDBACK_RECORDS, Segment, Trajectory
+from rlhf_gym.types import FEEDBACK_RECORDS, Trajectory
 
 RECORD_KINDS = {
     "comparisons": "comparison",
@@ -179,7 +178,8 @@ class FeedbackCollector:
             shape = obs_space.shape
             queues: dict[str, deque[Item]] = {kind: deque() for kind in FEEDBACK_RECORDS}
             for row, record in entries:
-                for where, obs in _observations(record, row["kind"]):
+                for where, steps in step_sequences(record, row["kind"]):
+                    obs, where = steps.obs, f"{where}.obs"
                     if shape is not None and obs.shape[1:] != shape:
                         raise ValueError(
                             f"recorded feedback {path}: record {row['id']} holds observations of shape "
@@ -224,16 +224,3 @@ def _effort(value: Any, path: str, record: Any) -> float:
             "expected a finite number of seconds >= 0"
         )
     return seconds
-
-
-def _observations(value: Any, where: str) -> Iterator[tuple[str, np.ndarray]]:
-    """Every ``(where, obs)`` of the segments and trajectories inside a record; ``obs`` has shape
-    ``(steps, *observation_shape)``."""
-    if isinstance(value, (Segment, Trajectory)):
-        yield f"{where}.obs", value.obs
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            yield from _observations(getattr(value, f.name), f"{where}.{f.name}")
-    elif isinstance(value, (tuple, list)):
-        for i, item in enumerate(value):
-            yield from _observations(item, f"{where}[{i}]")

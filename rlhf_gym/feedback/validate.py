@@ -95,7 +95,7 @@ def check_record(
     """
     root = str(getattr(record, "kind", type(record).__name__))
     _check_fields(record, root, where)
-    for path, steps in _step_sequences(record, root):
+    for path, steps in step_sequences(record, root):
         _check_steps(steps, path, where, observation_space, action_space)
     rule = _RULES.get(type(record))
     if rule is not None:
@@ -246,15 +246,16 @@ _RULES: dict[type, Callable[[Any, str, str], None]] = {
 # ----- steps against the task's spaces ---------------------------------------------------------
 
 
-def _step_sequences(value: Any, path: str) -> typing.Iterator[tuple[str, Segment | Trajectory]]:
+def step_sequences(value: Any, path: str) -> typing.Iterator[tuple[str, Segment | Trajectory]]:
+    """Every ``(path, segment or trajectory)`` inside a record, with its path from ``path``."""
     if isinstance(value, (Segment, Trajectory)):
         yield path, value
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
-            yield from _step_sequences(getattr(value, f.name), f"{path}.{f.name}")
+            yield from step_sequences(getattr(value, f.name), f"{path}.{f.name}")
     elif isinstance(value, (tuple, list)):
         for i, item in enumerate(value):
-            yield from _step_sequences(item, f"{path}[{i}]")
+            yield from step_sequences(item, f"{path}[{i}]")
 
 
 def _check_steps(
