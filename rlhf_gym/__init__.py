@@ -3,13 +3,16 @@
 Gymnasium wrappers replace an environment's reward with a reward model learned from
 feedback; SB3 agents learn from it; evaluation always uses the true reward.
 
-Importing the package is cheap: the heavy pieces load on first use.
+Importing the package is cheap: the heavy pieces load on first use. Its one side effect is to
+register the project's environments with Gymnasium (``rlhf_gym/<Name>-v0``, with time limits).
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 from typing import Any
+
+import rlhf_gym.tasks.envs  # noqa: F401  (the package's one side effect: registers rlhf_gym/<Name>-v0)
 
 __version__ = "0.1.0"
 

@@ -187,12 +187,16 @@ def test_no_import_cycles() -> None:
     assert not found, "import cycles in rlhf_gym:\n" + "\n".join(" <-> ".join(c) for c in found)
 
 
+# The package's one side effect: ``import rlhf_gym`` registers the project's environments.
+REGISTRATION = {("rlhf_gym", "rlhf_gym.tasks"), ("rlhf_gym", "rlhf_gym.tasks.envs")}
+
+
 def test_lower_stages_never_import_higher_ones() -> None:
     upward = [
         f"{a} ({LAYERS[layer(a)][0]}) imports {b} ({LAYERS[layer(b)][0]})"
         for a, targets in import_graph().items()
         for b in sorted(targets)
-        if layer(b) > layer(a)
+        if layer(b) > layer(a) and (a, b) not in REGISTRATION
     ]
     assert not upward, "imports that point up the stages:\n" + "\n".join(upward)
 

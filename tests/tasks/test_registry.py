@@ -123,3 +123,26 @@ def test_a_task_name_is_never_a_path_or_a_module_to_import(name):
     preset folders, nor make Gymnasium import a module."""
     with pytest.raises(ValueError, match="unknown task"):
         get_task(name)
+
+
+def test_import_rlhf_gym_registers_every_environment_with_its_presets_time_limit():
+    code = (
+        "import gymnasium as gym, sys, rlhf_gym\n"
+        "from rlhf_gym.tasks.envs import ENVS\n"
+        "from rlhf_gym.tasks.registry import get_task\n"
+        "for name in ENVS:\n"
+        "    spec = gym.spec('rlhf_gym/' + name)\n"
+        "    assert spec.max_episode_steps == get_task(name).max_episode_steps, name\n"
+        "env = gym.make('rlhf_gym/Catch-v0'); env.reset(seed=0); steps, done = 0, False\n"
+        "while not done:\n"
+        "    _, _, term, trunc, _ = env.step(env.action_space.sample())\n"
+        "    steps, done = steps + 1, term or trunc\n"
+        "assert steps <= 500\n"
+        "assert not {'pygame', 'pandas', 'seaborn', 'torch'} & set(sys.modules), 'stays light'\n"
+        "print('ok')\n"
+    )
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "ok", result.stderr

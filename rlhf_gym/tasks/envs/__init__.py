@@ -14,9 +14,9 @@ They are pure numpy physics, fast enough for sweeps on 2 cores, and render with 
 
 Example:
     >>> import gymnasium as gym
-    >>> import rlhf_gym.tasks.envs
-    >>> "rlhf_gym/Reach-v0" in gym.registry
-    True
+    >>> import rlhf_gym
+    >>> gym.spec("rlhf_gym/Reach-v0").max_episode_steps
+    100
 """
 
 from __future__ import annotations
@@ -24,14 +24,16 @@ from __future__ import annotations
 import gymnasium as gym
 
 ENVS = {
-    "Reach-v0": ("rlhf_gym.tasks.envs.reach:ReachEnv", {}),
-    "ReachDiscrete-v0": ("rlhf_gym.tasks.envs.reach:ReachEnv", {"discrete": True}),
-    "PickPlace-v0": ("rlhf_gym.tasks.envs.pick_place:PickPlaceEnv", {}),
-    "Catch-v0": ("rlhf_gym.tasks.envs.catch:CatchEnv", {}),
-    "Pong-v0": ("rlhf_gym.tasks.envs.pong:PongEnv", {}),
+    "Reach-v0": ("rlhf_gym.tasks.envs.reach:ReachEnv", {}, 100),
+    "ReachDiscrete-v0": ("rlhf_gym.tasks.envs.reach:ReachEnv", {"discrete": True}, 100),
+    "PickPlace-v0": ("rlhf_gym.tasks.envs.pick_place:PickPlaceEnv", {}, 100),
+    "Catch-v0": ("rlhf_gym.tasks.envs.catch:CatchEnv", {}, 500),
+    "Pong-v0": ("rlhf_gym.tasks.envs.pong:PongEnv", {}, 500),
 }
-"""Every environment of the package: name -> (entry point, keyword arguments)."""
+"""Every environment of the package: name -> (entry point, keyword arguments, time limit). The
+time limit is the preset's ``max_episode_steps`` (``envs/<name>.yaml``), so that a plain
+``gym.make`` ends its episodes as Gymnasium's own environments do."""
 
-for _name, (_entry, _kwargs) in ENVS.items():
+for _name, (_entry, _kwargs, _limit) in ENVS.items():
     if f"rlhf_gym/{_name}" not in gym.registry:
-        gym.register(id=f"rlhf_gym/{_name}", entry_point=_entry, kwargs=_kwargs)
+        gym.register(id=f"rlhf_gym/{_name}", entry_point=_entry, kwargs=_kwargs, max_episode_steps=_limit)
