@@ -206,7 +206,8 @@ class RunConfig:
     torch_threads: int | None = 1
     """Threads torch may use, set when the run starts (``torch.set_num_threads``): one is fastest
     for the small networks here and leaves the other cores to parallel runs, as the CLI does;
-    ``None`` leaves torch's default (one per core)."""
+    ``None`` leaves the process's setting as it is (torch's default is one per core; the CLI and
+    sweeps set one before any run)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.reward_model, dict):

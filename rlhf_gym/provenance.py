@@ -50,8 +50,9 @@ def describe_code(package: str | Path, git: str = "git") -> str:
 
 
 def source_hash(package: str | Path) -> str:
-    """12 hex digits of the SHA-256 of the package's ``.py`` files: each one's path relative to
-    ``package`` and its bytes, in sorted order of path; ``__pycache__`` folders are left out.
+    """12 hex digits of the SHA-256 of the package's files and of the task presets beside it
+    (``envs/``, if there): each file's path and bytes, in sorted order of path; ``__pycache__``
+    folders are left out.
 
     Example:
         >>> len(source_hash(PACKAGE)) == 12 and source_hash(PACKAGE) == source_hash(str(PACKAGE))
@@ -59,16 +60,20 @@ def source_hash(package: str | Path) -> str:
     """
     package = Path(package)
     digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py"), key=lambda p: p.relative_to(package).as_posix()):
-        relative = path.relative_to(package)
-        if "__pycache__" in relative.parts:
-            continue
-        digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for root in (package, package.parent / "envs"):
+        files = [p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        for path in sorted(files, key=lambda p: p.relative_to(package.parent).as_posix()):
+            name = path.relative_to(package.parent).as_posix()
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 
 
 def _git_version(package: Path, git: str) -> str | None:
-    """``git:<commit>[+dirty:<hash>]``, or None when ``package`` is not tracked by a git work tree."""
+    """``git:<tree>[+dirty:<hash>]``, or None when ``package`` is not tracked by a git work tree.
+
+    ``<tree>`` hashes git's tree ids of the package and of the presets (``envs/``) at HEAD: the
+    same in every clone of the same code, shallow or not. ``<hash>`` hashes the bytes of every
+    file that differs from HEAD (``git status``), so no user's diff settings change it."""
 
     def run(*args: str) -> bytes:
         # GIT_OPTIONAL_LOCKS=0: reading must never take the index lock of a tree others work in
@@ -80,23 +85,30 @@ def _git_version(package: Path, git: str) -> str | None:
     try:
         if not run("ls-files", "--", "__init__.py").strip():
             return None  # inside some work tree, but not a package it tracks
-        commit = run("log", "-1", "--format=%H", "--", ".").decode().strip()
-    except subprocess.CalledProcessError:  # not a work tree, or one git refuses (another owner)
+        trees = [run("rev-parse", "HEAD:./").strip()]
+        paths = ["."]
+        if (package.parent / "envs").is_dir():
+            try:
+                trees.append(run("rev-parse", "HEAD:../envs").strip())
+                paths.append("../envs")
+            except subprocess.CalledProcessError:
+                pass  # presets not committed: the package alone
+        status = run("status", "--porcelain", "-z", "--untracked-files=all", "--no-renames", "--", *paths)
+        top = Path(run("rev-parse", "--show-toplevel").decode().strip())
+    except subprocess.CalledProcessError:  # not a work tree, no commit yet, or one git refuses
         return None
-    if not commit:
-        return None  # tracked, but never committed
-    diff = run("diff", commit, "--binary", "--", ".")
-    untracked = [
+    version = "git:" + hashlib.sha256(b"\0".join(trees)).hexdigest()[:12]
+    changed = sorted(
         name
-        for name in run("ls-files", "--others", "-z", "--", ".").decode().split("\0")
-        if name.endswith(".py") and "__pycache__" not in name.split("/")
-    ]
-    version = f"git:{commit[:12]}"
-    if not diff and not untracked:
+        for name in (entry[3:] for entry in status.decode().split("\0") if len(entry) > 3)
+        if "__pycache__" not in name.split("/")
+    )
+    if not changed:
         return version
-    digest = hashlib.sha256(diff)
-    for name in sorted(untracked):
-        digest.update(b"\0" + name.encode() + b"\0" + (package / name).read_bytes())
+    digest = hashlib.sha256()
+    for name in changed:
+        path = top / name
+        digest.update(b"\0" + name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"<gone>"))
     return f"{version}+dirty:{digest.hexdigest()[:12]}"
 
 

@@ -181,6 +181,8 @@ def provenance(table: pd.DataFrame, allow_mixed: bool = False, where: str = "the
         >>> provenance(t.iloc[:1])
         ['Code version `git:a`; platform `cpu`.']
     """
+    if "status" in table and (table["status"] == "done").any():
+        table = table[table["status"] == "done"]  # a failed run holds no numbers to mix
     values = {
         col: sorted({v if isinstance(v, str) else "unrecorded" for v in table[col]})
         if col in table

@@ -111,3 +111,14 @@ def test_load_table_refuses_mixed_code_versions_unless_allowed(tmp_path):
     assert provenance(table, allow_mixed=True)[0].startswith("**Mixed results:** these runs come from 2 code")
     one = table[table["code_version"] == "src:0a"]
     assert provenance(one) == ["Code version `src:0a`; platform `CPU (AVX2 kernels); torch 2`."]
+
+
+def test_a_failed_run_does_not_make_a_table_mixed():
+    import pandas as pd
+
+    from rlhf_gym.experiments.results import provenance
+
+    table = pd.DataFrame(
+        {"status": ["done", "failed"], "code_version": ["git:a", None], "platform": ["cpu", None]}
+    )
+    assert provenance(table) == ["Code version `git:a`; platform `cpu`."]
