@@ -8,6 +8,7 @@ episode statistics in ``info["episode"]`` (``r``, ``l``, ``t``, the keys of SB3'
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, SupportsFloat
 
@@ -165,7 +166,8 @@ class LearnedRewardVec(VecEnvWrapper):
     def _check(self, values: np.ndarray, field: str) -> None:
         """Stop at the first NaN or inf, naming the task, the step and the field: one bad value
         would otherwise poison the reward model and the agent (or hang inside SB3)."""
-        if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+        # the sum is the cheap test on this hot path; a finite sum that overflows is checked in full
+        if values.dtype.kind == "f" and not math.isfinite(values.sum()) and not np.isfinite(values).all():
             spec = self.venv.get_attr("spec", [0])[0]
             name = spec.id if spec is not None else "the environment"
             raise NonFiniteError(

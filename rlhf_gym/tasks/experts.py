@@ -17,7 +17,7 @@ uniformly), identical in both horizon modes ``task.make("natural")`` and
     Acrobot-v1                acrobot_pump                   -77.9   -500.0
 
 For scale, SAC on Pendulum's true reward gets about -150. Reproduce the table with
-``python -m rlhf_gym.tasks.experts`` (it prints every task with an expert).
+``python -m rlhf_gym.tasks.registry`` (it prints every task with an expert).
 
 The project's own environments (``rlhf_gym.tasks.envs``) and the adapted tasks
 (``rlhf_gym.tasks.envs.adapter_experts``) keep their experts beside their physics, with their tables;
@@ -281,13 +281,3 @@ def mean_return(
         returns.append(total)
     env.close()
     return float(np.mean(returns))
-
-
-if __name__ == "__main__":
-    from rlhf_gym.tasks.registry import get_expert, list_tasks
-
-    for task in list_tasks():
-        if task.expert is not None:
-            for horizon in ("natural", "fixed"):
-                expert, rand = mean_return(task, get_expert(task), horizon), mean_return(task, None, horizon)
-                print(f"{task.name:26} {horizon:8} expert {expert:8.1f}  random {rand:8.1f}")

@@ -324,3 +324,13 @@ def get_expert(task: Task) -> Expert:
             f"unknown expert {task.expert!r} for task {task.name!r}; expected one of {', '.join(EXPERTS)}"
         )
     return EXPERTS[task.expert]()
+
+
+if __name__ == "__main__":
+    from rlhf_gym.tasks.experts import mean_return
+
+    for task in list_tasks():
+        if task.expert is not None:
+            for horizon in ("natural", "fixed"):
+                expert, rand = mean_return(task, get_expert(task), horizon), mean_return(task, None, horizon)
+                print(f"{task.name:26} {horizon:8} expert {expert:8.1f}  random {rand:8.1f}")

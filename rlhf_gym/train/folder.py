@@ -84,14 +84,17 @@ class RunFolder:
 
     def update(self, config: RunConfig, loop: Loop) -> None:
         """Write the metrics so far and the reward model's last fit."""
+        self._write_metrics(loop)
+        if config.reward == "learned" and (loop.last_fit is not None or config.reward_model_checkpoint):
+            loop.reward_model.save(self.out / "reward_model")
+
+    def _write_metrics(self, loop: Loop) -> None:
         keys = list(dict.fromkeys(k for row in loop.metrics for k in row))
         text = io.StringIO(newline="")
         writer = csv.DictWriter(text, fieldnames=keys)
         writer.writeheader()
         writer.writerows(loop.metrics)
         _replace(self.out / "metrics.csv", text.getvalue())
-        if config.reward == "learned" and (loop.last_fit is not None or config.reward_model_checkpoint):
-            loop.reward_model.save(self.out / "reward_model")
 
     def finish(
         self, config: RunConfig, loop: Loop, summary: dict[str, Any], store: FeedbackStore | None = None
@@ -99,8 +102,8 @@ class RunFolder:
         """Write everything: the config, metrics and reward model, the feedback (unless ``store``,
         the run's own store, is this folder's), the agent, then the summary. Returns the folder."""
         self.start(config)
-        self.update(config, loop)
-        if config.reward == "learned":
+        self._write_metrics(loop)
+        if config.reward == "learned":  # fitted or not: the run's reward model
             loop.reward_model.save(self.out / "reward_model")
         own = self.out / FEEDBACK_FILE
         if loop.feedback and not (store and Path(store.path).resolve() == own.resolve()):

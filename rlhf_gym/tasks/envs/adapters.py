@@ -22,7 +22,7 @@ built by the same ``Task.make(horizon)``):
 
 Experts (pure functions of one observation). Mean true return over seeds 0-19 (the same in
 both horizon modes: every absorbing step is worth 0), against uniform random actions;
-reproduce with ``python -m rlhf_gym.tasks.experts`` (about 3 minutes, mostly Pong):
+reproduce with ``python -m rlhf_gym.tasks.registry`` (about 3 minutes, mostly Pong):
 
     task             expert                   expert    random
     Reacher-v5       reacher_ik                 -3.5     -43.3

@@ -66,7 +66,7 @@ Mean true return over 20 seeded episodes (seeds 0-19), the same in both horizon 
     expert (PickPlaceExpert, pick_place_script)    37.4   (every block placed)
     uniform random actions                       -122.2
 
-Reproduce with ``python -m rlhf_gym.tasks.experts``.
+Reproduce with ``python -m rlhf_gym.tasks.registry``.
 
 Example:
     >>> env = PickPlaceEnv()

@@ -46,7 +46,7 @@ Episodes never terminate; the preset's time limit (``max_episode_steps``) trunca
 so the natural and fixed horizons coincide. ``info["distance"]`` is the tip's distance to
 the target after the step.
 
-Mean true return over 20 seeds (0-19), from ``python -m rlhf_gym.tasks.experts``:
+Mean true return over 20 seeds (0-19), from ``python -m rlhf_gym.tasks.registry``:
 
     task              expert               expert   random
     Reach-v0          reach_ik              -13.3    -83.2
