@@ -1,65 +1,205 @@
-"""Label efficiency of the core RLHF loop, with its controls, side by side in one run.
+"""The label-efficiency publications: the core RLHF loop against its controls, the other classic
+presets, feedback types at equal effort, and the task suites. Each is a ``Publication`` of
+``publish.py``, run and rendered by it:
 
-    python benchmarks/label_efficiency.py            # every arm, 5 seeds, all cores
-    python benchmarks/label_efficiency.py --smoke    # tiny budgets: checks the script end to end
-    python benchmarks/label_efficiency.py --suite presets --seeds 1   # the other classic presets
+    python benchmarks/publish.py label_efficiency        # the headline: CartPole and Pendulum, 10 seeds
+    python benchmarks/publish.py feedback_types tasks    # others
 
-Each run's summary is cached in ``benchmarks/results/label_efficiency/`` (git-ignored), so
-a killed benchmark resumes where it stopped; ``--fresh`` starts over. A cached summary counts
-only for the code version that made it (``rlhf_gym.provenance.code_version``): after any change
-under ``rlhf_gym/`` every run runs again, and the section never mixes code versions (nor
-platforms, unless ``--allow-mixed``). The table, the
-target checks and the command go into ``benchmarks/RESULTS.md`` between this benchmark's
-markers, and the figure into ``benchmarks/figures/label_efficiency.png``.
+Arms that are paired (an RLHF arm and its true-reward control, same seed) run side by side: the
+runs go seed by seed, so the wall-time ratio compares runs that shared the machine.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
-import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import itertools
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-COMMAND = "python benchmarks/label_efficiency.py"
+from publish import Publication
+from report import arm_iqm, normalise, paired_ratio, section, target_row
 
-# arm name -> RunConfig overrides. Paired arms run side by side (same seed, adjacent in the queue).
-ARMS: dict[str, dict[str, Any]] = {
-    "cartpole-natural-oracle-50": {"task": "CartPole-v1", "horizon": "natural", "labels": 50},
-    "cartpole-natural-true": {"task": "CartPole-v1", "horizon": "natural", "reward": "true"},
-    "cartpole-natural-constant": {"task": "CartPole-v1", "horizon": "natural", "reward": "constant"},
-    "cartpole-fixed-oracle-50": {"task": "CartPole-v1", "horizon": "fixed", "labels": 50},
-    "cartpole-fixed-true": {"task": "CartPole-v1", "horizon": "fixed", "reward": "true"},
-    "cartpole-fixed-constant": {"task": "CartPole-v1", "horizon": "fixed", "reward": "constant"},
-    "cartpole-fixed-oracle-100": {"task": "CartPole-v1", "horizon": "fixed", "labels": 100},
-    "cartpole-fixed-stoch-100": {
-        "task": "CartPole-v1",
-        "horizon": "fixed",
-        "labels": 100,
-        "teacher": "stoch",
-    },
-    "cartpole-fixed-mistake-100": {
-        "task": "CartPole-v1",
-        "horizon": "fixed",
-        "labels": 100,
-        "teacher": "mistake",
-    },
-    "cartpole-fixed-mistake-100-sa": {
-        "task": "CartPole-v1",
-        "horizon": "fixed",
-        "labels": 100,
-        "teacher": "mistake",
-        "reward_model": {"use_actions": True},
-    },
-    "pendulum-oracle-100": {"task": "Pendulum-v1", "labels": 100},
-    "pendulum-true": {"task": "Pendulum-v1", "reward": "true"},
+# ----- the headline: label curves of the core loop, with its controls -------------------------
+CURVES = {  # (task, horizon) -> the oracle label counts of its curve
+    ("CartPole-v1", "natural"): (10, 25, 50, 100, 200),
+    ("CartPole-v1", "fixed"): (10, 25, 50, 100, 200),
+    ("Pendulum-v1", "natural"): (25, 50, 100, 200),
 }
-# The other classic presets: no targets yet, measured so that their numbers are known.
+SHORT = {"CartPole-v1": "cartpole", "Pendulum-v1": "pendulum"}
+PAIRED = {"CartPole-v1": 50, "Pendulum-v1": 100}  # the label count whose overhead is measured
+
+
+def _curve_arm(task: str, horizon: str, what: str) -> str:
+    return f"{SHORT[task]}-{horizon}-{what}" if task == "CartPole-v1" else f"{SHORT[task]}-{what}"
+
+
+CORE: dict[str, dict[str, Any]] = {}
+for (_task, _horizon), _counts in CURVES.items():
+    _base = {"task": _task, "horizon": _horizon}
+    CORE[_curve_arm(_task, _horizon, "true")] = {**_base, "reward": "true"}
+    # the arm of the wall-time ratio next to its control, so that the two run side by side
+    for _n in sorted(_counts, key=lambda n: n != PAIRED[_task]):
+        CORE[_curve_arm(_task, _horizon, f"oracle-{_n}")] = {**_base, "labels": _n}
+    if _task == "CartPole-v1":  # Pendulum never terminates: a constant reward carries no signal
+        CORE[_curve_arm(_task, _horizon, "constant")] = {**_base, "reward": "constant"}
+# as a reader scans them: by curve, the ceiling, the label counts up, the control; then the teachers
+DISPLAY = [
+    _curve_arm(t, h, what)
+    for (t, h), ns in CURVES.items()
+    for what in ("true", *(f"oracle-{n}" for n in ns), "constant")
+    if _curve_arm(t, h, what) in CORE
+]
+for _teacher, _n in (("mistake", 50), ("stoch", 100), ("mistake", 100)):
+    CORE[f"cartpole-fixed-{_teacher}-{_n}"] = {
+        "task": "CartPole-v1",
+        "horizon": "fixed",
+        "labels": _n,
+        "teacher": _teacher,
+    }
+    DISPLAY.append(f"cartpole-fixed-{_teacher}-{_n}")
+
+
+def core_render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
+    """The headline section of RESULTS.md and the README's results table."""
+    df = df.iloc[sorted(range(len(df)), key=lambda i: (DISPLAY.index(df["arm"].iloc[i]), df["seed"].iloc[i]))]
+    normalise(df, meta["random_returns"])
+    curves, targets = curve_table(df), core_targets(df)
+    body = [
+        "### Targets",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+        *targets,
+        "",
+        "### Label curves: normalised return, IQM [95% CI]",
+        "",
+        *curves,
+        "",
+    ]
+    readme = [
+        f"Fixed and natural horizon, oracle comparisons, {df.groupby('arm')['seed'].nunique().min()} seeds "
+        "per arm, from `python benchmarks/publish.py label_efficiency` "
+        "([benchmarks/RESULTS.md](benchmarks/RESULTS.md) has every seed). Normalised return: 0 is the random "
+        "policy, 1 the IQM of the true-reward runs; IQM over seeds with its 95% bootstrap CI.",
+        "",
+        *curves,
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+        *targets,
+    ]
+    return {"RESULTS.md": section(df, meta, figure, body), "README.md": "\n".join(readme)}
+
+
+def curve_table(df: Any) -> list[str]:
+    """One row per (task, horizon): the IQM of each label count, then the controls."""
+    counts = sorted({n for ns in CURVES.values() for n in ns})
+    rows = [
+        "| task | horizon | "
+        + " | ".join(f"{n} labels" for n in counts)
+        + " | true reward | constant reward |",
+        "|" + "---|" * (len(counts) + 4),
+    ]
+    for (task, horizon), ns in CURVES.items():
+        cells = [
+            str(arm_iqm(df, _curve_arm(task, horizon, f"oracle-{n}"))) if n in ns else "" for n in counts
+        ]
+        controls = [
+            str(arm_iqm(df, a)) if (df["arm"] == a).any() else "-"
+            for a in (_curve_arm(task, horizon, "true"), _curve_arm(task, horizon, "constant"))
+        ]
+        rows.append(f"| {task} | {horizon} | " + " | ".join(cells + controls) + " |")
+    return rows
+
+
+def core_targets(df: Any) -> list[str]:
+    """The targets of the label-efficiency issues, each with its figure and met or missed."""
+    out: list[str] = []
+
+    def target(text: str, measured: str, ok: bool) -> None:
+        out.append(target_row(f"{text}", measured, ok))
+
+    def returns(arm: str) -> Any:
+        return df.loc[df["arm"] == arm, "true_return_mean"]
+
+    for horizon in ("natural", "fixed"):
+        for n in (50, 100, 200):
+            r = returns(f"cartpole-{horizon}-oracle-{n}")
+            target(
+                f"CartPole {horizon}, {n} oracle comparisons: every seed >= 475",
+                f"{int((r >= 475).sum())} of {len(r)} (lowest {r.min():.0f})",
+                len(r) > 0 and bool((r >= 475).all()),
+            )
+        e = arm_iqm(df, f"cartpole-{horizon}-oracle-25")
+        target(f"CartPole {horizon}, 25 oracle comparisons: IQM >= 0.95", str(e), e.value >= 0.95)
+    for (task, horizon), ns in CURVES.items():
+        falls = []
+        for a, b in itertools.pairwise(ns):
+            lo, hi = (
+                arm_iqm(df, _curve_arm(task, horizon, f"oracle-{a}")),
+                arm_iqm(df, _curve_arm(task, horizon, f"oracle-{b}")),
+            )
+            if hi.high < lo.value:  # more labels, and the interval lies wholly below the fewer labels' IQM
+                falls.append(f"{a} to {b}: {lo.value:.3g} to {hi}")
+        target(
+            f"{task} {horizon}: the IQM never falls with more labels by more than its CI",
+            "; ".join(falls) or "no such fall",
+            not falls,
+        )
+    e = arm_iqm(df, "pendulum-oracle-100")
+    target("Pendulum SAC, 100 oracle comparisons: IQM >= 0.95", str(e), e.value >= 0.95)
+    e = arm_iqm(df, "cartpole-fixed-constant")
+    target("CartPole fixed, constant-reward control far below (IQM < 0.5)", str(e), e.value < 0.5)
+    oracle = arm_iqm(df, "cartpole-fixed-oracle-50").value
+    e = arm_iqm(df, "cartpole-fixed-mistake-50")
+    target(
+        f"CartPole fixed, 50 mistake comparisons >= 95% of the oracle's IQM ({0.95 * oracle:.3g})",
+        str(e),
+        e.value >= 0.95 * oracle,
+    )
+    oracle = arm_iqm(df, "cartpole-fixed-oracle-100").value
+    for teacher in ("stoch", "mistake"):
+        e = arm_iqm(df, f"cartpole-fixed-{teacher}-100")
+        target(
+            f"CartPole fixed, 100 {teacher} comparisons >= 90% of the oracle's IQM ({0.9 * oracle:.3g})",
+            str(e),
+            e.value >= 0.9 * oracle,
+        )
+    for task, a, b in (
+        ("CartPole natural", "cartpole-natural-oracle-50", "cartpole-natural-true"),
+        ("CartPole fixed", "cartpole-fixed-oracle-50", "cartpole-fixed-true"),
+        ("Pendulum SAC", "pendulum-oracle-100", "pendulum-true"),
+    ):
+        e = paired_ratio(df, a, b)
+        target(
+            f"Overhead, {task}: wall time RLHF / true reward, same seed, side by side, IQM <= 1.1",
+            str(e),
+            e.value <= 1.1,
+        )
+    learned = df[df["reward"] == "learned"]
+    worst = float(learned["env_step_ratio"].max()) if len(learned) else float("nan")
+    target("Environment steps / nominal timesteps, worst RLHF run <= 1.05", f"{worst:.3f}", worst <= 1.05)
+    return out
+
+
+PUBLICATIONS = [
+    Publication("label_efficiency", "Label efficiency (core RLHF loop)", CORE, 10, core_render),
+]
+
+
+# ----- the other publications: every arm against its task's controls ----------------------------
+def suite_render(targets: Any = None, notes: Any = None) -> Any:
+    """A renderer: the section with ``targets(df)`` (rows of the targets table) and ``notes(meta)``
+    (lines before it, from the publication's measurements); no README block."""
+
+    def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
+        normalise(df, meta["random_returns"])
+        rows = targets(df) if targets else []
+        body = ["### Targets", "", "| target | measured | |", "|---|---|---|", *rows, ""] if rows else []
+        return {"RESULTS.md": section(df, meta, figure, body, notes(meta) if notes else None)}
+
+    return render
+
+
 PRESET_ARMS: dict[str, dict[str, Any]] = {
     f"{short}-{kind}": {"task": task, **({"reward": "true"} if kind == "true" else {})}
     for short, task in [
@@ -69,47 +209,63 @@ PRESET_ARMS: dict[str, dict[str, Any]] = {
     ]
     for kind in ("oracle", "true")
 }
-# Feedback types at equal effort (issue 3): the budget in seconds is what the core issue's
-# comparison label counts cost (CartPole 50 x 4.0 s, Pendulum 100 x 4.67 s; rlhf_gym.feedback.effort).
+# Feedback types at equal effort: the budget in seconds is what 50 CartPole and 100 Pendulum
+# comparisons cost (CartPole 50 x 4.0 s, Pendulum 100 x 4.67 s; rlhf_gym.feedback.effort).
 BUDGETS = {"CartPole-v1": 50 * (50 / 50 + 3.0), "Pendulum-v1": 100 * (50 / 30 + 3.0)}
 FEEDBACK = ("comparisons", "corrections", "demonstrations", "ratings", "tamer", "estops")
 FEEDBACK_ARMS: dict[str, dict[str, Any]] = {}
 for _short, _task in (("cartpole", "CartPole-v1"), ("pendulum", "Pendulum-v1")):
-    _base = {"task": _task, "horizon": "fixed"}
+    _base = {"task": _task, "horizon": "fixed", "budget_seconds": BUDGETS[_task]}
     for _kind in FEEDBACK:
-        FEEDBACK_ARMS[f"{_short}-{_kind}"] = {**_base, "feedback": _kind, "budget_seconds": BUDGETS[_task]}
-    FEEDBACK_ARMS[f"{_short}-mix"] = {
-        **_base,
-        "feedback": ",".join(FEEDBACK),
-        "budget_seconds": BUDGETS[_task],
-    }
+        FEEDBACK_ARMS[f"{_short}-{_kind}"] = {**_base, "feedback": _kind}
+    FEEDBACK_ARMS[f"{_short}-mix"] = {**_base, "feedback": ",".join(FEEDBACK)}
     FEEDBACK_ARMS[f"{_short}-corrections-half"] = {
         **_base,
         "feedback": "corrections",
         "budget_seconds": BUDGETS[_task] / 2,
     }
-    FEEDBACK_ARMS[f"{_short}-true"] = {**_base, "reward": "true"}
-    FEEDBACK_ARMS[f"{_short}-constant"] = {**_base, "reward": "constant"}
-# Sensitivity checks (no targets of their own): TAMER on CartPole watched at real-time speed instead
-# of the effort model's 1/4, and demonstrations with behaviour cloning (the instruction-tuning stage).
-FEEDBACK_ARMS["cartpole-tamer-realtime"] = {
-    **FEEDBACK_ARMS["cartpole-tamer"],
-    "effort": {"tamer_speed": 1.0},
-}
-for _short in ("cartpole", "pendulum"):
-    FEEDBACK_ARMS[f"{_short}-demonstrations-bc"] = {
-        **FEEDBACK_ARMS[f"{_short}-demonstrations"],
-        "bc_steps": 200,
-    }
-# The task suite (issue 4): every task's true-reward ceiling and RLHF with oracle comparisons at
-# the label budget its preset states (run.labels), in the fixed horizon. The project's own tasks
-# never terminate, so a constant reward carries no signal there and is left out.
+    FEEDBACK_ARMS[f"{_short}-demonstrations-bc"] = {**_base, "feedback": "demonstrations", "bc_steps": 200}
+    FEEDBACK_ARMS[f"{_short}-true"] = {"task": _task, "horizon": "fixed", "reward": "true"}
+    FEEDBACK_ARMS[f"{_short}-constant"] = {"task": _task, "horizon": "fixed", "reward": "constant"}
+
+
+def feedback_targets(df: Any) -> list[str]:
+    """Each feedback type at equal effort: normalised IQM >= 0.8; the mix not below the best single
+    type (their intervals overlap or the mix's lies above); corrections at half the effort not
+    below 90% of comparisons."""
+    out = []
+    for short, task in (("cartpole", "CartPole-v1"), ("pendulum", "Pendulum-v1")):
+        if not (df["task"] == task).any():
+            continue
+        singles = {kind: arm_iqm(df, f"{short}-{kind}") for kind in FEEDBACK}
+        for kind, e in singles.items():
+            out.append(target_row(f"{task}: {kind}, IQM >= 0.8", e, e.value >= 0.8))
+        e = arm_iqm(df, f"{short}-demonstrations-bc")
+        out.append(target_row(f"{task}: demonstrations + cloning, IQM >= 0.8", e, e.value >= 0.8))
+        best = max(singles, key=lambda k: singles[k].value if singles[k].value == singles[k].value else -1e9)
+        mix = arm_iqm(df, f"{short}-mix")
+        ok = mix.high >= singles[best].low
+        out.append(
+            target_row(f"{task}: mix not below the best single type ({best}, {singles[best]})", mix, ok)
+        )
+        half, comp = arm_iqm(df, f"{short}-corrections-half"), singles["comparisons"]
+        ok = half.value >= 0.9 * comp.value
+        out.append(
+            target_row(
+                f"{task}: corrections at half effort >= 90% of comparisons ({0.9 * comp.value:.3g})", half, ok
+            )
+        )
+    return out
+
+
 OWN_TASKS = ("Reach-v0", "ReachDiscrete-v0", "PickPlace-v0", "Catch-v0", "Pong-v0")
 ADAPTED_TASKS = ("Reacher-v5", "Pusher-v5", "LunarLander-v3", "PongRam-v5")
 
 
 def task_arms(names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """A ceiling arm and an oracle-comparisons arm per task."""
+    """Per task, in the fixed horizon: the true-reward ceiling and RLHF with oracle comparisons at
+    its preset's budget. The project's own tasks never terminate, so a constant reward carries no
+    signal there and is left out."""
     arms: dict[str, dict[str, Any]] = {}
     for name in names:
         base = {"task": name, "horizon": "fixed"}
@@ -118,172 +274,51 @@ def task_arms(names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     return arms
 
 
-TASK_ARMS, ADAPTER_ARMS = task_arms(OWN_TASKS), task_arms(ADAPTED_TASKS)
-SUITES = {
-    "core": ARMS,
-    "presets": PRESET_ARMS,
-    "feedback_types": FEEDBACK_ARMS,
-    "tasks": TASK_ARMS,
-    "adapters": ADAPTER_ARMS,
-}
-SECTIONS = {
-    "core": ("label_efficiency", "Label efficiency (core RLHF loop)"),
-    "presets": ("presets", "Other classic presets"),
-    "feedback_types": ("feedback_types", "Feedback types at equal effort"),
-    "tasks": ("tasks", "The project's own tasks: ceilings and RLHF"),
-    "adapters": ("adapters", "Adapted tasks (MuJoCo, Box2D, Atari): ceilings and RLHF"),
-}
-ALL_ARMS = {**ARMS, **PRESET_ARMS, **FEEDBACK_ARMS, **TASK_ARMS, **ADAPTER_ARMS}
-SMOKE = {
-    "total_timesteps": 600,
-    "segment_length": 10,
-    "eval_freq": 10_000,
-    "final_eval_episodes": 2,
-    "feedback_rounds": 1,
-    "reward_model": {"n_steps": 20},
-}
+def task_targets(level: float, most: int) -> Any:
+    def targets(df: Any) -> list[str]:
+        out = []
+        for task in df["task"].unique():
+            arm = f"{task}-oracle"
+            if not (df["arm"] == arm).any():
+                continue
+            e = arm_iqm(df, arm)
+            labels = float(df.loc[df["arm"] == arm, "labels_used"].max())
+            ok = e.value >= level and labels <= most
+            out.append(target_row(f"{task}: {labels:.0f} comparisons (<= {most}), IQM >= {level}", e, ok))
+        return out
+
+    return targets
 
 
-def run_one(arm: str, seed: int, smoke: bool) -> dict[str, Any]:
-    import torch
-
-    torch.set_num_threads(1)
-    from rlhf_gym import RLHF
-
-    overrides = {**ALL_ARMS[arm], "seed": seed, **(SMOKE if smoke else {})}
-    if smoke and overrides.get("reward", "learned") == "learned":
-        overrides["labels"] = 6
-        if "budget_seconds" in overrides:
-            overrides["budget_seconds"] = 30.0
-    if smoke and overrides["task"] == "Pendulum-v1":
-        overrides["hyperparams"] = {"learning_starts": 100}
-    run = RLHF(**overrides).learn()
-    return {"arm": arm, **run.summary()}
+def speed_notes(meta: dict[str, Any]) -> list[str]:
+    return list((meta.get("measured") or {}).get("lines", []))
 
 
-def cached(path: Path, version: str) -> dict[str, Any] | None:
-    """The cached summary at ``path`` if the code version ``version`` made it, else None."""
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return summary if summary.get("code_version") == version else None
+def measure_tasks(names: list[str]) -> dict[str, Any]:
+    from tasks import task_notes
+
+    return {"lines": task_notes(names)}
 
 
-def random_return(task_name: str, episodes: int = 20) -> float:
-    """Mean true return of uniformly random actions: the 0 of normalised return."""
-    import numpy as np
-
-    from rlhf_gym.tasks.registry import get_task
-
-    env = get_task(task_name).make("natural")
-    env.action_space.seed(0)
-    returns = []
-    for i in range(episodes):
-        env.reset(seed=10_000 + i)
-        total, done = 0.0, False
-        while not done:
-            _, r, terminated, truncated, _ = env.step(env.action_space.sample())
-            total += float(r)
-            done = terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns))
-
-
-def main(
-    argv: list[str] | None = None,
-    suite: str = "core",
-    command: str = COMMAND,
-    notes: Callable[[list[str]], list[str]] | None = None,
-) -> int:
-    """Run the suite's arms (cached), then write its RESULTS.md section and figure; ``notes``
-    gives extra lines for the section from the suite's task names."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--suite", choices=list(SUITES), default=suite)
-    parser.add_argument("--arms", nargs="*", choices=list(ALL_ARMS), help="default: every arm of the suite")
-    parser.add_argument("--smoke", action="store_true", help="tiny budgets, to check the script end to end")
-    parser.add_argument("--fresh", action="store_true", help="ignore cached runs")
-    parser.add_argument("--results", type=Path, help="run cache (default: benchmarks/results/<section>)")
-    parser.add_argument("--report", type=Path, default=HERE / "RESULTS.md")
-    parser.add_argument("--figure", type=Path, help="default: benchmarks/figures/<section>.png")
-    parser.add_argument(
-        "--allow-mixed", action="store_true", help="report cached runs of several platforms together"
-    )
-    args = parser.parse_args(argv)
-    section, title = SECTIONS[args.suite]
-    args.arms = args.arms or list(SUITES[args.suite])
-    args.results = args.results or HERE / "results" / section
-    args.figure = args.figure or HERE / "figures" / f"{section}.png"
-    if args.smoke:  # never mixed with, nor mistaken for, real results
-        args.results = args.results.with_name(args.results.name + "_smoke")
-    args.results.mkdir(parents=True, exist_ok=True)
-
-    from tqdm import tqdm
-
-    # the long runs first, and the two arms of each overhead pair side by side
-    order = sorted(args.arms, key=lambda a: ALL_ARMS[a]["task"] == "CartPole-v1")
-    jobs = [(arm, seed) for seed in range(args.seeds) for arm in order]
-    if args.suite == "feedback_types":  # task by task, seed by seed: a partial run covers whole seeds
-        jobs = [(a, s) for a in args.arms for s in range(args.seeds)]
-        jobs.sort(key=lambda j: (ALL_ARMS[j[0]]["task"] != "CartPole-v1", j[1]))
-    from rlhf_gym.provenance import code_version
-
-    version = code_version()
-    todo = [(a, s) for a, s in jobs if args.fresh or cached(args.results / f"{a}-s{s}.json", version) is None]
-    start = time.perf_counter()
-    failed = 0
-    from rlhf_gym.processes import die_with_parent
-
-    # the workers die with this process, even on SIGKILL
-    pool = ProcessPoolExecutor(max_workers=args.workers, initializer=die_with_parent, initargs=(os.getpid(),))
-    with pool, tqdm(total=len(jobs), desc="runs") as bar:
-        bar.update(len(jobs) - len(todo))
-        futures = {pool.submit(run_one, a, s, args.smoke): (a, s) for a, s in todo}
-        for fut in as_completed(futures):
-            arm, seed = futures[fut]
-            try:
-                summary = fut.result()
-                (args.results / f"{arm}-s{seed}.json").write_text(json.dumps(summary, indent=2))
-            except Exception as err:
-                failed += 1
-                tqdm.write(f"{arm} seed {seed} failed: {err!r}")
-            bar.set_postfix(failed=failed)
-            bar.update(1)
-    print(f"ran {len(todo)} runs in {time.perf_counter() - start:.0f} s ({failed} failed)")
-
-    from report import write_report
-
-    found = [cached(args.results / f"{a}-s{s}.json", version) for a, s in jobs]
-    summaries = [summary for summary in found if summary is not None]  # this code version's only
-    tasks = sorted({ALL_ARMS[a]["task"] for a in args.arms})
-    randoms = {t: random_return(t) for t in tasks}
-    command += " --smoke" if args.smoke else ""
-    if args.suite != suite or args.seeds != 5:
-        command += f" --suite {args.suite} --seeds {args.seeds}"
-    if args.smoke:
-        args.report = args.results / "RESULTS.md"
-        args.figure = args.results / f"{section}.png"
-    extra = notes(tasks) if notes else []
-    write_report(
-        summaries,
-        randoms,
-        command,
-        args.report,
-        args.figure,
-        args.seeds,
-        section,
-        title,
-        extra,
-        args.allow_mixed,
-    )
-    print(f"wrote {args.report} and {args.figure}")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))
-    sys.exit(main())
+PUBLICATIONS += [
+    Publication("presets", "Other classic presets", PRESET_ARMS, 5, suite_render(task_targets(0.9, 1000))),
+    Publication(
+        "feedback_types", "Feedback types at equal effort", FEEDBACK_ARMS, 5, suite_render(feedback_targets)
+    ),
+    Publication(
+        "tasks",
+        "The project's own tasks: ceilings and RLHF",
+        task_arms(OWN_TASKS),
+        5,
+        suite_render(task_targets(0.9, 300), speed_notes),
+        measure_tasks,
+    ),
+    Publication(
+        "adapters",
+        "Adapted tasks (MuJoCo, Box2D, Atari): ceilings and RLHF",
+        task_arms(ADAPTED_TASKS),
+        5,
+        suite_render(task_targets(0.8, 500), speed_notes),
+        measure_tasks,
+    ),
+]

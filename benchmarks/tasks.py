@@ -1,23 +1,17 @@
-"""The task suite: every task's speed, expert, random baseline, true-reward ceiling and RLHF result.
+"""The task suites' measurements besides their runs: every task's speed, expert and random baseline.
 
-    python benchmarks/tasks.py                      # the project's own tasks, 5 seeds, all cores
-    python benchmarks/tasks.py --suite adapters     # MuJoCo, Box2D and Atari (needs their extras)
-    python benchmarks/tasks.py --smoke              # tiny budgets: checks the script end to end
+    python benchmarks/publish.py tasks        # the project's own tasks, 5 seeds, all cores
+    python benchmarks/publish.py adapters     # MuJoCo, Box2D and Atari (needs their extras)
 
 For each task it measures environment steps per second (random actions, one environment,
-through ``gym.make`` as users build it, and on the bare environment), the scripted expert's
-and a uniform-random policy's mean true return, then trains the preset's agent on the true
-reward (the ceiling) and on a reward learned from oracle comparisons at the label budget the
-preset states (``run.labels``), both in the fixed horizon. Runs are cached in
-``benchmarks/results/<suite>/`` (git-ignored); the tables and the figure go into
-``benchmarks/RESULTS.md`` and ``benchmarks/figures/``. Options are those of
-``label_efficiency.py``.
+through ``gym.make`` as users build it, and on the bare environment), and the scripted expert's
+and a uniform-random policy's mean true return. The runs themselves (the true-reward ceiling and
+RLHF at the preset's label budget, fixed horizon) are the publications' arms
+(``label_efficiency.py``).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -67,13 +61,3 @@ def task_notes(names: list[str]) -> list[str]:
         *rows,
         "",
     ]
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    sys.path.insert(0, str(HERE))
-    from label_efficiency import main
-
-    argv = sys.argv[1:]
-    suite = "adapters" if "adapters" in argv else "tasks"
-    sys.exit(main(argv, suite=suite, command="python benchmarks/tasks.py", notes=task_notes))

@@ -7,47 +7,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_label_efficiency_smoke_runs_end_to_end_and_resumes(tmp_path):
-    cmd = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "label_efficiency.py"),
-        "--smoke",
-        "--seeds",
-        "1",
-        "--arms",
-        "cartpole-fixed-oracle-50",
-        "cartpole-fixed-true",
-        "--results",
-        str(tmp_path / "r"),
-    ]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert first.returncode == 0, first.stderr
-    report = (tmp_path / "r_smoke" / "RESULTS.md").read_text()
-    assert "cartpole-fixed-oracle-50" in report and "--smoke" in report
-    assert (tmp_path / "r_smoke" / "label_efficiency.png").stat().st_size > 1000
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert "ran 0 runs" in again.stdout  # finished runs are cached, not rerun
-
-
-@pytest.mark.slow
-def test_feedback_types_smoke_runs_end_to_end(tmp_path):
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "feedback_types.py"), "--smoke", "--seeds", "1"]
-    cmd += [
-        "--arms",
-        "cartpole-corrections",
-        "cartpole-tamer",
-        "cartpole-true",
-        "--results",
-        str(tmp_path / "r"),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    report = (tmp_path / "r_smoke" / "RESULTS.md").read_text()
-    assert "Feedback types at equal effort" in report and "cartpole-tamer" in report
-    assert "feedback_types.py --smoke" in report
-
-
 def test_put_section_replaces_its_own_block_and_appends_new_ones(tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from report import HEADER, put_section

@@ -59,6 +59,13 @@ class Evidence:
         """Labels to fit: pairs plus ordinal labels."""
         return len(self.pairs) + len(self.ordinal)
 
+    def owners(self) -> np.ndarray:
+        """The label (pair, then ordinal item) each sequence belongs to."""
+        owner = np.empty(len(self.absorbing), np.int64)
+        owner[self.pairs.ravel()] = np.repeat(np.arange(len(self.pairs)), 2)
+        owner[self.ordinal] = len(self.pairs) + np.arange(len(self.ordinal))
+        return owner
+
     def live_steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(obs, actions, absorbing)`` of every real (non-padding) step, flattened."""
         real = self.weights > 0

@@ -45,12 +45,16 @@ class FitReport:
         heldout_accuracy: out-of-bag accuracy: each label judged only by members whose
             bootstrap sample left it out (ties left out); ``nan`` if none was left out.
         loss: mean training loss per member at the last Adam step.
+        absorbing_identified: see below.
     """
 
     n_labels: int
     train_accuracy: float
     heldout_accuracy: float
     loss: float
+    absorbing_identified: float = 1.0
+    """The share of members whose bootstrap sample held absorbing steps, so that their absorbing
+    reward was learned; the others' is set neutral, to their mean live reward (see ``fit``)."""
 
 
 class RewardModel:
@@ -299,6 +303,7 @@ class RewardModel:
         for p in params:
             p.requires_grad_(False)
         self.weights[0], self.biases[0] = _fold(self.weights[0], self.biases[0], *norm)
+        identified = self._neutral_absorbing(ev, counts.numpy(), x, absorb)
         self._sync_numpy()
         self.n_labels = m
 
@@ -309,7 +314,31 @@ class RewardModel:
             judged_accuracy(returns, ev, counts == 0),
         )
         self.calibrate(*ev.live_steps())
-        return FitReport(m, train_acc, heldout, float(loss.detach()))
+        return FitReport(m, train_acc, heldout, float(loss.detach()), identified)
+
+    def _neutral_absorbing(
+        self, ev: Evidence, counts: np.ndarray, x: torch.Tensor, absorb: torch.Tensor
+    ) -> float:
+        """Bradley-Terry fixes rewards only up to a constant per member, and a member's absorbing
+        reward is tied to its live rewards only by labelled sequences that hold absorbing steps.
+        A member whose bootstrap sample held none never learned it: its absorbing reward is set to
+        its mean live reward, so that ending is worth an average live step (neither sought nor
+        avoided) rather than an arbitrary level. Returns the share of members that learned it."""
+        owner = ev.owners()
+        with_absorbing = ev.absorbing.any(-1) & (ev.weights > 0).any(-1)
+        seen = (
+            (counts[:, owner[with_absorbing]] > 0).any(-1)
+            if with_absorbing.any()
+            else np.zeros(len(counts), bool)
+        )
+        if not seen.all():
+            live = torch.from_numpy((ev.weights > 0) & ~ev.absorbing)
+            with torch.no_grad():
+                r = self._forward(x[live])  # (E, live steps)
+            mean_live = r.mean(-1) if r.shape[-1] else torch.zeros(len(counts))
+            unseen = torch.from_numpy(~seen)
+            self.absorbing_reward = torch.where(unseen, mean_live, self.absorbing_reward)
+        return float(seen.mean())
 
     def _returns(
         self, x: torch.Tensor, absorb: torch.Tensor, weights: torch.Tensor, norm: Normalisers | None = None
@@ -328,9 +357,7 @@ class RewardModel:
         mean = np.zeros((len(counts), self.input_dim), np.float32)
         std = np.ones_like(mean)
         if self.obs_info["type"] == "Box":
-            owner = np.empty(len(ev.absorbing), np.int64)  # the label each sequence belongs to
-            owner[ev.pairs.ravel()] = np.repeat(np.arange(len(ev.pairs)), 2)
-            owner[ev.ordinal] = len(ev.pairs) + np.arange(len(ev.ordinal))
+            owner = ev.owners()
             real = ev.weights > 0
             flat = ev.obs.reshape(*real.shape, -1).astype(np.float64)
             d = flat.shape[-1]
@@ -346,14 +373,14 @@ class RewardModel:
     def calibrate(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> None:
         """Set the output normalisation from a batch of steps.
 
-        The shift is the absorbing state's reward when the batch has absorbing steps (so
-        ending is worth zero, as it is for an agent whose episode ends), else the mean. The
-        scale makes the root-mean-square of the shifted live rewards ``config.reward_scale``.
+        The shift is the absorbing state's reward, so ending is worth zero, as it is for an
+        agent whose episode ends (after ``fit`` it is learned, or neutral: the mean live reward).
+        The scale makes the root-mean-square of the shifted live rewards ``config.reward_scale``.
         """
         r = self.member_rewards(obs, actions, absorbing).mean(0)
         absorbing = np.asarray(absorbing, bool)
         live = r[~absorbing] if (~absorbing).any() else r
-        self.shift = float(self._np_abs.mean()) if absorbing.any() else float(live.mean())
+        self.shift = float(self._np_abs.mean())
         rms = float(np.sqrt(np.mean((live - self.shift) ** 2)))
         self.scale = max(rms, 1e-6) / self.config.reward_scale
 

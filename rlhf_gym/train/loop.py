@@ -295,6 +295,7 @@ class Loop:
             base |= {
                 "reward_model_accuracy": self.last_fit.heldout_accuracy,
                 "reward_model_train_accuracy": self.last_fit.train_accuracy,
+                "absorbing_identified": self.last_fit.absorbing_identified,
             }
             pool = self.env.recorder.pool()[-20:]
             if pool:  # (empty only before the loop's environment has taken a step)

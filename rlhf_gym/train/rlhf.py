@@ -278,6 +278,7 @@ class RLHF:
             "true_return_mean": self.final.mean if self.final else None,
             "true_return_std": self.final.std if self.final else None,
             "reward_model_accuracy": fit.heldout_accuracy if fit else None,
+            "absorbing_identified": fit.absorbing_identified if fit else None,
             "reward_model_pair_accuracy": last.get("reward_model_pair_accuracy"),
             "reward_correlation": last.get("reward_correlation"),
             "sampled_true_return": final.get("sampled_true_return"),

@@ -69,6 +69,48 @@ def test_absorbing_reward_is_learned_and_shifted_to_zero():
     assert np.sqrt(np.mean(live**2)) == pytest.approx(1.0, rel=0.3)
 
 
+def test_an_absorbing_reward_no_label_held_is_neutral_not_arbitrary():
+    # live-only labels fix the live rewards up to a constant; the absorbing state is unidentified
+    live_only = known_reward_comparisons(80, np.random.default_rng(0))
+    assert not any(s.absorbing.any() for c in live_only for s in (c.query.first, c.query.second))
+    rm = RewardModel(*cartpole_spaces(), CFG, seed=0)
+    report = rm.fit(live_only)
+    assert report.absorbing_identified == 0.0
+    # each member's absorbing reward is its own mean live reward over the labelled steps
+    steps = [s for c in live_only for s in (c.query.first, c.query.second)]
+    obs, actions = np.concatenate([s.obs for s in steps]), np.concatenate([s.actions for s in steps])
+    members = rm.member_rewards(obs, actions, np.zeros(len(obs), bool))
+    np.testing.assert_allclose(rm.absorbing_reward.numpy(), members.mean(1), rtol=1e-4, atol=1e-5)
+    # so ending is worth exactly an average live step to the agent: zero after the shift
+    dead = rm(np.zeros((3, 4), np.float32), np.zeros(3, int), np.ones(3, bool))
+    live = rm(obs, actions, np.zeros(len(obs), bool))
+    np.testing.assert_allclose(dead, 0.0, atol=1e-5)
+    assert live.mean() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_labels_with_absorbing_steps_identify_it_in_every_member():
+    rng = np.random.default_rng(0)
+    comps = []
+    for _ in range(60):
+        a, b = (
+            Segment(
+                rng.normal(size=(5, 4)).astype(np.float32),
+                np.zeros(5, int),
+                np.r_[1.0, 1, 0, 0, 0],
+                np.arange(5) >= 2,
+            ),
+            Segment(
+                rng.normal(size=(5, 4)).astype(np.float32), np.zeros(5, int), np.ones(5), np.zeros(5, bool)
+            ),
+        )
+        comps.append(Comparison(Query(a, b), 0.0))
+    rm = RewardModel(*cartpole_spaces(), CFG, seed=0)
+    assert rm.fit(comps).absorbing_identified == 1.0
+    dead = rm(np.zeros((3, 4), np.float32), np.zeros(3, int), np.ones(3, bool))
+    live = rm(rng.normal(size=(100, 4)).astype(np.float32), np.zeros(100, int), np.zeros(100, bool))
+    assert live.mean() > 0.5 and np.allclose(dead, 0.0, atol=1e-5)  # living is learned to pay
+
+
 def test_discrete_observations_and_box_actions():
     obs_space = gym.spaces.Discrete(6)
     act_space = gym.spaces.Box(-2.0, 2.0, (2,))

@@ -1,0 +1,286 @@
+"""The one publishing command: the published figures, run (resumably) or re-rendered from the raw
+results committed under ``benchmarks/results/``.
+
+    python benchmarks/publish.py label_efficiency           # run what is missing, then render
+    python benchmarks/publish.py --render                   # re-render every publication, run nothing
+    python benchmarks/publish.py label_efficiency --smoke   # tiny budgets, into a scratch folder
+
+A publication is a set of runs (arm x seed). Each finished run keeps its ``summary.json`` and
+``metrics.csv`` in ``benchmarks/results/<name>/<arm>/s<seed>/`` (kilobytes: no agent, no reward
+model), and ``runs.csv`` beside them is the tidy table, one row per run. So a publication resumes
+on another day or machine: a run counts when this code version made it
+(``rlhf_gym.provenance.code_version``), and any change under ``rlhf_gym/`` or ``envs/`` runs it
+again. A section never mixes code versions or platforms (``--allow-mixed`` says so in the section).
+
+Rendering reads those files alone and writes each publication's blocks between its markers,
+``<!-- name:start -->`` and ``<!-- name:end -->``, in ``benchmarks/RESULTS.md`` and in the README;
+``tests/test_publish.py`` re-renders them from the committed files and fails if either differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+SMOKE = {
+    "total_timesteps": 600,
+    "segment_length": 10,
+    "eval_freq": 10_000,
+    "final_eval_episodes": 2,
+    "feedback_rounds": 1,
+    "reward_model": {"n_steps": 20},
+}
+
+
+@dataclass
+class Publication:
+    """A published set of runs and how its sections are drawn from them.
+
+    Args:
+        name: its results folder and its section markers.
+        title: its RESULTS.md heading.
+        arms: arm name -> ``RunConfig`` overrides; every arm runs every seed.
+        seeds: seeds per arm.
+        render: (the runs' table, the publication's meta, a figure path or None) -> the blocks,
+            keyed by the file they go into (``"RESULTS.md"`` or ``"README.md"``), markers excluded.
+        measure: measurements besides the runs (speeds, say), made when the publication runs and
+            kept in ``meta.json``: (the publication's task names) -> JSON-able data.
+    """
+
+    name: str
+    title: str
+    arms: dict[str, dict[str, Any]]
+    seeds: int
+    render: Callable[[Any, dict[str, Any], Path | None], dict[str, str]]
+    measure: Callable[[list[str]], Any] | None = None
+    command: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.command = f"python benchmarks/publish.py {self.name}"
+
+    def tasks(self) -> list[str]:
+        return sorted({arm["task"] for arm in self.arms.values()})
+
+
+def publications() -> dict[str, Publication]:
+    """Every publication, by name."""
+    from label_efficiency import PUBLICATIONS
+
+    return {p.name: p for p in PUBLICATIONS}
+
+
+# ----- running -----------------------------------------------------------------------------
+def run_one(overrides: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One run in a worker (one thread): its summary and its metrics rows."""
+    from report import one_thread
+
+    one_thread()
+    from rlhf_gym import RLHF
+
+    run = RLHF(**overrides).learn()
+    return run.summary(), run.metrics
+
+
+def run_folder(results: Path, arm: str, seed: int) -> Path:
+    return results / arm / f"s{seed}"
+
+
+def finished(folder: Path, version: str | None) -> dict[str, Any] | None:
+    """The run's summary if it finished (under code version ``version``; any, if None)."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if version is not None and summary.get("code_version") != version:
+        return None
+    return summary
+
+
+def save_run(folder: Path, summary: dict[str, Any], metrics: list[dict[str, Any]]) -> None:
+    """Write a run's metrics, then its summary (the mark of a finished run), each atomically."""
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "metrics.csv.tmp"
+    pd.DataFrame(metrics).to_csv(tmp, index=False)
+    os.replace(tmp, folder / "metrics.csv")
+    tmp = folder / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, folder / "summary.json")
+
+
+def run(pub: Publication, results: Path, seeds: int, workers: int, smoke: bool) -> int:
+    """Run every (arm, seed) that this code version has not finished; returns the failures."""
+    from tqdm import tqdm
+
+    from rlhf_gym.processes import die_with_parent
+    from rlhf_gym.provenance import code_version
+
+    version = code_version()
+    jobs = [(arm, seed) for seed in range(seeds) for arm in pub.arms]  # seed by seed: a partial run
+    todo = [(a, s) for a, s in jobs if finished(run_folder(results, a, s), version) is None]
+    meta_path = results / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if meta.get("code_version") != version or set(meta.get("random_returns", {})) != set(pub.tasks()):
+        meta = {
+            "code_version": version,
+            "random_returns": {t: random_return(t) for t in pub.tasks()},
+            "measured": pub.measure(pub.tasks()) if pub.measure else None,
+        }
+        results.mkdir(parents=True, exist_ok=True)
+        meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    start, failed = time.perf_counter(), 0
+    # the workers die with this process, even on SIGKILL
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
+    with pool, tqdm(total=len(jobs), desc=pub.name) as bar:
+        bar.update(len(jobs) - len(todo))
+        futures = {pool.submit(run_one, overrides(pub, a, s, smoke)): (a, s) for a, s in todo}
+        for fut in as_completed(futures):
+            arm, seed = futures[fut]
+            try:
+                summary, metrics = fut.result()
+                save_run(run_folder(results, arm, seed), {"arm": arm, **summary}, metrics)
+            except Exception as err:
+                failed += 1
+                tqdm.write(f"{arm} seed {seed} failed: {err!r}")
+            bar.set_postfix(failed=failed)
+            bar.update(1)
+    print(f"ran {len(todo)} runs in {time.perf_counter() - start:.0f} s ({failed} failed)")
+    return failed
+
+
+def overrides(pub: Publication, arm: str, seed: int, smoke: bool) -> dict[str, Any]:
+    """The run's ``RunConfig`` overrides (tiny budgets with ``smoke``)."""
+    o = {**pub.arms[arm], "seed": seed}
+    if smoke:
+        o |= SMOKE
+        if o.get("reward", "learned") == "learned":
+            o["labels"] = min(o.get("labels", 6), 6)
+            if "budget_seconds" in o:
+                o["budget_seconds"] = 30.0
+        if o["task"] == "Pendulum-v1":
+            o["hyperparams"] = {"learning_starts": 100}
+    return o
+
+
+def random_return(task_name: str, episodes: int = 20) -> float:
+    """Mean true return of uniformly random actions on the natural-horizon task: the 0 of
+    normalised return."""
+    import numpy as np
+
+    from rlhf_gym.tasks.registry import get_task
+
+    env = get_task(task_name).make("natural")
+    env.action_space.seed(0)
+    returns = []
+    for i in range(episodes):
+        env.reset(seed=10_000 + i)
+        total, done = 0.0, False
+        while not done:
+            _, r, terminated, truncated, _ = env.step(env.action_space.sample())
+            total += float(r)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return float(np.mean(returns))
+
+
+# ----- rendering ---------------------------------------------------------------------------
+def load(pub: Publication, results: Path, seeds: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """The finished runs of the publication's arms (the first ``seeds`` seeds; every seed found if
+    None) as a table, in arm order, and its meta."""
+    import pandas as pd
+
+    rows = []
+    for arm in pub.arms:
+        folders = sorted(
+            (results / arm).glob("s*"), key=lambda p: int(p.name[1:]) if p.name[1:].isdigit() else -1
+        )
+        for folder in folders:
+            summary = finished(folder, None)
+            if summary is not None and (seeds is None or summary["seed"] < seeds):
+                rows.append(summary)
+    table = pd.DataFrame(rows)
+    meta = json.loads((results / "meta.json").read_text()) if (results / "meta.json").is_file() else {}
+    return table, meta
+
+
+def render(pub: Publication, results: Path, files: dict[str, Path], figures: bool, allow_mixed: bool) -> bool:
+    """Render the publication's blocks into ``files`` (by key); False if it has no results."""
+    table, meta = load(pub, results)
+    if not len(table):
+        return False
+    meta = {**meta, "allow_mixed": allow_mixed, "command": pub.command, "title": pub.title, "name": pub.name}
+    figure = HERE / "figures" / f"{pub.name}.png" if figures else None
+    if figure is not None and files["RESULTS.md"].parent != HERE:  # a scratch render keeps its figure
+        figure = files["RESULTS.md"].parent / f"{pub.name}.png"
+    for key, block in pub.render(table.copy(), meta, figure).items():
+        put_block(files[key], pub.name, block)
+    if figures:  # the tidy table, one row per run, beside the runs
+        tidy = table.copy()
+        if "labels_by_type" in tidy:  # a nested field, as JSON
+            tidy["labels_by_type"] = [json.dumps(v, sort_keys=True) for v in tidy["labels_by_type"]]
+        tidy.to_csv(results / "runs.csv", index=False)
+    return True
+
+
+def put_block(path: Path, name: str, block: str) -> None:
+    """Put ``block`` between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``path`` (appended
+    when the file has no such markers)."""
+    from report import put_section
+
+    put_section(path, name, f"<!-- {name}:start -->\n{block.strip()}\n<!-- {name}:end -->")
+
+
+def main(argv: list[str] | None = None) -> int:
+    pubs = publications()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"default: all of {', '.join(pubs)}")
+    parser.add_argument(
+        "--render", action="store_true", help="run nothing: re-render from the committed results"
+    )
+    parser.add_argument("--seeds", type=int, help="seeds per arm (default: the publication's)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny budgets, into benchmarks/results/<name>_smoke"
+    )
+    parser.add_argument(
+        "--allow-mixed", action="store_true", help="publish runs of several code versions or platforms"
+    )
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in pubs]
+    if unknown:
+        parser.error(f"unknown publication {', '.join(unknown)}; expected some of {', '.join(pubs)}")
+    failed = 0
+    for name in args.names or list(pubs):
+        pub = pubs[name]
+        results = RESULTS / (name + ("_smoke" if args.smoke else ""))
+        files = {"RESULTS.md": HERE / "RESULTS.md", "README.md": ROOT / "README.md"}
+        if args.smoke:  # never mixed with, nor mistaken for, published results
+            files = {key: results / key for key in files}
+        if not args.render:
+            failed += run(pub, results, args.seeds or pub.seeds, args.workers, args.smoke)
+        if render(pub, results, files, figures=True, allow_mixed=args.allow_mixed):
+            print(f"{name}: rendered into {', '.join(str(p) for p in files.values())}")
+        else:
+            print(f"{name}: no results in {results}; nothing rendered")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MUJOCO_GL", "egl")  # the adapted MuJoCo tasks render headless
+    sys.path.insert(0, str(HERE))
+    sys.exit(main())
