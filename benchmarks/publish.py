@@ -20,6 +20,7 @@ Rendering reads those files alone and writes each publication's blocks between i
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import sys
@@ -96,15 +97,23 @@ def run_folder(results: Path, arm: str, seed: int) -> Path:
     return results / arm / f"s{seed}"
 
 
-def finished(folder: Path, version: str | None) -> dict[str, Any] | None:
-    """The run's summary if it finished (under code version ``version``; any, if None)."""
+def finished(folder: Path, made_by: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The run's summary if it finished, and (unless ``made_by`` is None) was made by the same
+    code version, on the same platform, from the same arm settings as ``made_by`` holds."""
     try:
         summary = json.loads((folder / "summary.json").read_text())
     except (OSError, ValueError):
         return None
-    if version is not None and summary.get("code_version") != version:
+    if made_by is not None and any(summary.get(k) != v for k, v in made_by.items()):
         return None
     return summary
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, so a kill never leaves half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def save_run(folder: Path, summary: dict[str, Any], metrics: list[dict[str, Any]]) -> None:
@@ -112,24 +121,31 @@ def save_run(folder: Path, summary: dict[str, Any], metrics: list[dict[str, Any]
     import pandas as pd
 
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "metrics.csv.tmp"
-    pd.DataFrame(metrics).to_csv(tmp, index=False)
-    os.replace(tmp, folder / "metrics.csv")
-    tmp = folder / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, folder / "summary.json")
+    write_atomic(folder / "metrics.csv", pd.DataFrame(metrics).to_csv(index=False))
+    write_atomic(folder / "summary.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
 
 
-def run(pub: Publication, results: Path, seeds: int, workers: int, smoke: bool) -> int:
-    """Run every (arm, seed) that this code version has not finished; returns the failures."""
+def run(
+    pub: Publication, results: Path, seeds: int, workers: int, smoke: bool, only: list[str] | None = None
+) -> int:
+    """Run every (arm, seed) that this code version has not finished (of the arms matching a glob
+    pattern of ``only``, if given); returns the failures."""
     from tqdm import tqdm
 
     from rlhf_gym.processes import die_with_parent
     from rlhf_gym.provenance import code_version
 
     version = code_version()
-    jobs = [(arm, seed) for seed in range(seeds) for arm in pub.arms]  # seed by seed: a partial run
-    todo = [(a, s) for a, s in jobs if finished(run_folder(results, a, s), version) is None]
+    if not smoke and ("+dirty" in version or not version.startswith("git:")):
+        raise SystemExit(
+            f"code version {version} is not a commit: commit the code (or run in a clean worktree) "
+            "before publishing, so that every figure names the code that made it"
+        )
+    arms = [a for a in pub.arms if only is None or any(fnmatch.fnmatch(a, pattern) for pattern in only)]
+    jobs = [(arm, seed) for seed in range(seeds) for arm in arms]  # seed by seed: a partial run
+    todo = [(a, s) for a, s in jobs if finished(run_folder(results, a, s), made_by(pub, a, s, smoke)) is None]
+    for arm, seed in todo:  # a run of other code, platform or settings does not stay beside new ones
+        (run_folder(results, arm, seed) / "summary.json").unlink(missing_ok=True)
     meta_path = results / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     if meta.get("code_version") != version or set(meta.get("random_returns", {})) != set(pub.tasks()):
@@ -139,7 +155,7 @@ def run(pub: Publication, results: Path, seeds: int, workers: int, smoke: bool) 
             "measured": pub.measure(pub.tasks()) if pub.measure else None,
         }
         results.mkdir(parents=True, exist_ok=True)
-        meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+        write_atomic(meta_path, json.dumps(meta, indent=1, sort_keys=True) + "\n")
     start, failed = time.perf_counter(), 0
     # the workers die with this process, even on SIGKILL
     pool = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
@@ -150,7 +166,8 @@ def run(pub: Publication, results: Path, seeds: int, workers: int, smoke: bool) 
             arm, seed = futures[fut]
             try:
                 summary, metrics = fut.result()
-                save_run(run_folder(results, arm, seed), {"arm": arm, **summary}, metrics)
+                made = {**summary, "arm": arm, "overrides": overrides(pub, arm, seed, smoke)}
+                save_run(run_folder(results, arm, seed), made, metrics)
             except Exception as err:
                 failed += 1
                 tqdm.write(f"{arm} seed {seed} failed: {err!r}")
@@ -158,6 +175,17 @@ def run(pub: Publication, results: Path, seeds: int, workers: int, smoke: bool) 
             bar.update(1)
     print(f"ran {len(todo)} runs in {time.perf_counter() - start:.0f} s ({failed} failed)")
     return failed
+
+
+def made_by(pub: Publication, arm: str, seed: int, smoke: bool) -> dict[str, Any]:
+    """What a finished run must share with this one to count: code version, platform, settings."""
+    from rlhf_gym.provenance import code_version, platform
+
+    return {
+        "code_version": code_version(),
+        "platform": platform(),
+        "overrides": overrides(pub, arm, seed, smoke),
+    }
 
 
 def overrides(pub: Publication, arm: str, seed: int, smoke: bool) -> dict[str, Any]:
@@ -231,7 +259,7 @@ def render(pub: Publication, results: Path, files: dict[str, Path], figures: boo
         tidy = table.copy()
         if "labels_by_type" in tidy:  # a nested field, as JSON
             tidy["labels_by_type"] = [json.dumps(v, sort_keys=True) for v in tidy["labels_by_type"]]
-        tidy.to_csv(results / "runs.csv", index=False)
+        write_atomic(results / "runs.csv", tidy.to_csv(index=False))
     return True
 
 
@@ -254,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, help="seeds per arm (default: the publication's)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--arms", nargs="+", metavar="PATTERN", help="run only the arms matching these globs")
     parser.add_argument(
         "--smoke", action="store_true", help="tiny budgets, into benchmarks/results/<name>_smoke"
     )
@@ -272,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.smoke:  # never mixed with, nor mistaken for, published results
             files = {key: results / key for key in files}
         if not args.render:
-            failed += run(pub, results, args.seeds or pub.seeds, args.workers, args.smoke)
+            failed += run(pub, results, args.seeds or pub.seeds, args.workers, args.smoke, args.arms)
         if render(pub, results, files, figures=True, allow_mixed=args.allow_mixed):
             print(f"{name}: rendered into {', '.join(str(p) for p in files.values())}")
         else:

@@ -196,7 +196,9 @@ def put_section(report: Path, section: str, block: str) -> None:
         text = pattern.sub(lambda _: block, text)
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    report.write_text(text)
+    tmp = report.with_name(report.name + ".tmp")  # a kill never leaves half a report
+    tmp.write_text(text)
+    tmp.replace(report)
 
 
 def hardware() -> str:

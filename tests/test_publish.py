@@ -42,14 +42,17 @@ def test_every_section_between_markers_belongs_to_a_publication_with_results():
     )
 
 
-def test_a_run_of_another_code_version_is_not_finished(tmp_path):
+def test_a_run_of_other_code_platform_or_settings_is_not_finished(tmp_path):
     import publish
 
-    publish.save_run(tmp_path / "arm" / "s0", {"seed": 0, "code_version": "git:a"}, [{"timesteps": 1}])
-    assert publish.finished(tmp_path / "arm" / "s0", "git:a") == {"seed": 0, "code_version": "git:a"}
-    assert publish.finished(tmp_path / "arm" / "s0", "git:b") is None
+    made = {"code_version": "git:a", "platform": "cpu", "overrides": {"labels": 50}}
+    publish.save_run(tmp_path / "arm" / "s0", {"seed": 0, **made}, [{"timesteps": 1}])
+    assert publish.finished(tmp_path / "arm" / "s0", made) == {"seed": 0, **made}
+    for key, other in (("code_version", "git:b"), ("platform", "gpu"), ("overrides", {"labels": 25})):
+        assert publish.finished(tmp_path / "arm" / "s0", {**made, key: other}) is None
     assert publish.finished(tmp_path / "arm" / "s1", None) is None
     assert (tmp_path / "arm" / "s0" / "metrics.csv").read_text().splitlines() == ["timesteps", "1"]
+    assert sorted(p.name for p in (tmp_path / "arm" / "s0").iterdir()) == ["metrics.csv", "summary.json"]
 
 
 def test_an_unknown_publication_is_one_clear_error(capsys):

@@ -52,7 +52,7 @@ class FitReport:
     train_accuracy: float
     heldout_accuracy: float
     loss: float
-    absorbing_identified: float = 1.0
+    absorbing_identified: float = float("nan")
     """The share of members whose bootstrap sample held absorbing steps, so that their absorbing
     reward was learned; the others' is set neutral, to their mean live reward (see ``fit``)."""
 
@@ -319,18 +319,21 @@ class RewardModel:
     def _neutral_absorbing(
         self, ev: Evidence, counts: np.ndarray, x: torch.Tensor, absorb: torch.Tensor
     ) -> float:
-        """Bradley-Terry fixes rewards only up to a constant per member, and a member's absorbing
-        reward is tied to its live rewards only by labelled sequences that hold absorbing steps.
-        A member whose bootstrap sample held none never learned it: its absorbing reward is set to
-        its mean live reward, so that ending is worth an average live step (neither sought nor
-        avoided) rather than an arbitrary level. Returns the share of members that learned it."""
-        owner = ev.owners()
-        with_absorbing = ev.absorbing.any(-1) & (ev.weights > 0).any(-1)
-        seen = (
-            (counts[:, owner[with_absorbing]] > 0).any(-1)
-            if with_absorbing.any()
-            else np.zeros(len(counts), bool)
+        """Bradley-Terry fixes rewards only up to a constant per member, so a member's absorbing
+        reward is tied to its live rewards only by labels whose sequences weigh absorbing steps
+        unequally: a pair whose two sides hold different weighted counts of them, or an ordinal
+        label whose sequence holds some (equal counts cancel in R1 - R2). A member whose bootstrap
+        sample held no such label never learned it: its absorbing reward is set to its mean live
+        reward, so that ending is worth an average live step (neither sought nor avoided) rather
+        than an arbitrary level. Returns the share of members that learned it."""
+        weight = (ev.absorbing * ev.weights).sum(-1)  # weighted absorbing steps per sequence
+        informative = np.concatenate(
+            [
+                ~np.isclose(weight[ev.pairs[:, 0]], weight[ev.pairs[:, 1]]),
+                weight[ev.ordinal] > 0,
+            ]
         )
+        seen = (counts[:, informative] > 0).any(-1)
         if not seen.all():
             live = torch.from_numpy((ev.weights > 0) & ~ev.absorbing)
             with torch.no_grad():

@@ -275,6 +275,7 @@ class RLHF:
             "env_steps": self.env.env_steps,
             "feedback_env_steps": self.collector.env_steps,
             "total_timesteps": int(self.agent.num_timesteps),
+            "nominal_timesteps": cfg.total_timesteps,
             "true_return_mean": self.final.mean if self.final else None,
             "true_return_std": self.final.std if self.final else None,
             "reward_model_accuracy": fit.heldout_accuracy if fit else None,

@@ -88,6 +88,21 @@ def test_an_absorbing_reward_no_label_held_is_neutral_not_arbitrary():
     assert live.mean() == pytest.approx(0.0, abs=1e-4)
 
 
+def test_a_pair_with_equal_absorbing_steps_on_both_sides_does_not_identify_it():
+    # absorbing steps that both sides hold equally cancel in R1 - R2: no gradient reaches that reward
+    rng = np.random.default_rng(0)
+    feedback = known_reward_comparisons(40, rng)
+    absorbing = np.arange(5) >= 2
+    a, b = (
+        Segment(rng.normal(size=(5, 4)).astype(np.float32), np.zeros(5, int), np.ones(5), absorbing)
+        for _ in "ab"
+    )
+    feedback.append(Comparison(Query(a, b), 0.5))
+    rm = RewardModel(*cartpole_spaces(), CFG, seed=0)
+    assert rm.fit(feedback).absorbing_identified == 0.0
+    assert not np.any(rm.absorbing_reward.numpy() == 0.0)  # none is left at its untrained level
+
+
 def test_labels_with_absorbing_steps_identify_it_in_every_member():
     rng = np.random.default_rng(0)
     comps = []
