@@ -8,10 +8,11 @@ from typing import Any
 
 HEADER = """# Benchmark results
 
-Every figure here is rendered by `python benchmarks/publish.py` from the raw results committed under
-`benchmarks/results/` (each run's `summary.json` and `metrics.csv`, and `runs.csv`, the tidy table),
-on the 2-core CPU machine and the code version each section names; `tests/test_publish.py` fails if
-this file differs from that rendering. A section runs again, resumably, with the command it names.
+Every section here but *Labelling app* is rendered by `python benchmarks/publish.py` from the raw results
+committed under `benchmarks/results/` (each run's `summary.json` and `metrics.csv`, and `runs.csv`, the
+tidy table), on the 2-core CPU machine and the code version each section names; `tests/test_publish.py`
+fails if this file differs from that rendering. A section runs again, resumably, with the command it
+names. *Labelling app* is written by `python benchmarks/label_app.py`, which measures the app itself.
 Results of earlier code versions, not current:
 [archive/RESULTS-before-republication.md](archive/RESULTS-before-republication.md).
 """
@@ -33,28 +34,36 @@ def _median(values: Any) -> float:
     return float(np.median(values)) if values else float("nan")
 
 
-def normalise(df: Any, randoms: dict[str, float]) -> dict[str, float]:
+def normalise(df: Any, randoms: dict[str, float]) -> dict[tuple[str, str], float]:
     """Add ``normalised_return`` to the runs' table: (R - R_random) / (R_ceiling - R_random), the
-    ceiling being the IQM of the task's true-reward runs; returns the ceilings."""
+    ceiling being the IQM of the true-reward runs of the same task and horizon; and
+    ``env_step_ratio``, every environment step taken (the agent's, the initial rollouts' and the
+    synthetic teachers') over the config's nominal timesteps. Returns the ceilings."""
     from rlhf_gym.experiments.stats import iqm
 
     ceilings = {}
-    for task in df["task"].unique():
-        true_runs = df[(df["task"] == task) & (df["reward"] == "true")]
-        ceilings[task] = (
+    for (task, horizon), g in df.groupby(["task", "horizon"], sort=False):
+        true_runs = g[g["reward"] == "true"]
+        ceilings[task, horizon] = (
             iqm(true_runs["true_return_mean"].to_numpy(float)) if len(true_runs) else float("nan")
         )
     df["normalised_return"] = [
-        (r - randoms[t]) / (ceilings[t] - randoms[t]) if ceilings[t] != randoms[t] else float("nan")
-        for r, t in zip(df["true_return_mean"], df["task"])
+        (r - randoms[t]) / (ceilings[t, h] - randoms[t]) if ceilings[t, h] != randoms[t] else float("nan")
+        for r, t, h in zip(df["true_return_mean"], df["task"], df["horizon"])
     ]
-    df["env_step_ratio"] = df["env_steps"] / df["total_timesteps"]
+    nominal = df["nominal_timesteps"] if "nominal_timesteps" in df else df["total_timesteps"]
+    df["env_step_ratio"] = (df["env_steps"] + df["feedback_env_steps"].fillna(0)) / nominal
     return ceilings
 
 
 def target_row(text: str, measured: Any, ok: bool) -> str:
     """A row of a targets table: what, the measured figure, and met or missed."""
     return f"| {text} | {measured} | {'met' if ok else '**missed**'} |"
+
+
+def shown(e: Any) -> str:
+    """An estimate as a table cell: ``IQM [low, high]``, or "not measured" when no run gives one."""
+    return "not measured" if e.value != e.value else str(e)
 
 
 def arm_iqm(df: Any, arm: str, col: str = "normalised_return") -> Any:
@@ -97,10 +106,16 @@ def arms_table(df: Any, level: float = 0.95) -> list[str]:
         rows.append(
             f"| {arm} | {first['task']} | {first['horizon']} | {first['reward']} | "
             f"{first.get('feedback', '-') if learned else '-'} | {first['teacher'] if learned else '-'} | "
-            f"{_median(g['labels_used']):.0f} | {arm_iqm(df, arm)} | {reached} of {len(g)} | {returns} | "
-            f"{acc:.3f} | {_median(g['wall_seconds']):.1f} |"
+            f"{_median(g['labels_used']):.0f} | {shown(arm_iqm(df, arm))} | {reached} of {len(g)} | "
+            f"{returns} | {acc:.3f} | {_median(g['wall_seconds']):.1f} |"
         )
     return rows
+
+
+def seed_count(df: Any) -> str:
+    """Seeds per arm, as a reader should read it: ``10``, or ``8 to 10`` when arms differ."""
+    n = df.groupby("arm")["seed"].nunique()
+    return f"{n.min()}" if n.min() == n.max() else f"{n.min()} to {n.max()}"
 
 
 def draw(df: Any, figure: Path, title: str, randoms: dict[str, float]) -> None:
@@ -152,8 +167,7 @@ def section(
 
     title = meta["title"]
     origin = provenance(df, meta.get("allow_mixed", False), f"the {title} runs")
-    n_seeds = df.groupby("arm")["seed"].nunique()
-    seeds = f"{n_seeds.min()}" if n_seeds.min() == n_seeds.max() else f"{n_seeds.min()} to {n_seeds.max()}"
+    seeds = seed_count(df)
     randoms = meta["random_returns"]
     lines = [
         f"## {title}",
@@ -181,9 +195,9 @@ def section(
 PROTOCOL = (
     "Each run's return is the mean true return of its final policy over 20 deterministic episodes. "
     "Normalised return is (R - R_random) / (R_ceiling - R_random), the ceiling being the IQM of the "
-    "task's true-reward runs. IQM is the mean of the middle half of the seeds; [low, high] is its 95% "
-    "bootstrap confidence interval (percentile, 2000 resamples, `rlhf_gym.experiments.stats`). A "
-    "ranking is claimed only where intervals do not overlap."
+    "true-reward runs of the same task and horizon. IQM is the mean of the middle half of the seeds; "
+    "[low, high] is its 95% bootstrap confidence interval (percentile, 2000 resamples, "
+    "`rlhf_gym.experiments.stats`). A ranking is claimed only where intervals do not overlap."
 )
 
 

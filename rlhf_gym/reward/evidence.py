@@ -66,6 +66,15 @@ class Evidence:
         owner[self.ordinal] = len(self.pairs) + np.arange(len(self.ordinal))
         return owner
 
+    def teaches_absorbing(self) -> np.ndarray:
+        """Per label (pairs, then ordinal items): whether it ties the absorbing state's reward to
+        the live rewards. Bradley-Terry fixes rewards only up to a constant, so only a pair whose
+        sides weigh absorbing steps unequally does (equal weights cancel in R1 - R2), or an
+        ordinal label whose sequence weighs some."""
+        weight = (self.absorbing * self.weights).sum(-1)  # weighted absorbing steps per sequence
+        pairs = ~np.isclose(weight[self.pairs[:, 0]], weight[self.pairs[:, 1]])
+        return np.concatenate([pairs, weight[self.ordinal] > 0])
+
     def live_steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(obs, actions, absorbing)`` of every real (non-padding) step, flattened."""
         real = self.weights > 0

@@ -3,10 +3,9 @@
 Each member is fitted on its own bootstrap sample of the labels (Christiano et al., 2017),
 so the labels a member never saw measure its held-out accuracy without spending any. So that
 they stay unseen, each member's input normaliser is fitted on its own sample too, and folded
-into its first layer. The absorbing state after termination has one learned reward per
-member. Before the reward reaches the agent it is shifted so the absorbing state is worth
-zero (so dying is worth exactly what ending the episode is worth) and scaled to a fixed
-root-mean-square.
+into its first layer. The absorbing state after termination has one learned (or neutral)
+reward per member; the agent's reward is shifted so that it is worth zero (dying is worth
+what ending the episode is worth) and scaled to a fixed root-mean-square.
 """
 
 from __future__ import annotations
@@ -45,7 +44,8 @@ class FitReport:
         heldout_accuracy: out-of-bag accuracy: each label judged only by members whose
             bootstrap sample left it out (ties left out); ``nan`` if none was left out.
         loss: mean training loss per member at the last Adam step.
-        absorbing_identified: see below.
+        absorbing_identified: the share of members whose sample held a label that teaches the
+            absorbing reward; the others' is neutral, their mean live reward (``_neutral_absorbing``).
     """
 
     n_labels: int
@@ -53,8 +53,6 @@ class FitReport:
     heldout_accuracy: float
     loss: float
     absorbing_identified: float = float("nan")
-    """The share of members whose bootstrap sample held absorbing steps, so that their absorbing
-    reward was learned; the others' is set neutral, to their mean live reward (see ``fit``)."""
 
 
 class RewardModel:
@@ -303,7 +301,7 @@ class RewardModel:
         for p in params:
             p.requires_grad_(False)
         self.weights[0], self.biases[0] = _fold(self.weights[0], self.biases[0], *norm)
-        identified = self._neutral_absorbing(ev, counts.numpy(), x, absorb)
+        identified = self._neutral_absorbing(ev, counts.numpy(), x)
         self._sync_numpy()
         self.n_labels = m
 
@@ -316,31 +314,18 @@ class RewardModel:
         self.calibrate(*ev.live_steps())
         return FitReport(m, train_acc, heldout, float(loss.detach()), identified)
 
-    def _neutral_absorbing(
-        self, ev: Evidence, counts: np.ndarray, x: torch.Tensor, absorb: torch.Tensor
-    ) -> float:
-        """Bradley-Terry fixes rewards only up to a constant per member, so a member's absorbing
-        reward is tied to its live rewards only by labels whose sequences weigh absorbing steps
-        unequally: a pair whose two sides hold different weighted counts of them, or an ordinal
-        label whose sequence holds some (equal counts cancel in R1 - R2). A member whose bootstrap
-        sample held no such label never learned it: its absorbing reward is set to its mean live
-        reward, so that ending is worth an average live step (neither sought nor avoided) rather
-        than an arbitrary level. Returns the share of members that learned it."""
-        weight = (ev.absorbing * ev.weights).sum(-1)  # weighted absorbing steps per sequence
-        informative = np.concatenate(
-            [
-                ~np.isclose(weight[ev.pairs[:, 0]], weight[ev.pairs[:, 1]]),
-                weight[ev.ordinal] > 0,
-            ]
-        )
-        seen = (counts[:, informative] > 0).any(-1)
+    def _neutral_absorbing(self, ev: Evidence, counts: np.ndarray, x: torch.Tensor) -> float:
+        """Give each member whose bootstrap sample held no label that teaches the absorbing reward
+        (``Evidence.teaches_absorbing``) its mean live reward there: ending is then worth an average
+        live step, neither sought nor avoided, not an untrained level. Returns the share of
+        members that learned it."""
+        seen = (counts[:, ev.teaches_absorbing()] > 0).any(-1)
         if not seen.all():
             live = torch.from_numpy((ev.weights > 0) & ~ev.absorbing)
             with torch.no_grad():
                 r = self._forward(x[live])  # (E, live steps)
             mean_live = r.mean(-1) if r.shape[-1] else torch.zeros(len(counts))
-            unseen = torch.from_numpy(~seen)
-            self.absorbing_reward = torch.where(unseen, mean_live, self.absorbing_reward)
+            self.absorbing_reward = torch.where(torch.from_numpy(~seen), mean_live, self.absorbing_reward)
         return float(seen.mean())
 
     def _returns(
