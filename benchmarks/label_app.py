@@ -1,20 +1,24 @@
-"""The labelling app under load: frame rate while the agent trains, key-to-disk latency, how fast
-the agent improves per minute of labelling, and labels kept across random kills.
+"""The labelling app on a busy machine: frame rate while the agent trains, key-to-disk latency,
+keys pressed against keys answered, the first pair of a new store, closing, how fast the agent
+improves per minute of labelling, and labels kept across random kills.
 
     python benchmarks/label_app.py                 # 5 minutes of labelling, then 20 kills
-    python benchmarks/label_app.py --minutes 1 --kills 3
+    python benchmarks/label_app.py --minutes 1 --kills 3 --hog 0
 
 A synthetic "keyboard" teacher stands in for the person: it watches each pair of clips for
-``--think`` seconds (as a person would) and then answers through a posted key event, preferring
-the clip with the higher true return (equal within 1%). The app runs headless
-(``SDL_VIDEODRIVER=dummy``) with its learner in a background process, exactly as
-``rlhf-gym label`` runs it. The figures go into ``benchmarks/RESULTS.md``.
+``--think`` seconds (as a person would) and then presses a key at a random moment within the
+next frame (a timer thread posts the key event, as a keyboard would, whatever the window is
+doing), preferring the clip with the higher true return (equal within 1%). The app runs
+headless (``SDL_VIDEODRIVER=dummy``) with its learner in a background process, exactly as
+``rlhf-gym label`` runs it, while ``--hog`` busy-loop processes keep every core busy (a person's
+laptop is rarely idle). The figures go into ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 import random
 import signal
@@ -22,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -30,13 +35,36 @@ COMMAND = "python benchmarks/label_app.py"
 TASK = "CartPole-v1"
 
 
-class KeyboardTeacher:
-    """Answers each pair after ``think`` seconds on screen, by posting the key a person would press."""
+def hog(parent: int) -> None:
+    """Keep one core busy until the parent is gone."""
+    from rlhf_gym.processes import die_with_parent
 
-    def __init__(self, think: float) -> None:
+    die_with_parent(parent)
+    while True:
+        pass
+
+
+def start_hogs(n: int) -> list[mp.Process]:
+    """``n`` busy-loop processes that die with this one, even on SIGKILL."""
+    ctx = mp.get_context("spawn")
+    hogs = [ctx.Process(target=hog, args=(os.getpid(),), daemon=True, name="cpu hog") for _ in range(n)]
+    for h in hogs:
+        h.start()
+    return hogs
+
+
+class KeyboardTeacher:
+    """Answers each pair after ``think`` seconds on screen, by pressing the key a person would."""
+
+    def __init__(self, think: float, fps: float = 60.0) -> None:
         self.think, self.answered, self.first = think, None, None
         self.timeline: list[tuple[float, int, float]] = []  # (seconds, labels, agent true return)
         self.start = time.perf_counter()
+        self.pressed = 0
+        self.inflight = 0  # keys whose timer has not fired yet
+        self.stopped = False  # the session is ending: no more keys
+        self.frame = 1.0 / fps
+        self.rng = random.Random(0)
 
     def __call__(self, app) -> None:
         import pygame
@@ -48,7 +76,7 @@ class KeyboardTeacher:
         if not self.timeline or now - self.start - self.timeline[-1][0] >= 1.0:
             self.timeline.append((now - self.start, app.labels, app.status.get("true_return", float("nan"))))
         view = app.view
-        if not view.players or view.players is self.answered or view.watched < self.think:
+        if self.stopped or not view.players or view.players is self.answered or view.watched < self.think:
             return
         self.answered = view.players
         left, right = (p.segment.true_return for p in view.players)
@@ -57,8 +85,17 @@ class KeyboardTeacher:
             if abs(left - right) <= 0.01 * max(abs(left), abs(right), 1.0)
             else ("left" if left > right else "right")
         )
-        event = pygame.event.Event(pygame.KEYDOWN, key=pygame.key.key_code(name), posted=time.perf_counter())
-        pygame.event.post(event)
+        self.pressed += 1
+        self.inflight += 1
+
+        def press() -> None:  # a key comes at any moment, not at the start of a frame
+            event = pygame.event.Event(
+                pygame.KEYDOWN, key=pygame.key.key_code(name), posted=time.perf_counter()
+            )
+            pygame.event.post(event)
+            self.inflight -= 1
+
+        threading.Timer(self.rng.uniform(0.0, self.frame), press).start()
 
 
 def labelling(minutes: float, think: float, store: Path) -> dict:
@@ -73,10 +110,12 @@ def labelling(minutes: float, think: float, store: Path) -> dict:
         if time.perf_counter() > deadline:
             import pygame
 
-            pygame.event.post(pygame.event.Event(pygame.QUIT))
+            teacher.stopped = True  # the window closes once every key pressed is in its queue
+            if not teacher.inflight:
+                pygame.event.post(pygame.event.Event(pygame.QUIT))
 
     result = label(TASK, store, "compare", fps=60, callback=step)
-    return {"result": result, "timeline": teacher.timeline}
+    return {"result": result, "timeline": teacher.timeline, "pressed": teacher.pressed}
 
 
 CHILD = """
@@ -132,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=5.0, help="minutes of labelling")
     parser.add_argument("--think", type=float, default=2.0, help="seconds the teacher watches each pair")
     parser.add_argument("--kills", type=int, default=20, help="random SIGKILLs")
+    parser.add_argument(
+        "--hog", type=int, default=os.cpu_count() or 2, help="busy-loop processes beside the app"
+    )
     parser.add_argument("--report", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args(argv)
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -140,17 +182,24 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from report import hardware, put_section
 
-    with tempfile.TemporaryDirectory() as tmp:
-        run = labelling(args.minutes, args.think, Path(tmp) / "labels.db")
-        durable = kills(args.kills, 0.3, Path(tmp) / "kills.db")
-    result, timeline = run["result"], run["timeline"]
+    hogs = start_hogs(args.hog)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            run = labelling(args.minutes, args.think, Path(tmp) / "labels.db")
+            durable = kills(args.kills, 0.3, Path(tmp) / "kills.db")
+    finally:
+        for h in hogs:
+            h.terminate()
+    result, timeline, pressed = run["result"], run["timeline"], run["pressed"]
     frames = np.asarray(result.frame_seconds[10:])  # the first frames include opening the window
     fps = 1.0 / np.median(frames)
     low = 1.0 / np.percentile(frames, 99)
-    # a real key also waits for the next frame before it is read: add one frame (60 FPS) to be safe
-    frame_ms = 1000 / 60
-    latency = np.asarray(result.commit_seconds) * 1000 + frame_ms
+    # from the moment the key was pressed (posted) to its durable commit: the wait for the next
+    # frame is included, as it is for a real key
+    latency = np.asarray(result.commit_seconds) * 1000
     p50, p99 = np.percentile(latency, [50, 99])
+    acked = sum(result.acks.values())
+    answers = ", ".join(f"{n} {kind}" for kind, n in sorted(result.acks.items())) or "none"
     figure = args.report.parent / "figures" / "label_app.png"
     _plot(timeline, figure, args.think)
     marks = []
@@ -161,8 +210,27 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ("frames per second while the agent trains, median (>= 30)", f"{fps:.1f}", fps >= 30),
         ("frames per second, 99th percentile of frame time (>= 30)", f"{low:.1f}", low >= 30),
-        ("key to durable commit, p50 ms (one frame of waiting included)", f"{p50:.1f}", True),
-        ("key to durable commit, p99 ms (one frame of waiting included; <= 50)", f"{p99:.1f}", p99 <= 50),
+        (
+            "key to durable commit, p50 ms (from the press; the wait for the frame included)",
+            f"{p50:.1f}",
+            True,
+        ),
+        ("key to durable commit, p99 ms (<= 50)", f"{p99:.1f}", p99 <= 50),
+        (
+            "keys pressed / answered on screen (no silent drop)",
+            f"{pressed} / {acked} ({answers})",
+            pressed == result.keys == acked,
+        ),
+        (
+            "first pair of a new store on screen, s (<= 3)",
+            f"{result.first_pair_seconds:.2f}",
+            result.first_pair_seconds <= 3,
+        ),
+        (
+            "window closed to learner stopped (agent saved), s (<= 2)",
+            f"{result.close_seconds:.2f}",
+            result.close_seconds <= 2 and bool(result.agent_saved),
+        ),
         (
             f"acknowledged labels lost across {durable['kills']} SIGKILLs (0)",
             str(durable["lost"]),
@@ -175,9 +243,10 @@ def main(argv: list[str] | None = None) -> int:
             "## Labelling app",
             "",
             f"Command: `{COMMAND}` ({args.minutes:g} minutes of comparisons on fixed-horizon {TASK} "
-            f"by a synthetic keyboard teacher that watches each pair {args.think:g} s and answers by "
-            "posted key events; the learner trains PPO in a background process; window at 60 frames/s, "
-            f"headless). Hardware: {hardware()}.",
+            f"by a synthetic keyboard teacher that watches each pair {args.think:g} s and presses its key "
+            "at a random moment of the next frame; the learner trains PPO in a background process; window "
+            f"at 60 frames/s, headless; {args.hog} busy-loop processes beside it keep every core busy). "
+            f"Hardware: {hardware()}.",
             "",
             "| target | measured | |",
             "|---|---|---|",

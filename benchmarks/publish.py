@@ -151,6 +151,7 @@ def run(
     if meta.get("code_version") != version or set(meta.get("random_returns", {})) != set(pub.tasks()):
         meta = {
             "code_version": version,
+            "commit": commit(),
             "random_returns": {t: random_return(t) for t in pub.tasks()},
             "measured": pub.measure(pub.tasks()) if pub.measure else None,
         }
@@ -175,6 +176,19 @@ def run(
             bar.update(1)
     print(f"ran {len(todo)} runs in {time.perf_counter() - start:.0f} s ({failed} failed)")
     return failed
+
+
+def commit() -> str | None:
+    """The commit the code was checked out at (``git rev-parse HEAD`` beside this script)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, timeout=10
+        )
+    except OSError:
+        return None
+    return done.stdout.strip() or None
 
 
 def made_by(pub: Publication, arm: str, seed: int, smoke: bool) -> dict[str, Any]:

@@ -107,7 +107,7 @@ def arms_table(df: Any, level: float = 0.95) -> list[str]:
             f"| {arm} | {first['task']} | {first['horizon']} | {first['reward']} | "
             f"{first.get('feedback', '-') if learned else '-'} | {first['teacher'] if learned else '-'} | "
             f"{_median(g['labels_used']):.0f} | {shown(arm_iqm(df, arm))} | {reached} of {len(g)} | "
-            f"{returns} | {acc:.3f} | {_median(g['wall_seconds']):.1f} |"
+            f"{returns} | {'-' if acc != acc else f'{acc:.3f}'} | {_median(g['wall_seconds']):.1f} |"
         )
     return rows
 
@@ -167,6 +167,8 @@ def section(
 
     title = meta["title"]
     origin = provenance(df, meta.get("allow_mixed", False), f"the {title} runs")
+    if meta.get("commit") and not meta.get("allow_mixed"):
+        origin = [origin[0].replace(";", f" (commit `{meta['commit'][:12]}`);", 1), *origin[1:]]
     seeds = seed_count(df)
     randoms = meta["random_returns"]
     lines = [

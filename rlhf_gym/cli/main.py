@@ -121,7 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--task", required=True, help="a task name (rlhf-gym tasks)")
     p.add_argument("--horizon", choices=HORIZONS, default="natural", help="natural or fixed horizon")
-    p.add_argument("--fps", type=float, help="steps per second (default: the task's render fps)")
+    p.add_argument(
+        "--fps",
+        type=float,
+        help="steps per second (default: the preset's play.fps, else the task's render fps)",
+    )
     p.add_argument("--zoom", type=float, default=1.0, help="scale of the frame in the window")
     p.add_argument("--seed", type=int, help="seed of the first episode")
     p.add_argument("--episodes", type=int, help="quit after this many episodes")
@@ -338,9 +342,18 @@ def cmd_label(args: argparse.Namespace) -> int:
     result = label(
         args.task, args.store, args.mode, config=config, labels=args.labels, fps=args.fps, zoom=args.zoom
     )
+    answered = f"{result.silent} not answered on screen" if result.silent else "each answered on screen"
+    closed = {"key": "quit by key", "window": "window closed", "learner": "the learner failed"}
+    agent = (
+        f"agent saved at {result.agent_timesteps:,} steps to {result.agent_saved}"
+        if result.agent_saved
+        else "no agent to save yet (nothing trained)"
+    )
     print(
         f"{args.store}: {len(result.committed)} label(s) recorded this session, {result.undone} undone, "
-        f"{result.skipped} skipped; {result.fps:.0f} frames/s"
+        f"{result.skipped} skipped; {result.keys} key(s) pressed, {answered}; "
+        f"{result.fps:.0f} frames/s; {closed.get(result.quit_reason, result.quit_reason)}; "
+        f"learner stopped, {agent}"
     )
     return 1 if result.quit_reason == "learner" else 0
 

@@ -153,7 +153,9 @@ def _other_versions(out: Path, runs: list[Run]) -> str:
     counts = other_versions(out, runs)
     if not counts:
         return "no finished run of this sweep is from another code version"
-    names = ", ".join(f"{n} of {v or 'an unrecorded version'}" for v, n in counts.items())
+    # the most runs first, then by name (a set's order would change from one process to the next)
+    ordered = sorted(counts.items(), key=lambda vn: (-vn[1], vn[0] is None, vn[0] or ""))
+    names = ", ".join(f"{n} of {v or 'an unrecorded version'}" for v, n in ordered)
     return (
         f"{sum(counts.values())} finished run(s) of this sweep are from another code version ({names}); "
         "they stay in the folder, but are run again and are not part of the new table"

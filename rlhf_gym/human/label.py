@@ -20,6 +20,8 @@ One session at a time writes to a store: it holds the store's writer lock
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,11 +29,22 @@ from typing import Any
 from rlhf_gym.config import RunConfig
 from rlhf_gym.human.app import App, LabelResult, control_keys, run_window
 from rlhf_gym.human.learner import Learner
-from rlhf_gym.human.play import _check_keys, open_window
+from rlhf_gym.human.play import _check_keys
+from rlhf_gym.human.window import init_pygame, open_window
 from rlhf_gym.schema import to_dict
 from rlhf_gym.tasks.registry import Task, get_task
 
 MODES = ("compare", "live", "demo")
+
+
+STOP_SECONDS = 0.8
+"""How long a closing window waits for the learner to save its agent and stop; then it is
+terminated (its agent was saved after its last chunk of training, atomically)."""
+
+
+SWITCH_SECONDS = 0.0005
+"""The window process's thread switch interval while open (Python's default is 5 ms): the
+thread that reads keys gets the interpreter back within this long from the one that renders."""
 
 
 def label(
@@ -84,7 +97,8 @@ def label(
     from rlhf_gym.feedback.lock import StoreLock
     from rlhf_gym.feedback.store import FeedbackStore
     from rlhf_gym.human.compare import CompareView
-    from rlhf_gym.human.live import DemoView, LiveView
+    from rlhf_gym.human.demo import DemoView
+    from rlhf_gym.human.live import LiveView
 
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
@@ -97,13 +111,15 @@ def label(
     # the kernel frees the lock if this process dies, however it dies
     with StoreLock(store):
         cfg = _session_config(task, Path(store), config, mode)
-        import pygame
-
-        learner = Learner(cfg, Path(store), backend=backend)  # checks the backend before the store exists
+        pygame = init_pygame()  # display and fonts only: no sound card is opened
+        # checks the backend before the store exists; only live mode acts with the learner's policy
+        learner = Learner(cfg, Path(store), backend=backend, policy=mode == "live")
         feedback = FeedbackStore(store, meta={"task": task.name, "horizon": cfg.horizon, "seed": cfg.seed})
         app: App | None = None
+        interval = sys.getswitchinterval()
         try:
-            pygame.init()
+            sys.setswitchinterval(SWITCH_SECONDS)  # a key never waits long on the preparer's thread
+            learner.start()  # first: it starts in the background while the window opens
             app = App(task, cfg, feedback, learner, mode, labels, zoom, on_commit)
             app.speed, app.teacher = speed, teacher
             views: dict[str, Any] = {"compare": CompareView, "live": LiveView, "demo": DemoView}
@@ -112,15 +128,32 @@ def label(
                 _check_keys(task, view.action_space, pygame)
             app.window = open_window(pygame, view.window_size())
             pygame.display.set_caption(f"rlhf-gym label ({mode}): {task.name}")
-            learner.start()
             run_window(app, view, fps, max_frames, callback)
         finally:
+            closing = time.perf_counter()
             if getattr(app.view if app else None, "unsaved", None) is not None:
                 print("rlhf-gym label: the last demonstration was not stored: no agent segments had arrived")
-            pygame.display.quit()  # the window goes at once; the learner may take a moment to stop
-            learner.stop()
+            if app is not None and hasattr(app.view, "close"):
+                app.view.close()
+            pygame.display.quit()  # the window goes at once, then the learner saves its agent and stops
+            last = learner.stop(timeout=STOP_SECONDS)
             feedback.close()
+            sys.setswitchinterval(interval)
+            if app is not None:
+                app.result.close_seconds = time.perf_counter() - closing
+                app.result.agent_timesteps, app.result.agent_saved = _agent_kept(store, last)
         return app.result
+
+
+def _agent_kept(store: str | Path, last: dict[str, Any]) -> tuple[int, str]:
+    """The agent's steps and path as the learner left them: from its ``stopped`` message, else
+    (terminated while it trained) from the save after its last chunk, if any."""
+    from rlhf_gym.human.learning import checkpoint_path, counters_path, saved_timesteps
+
+    if last:
+        return int(last["timesteps"]), str(last["saved"])
+    path = checkpoint_path(store)
+    return (saved_timesteps(counters_path(store)), str(path)) if path.is_file() else (-1, "")
 
 
 def _session_config(

@@ -1,14 +1,15 @@
-"""The live and demo views of ``rlhf-gym label``: one episode at a time, in real time.
+"""The live view of ``rlhf-gym label``, and what it shares with the demo view: one episode at a
+time, in real time, at the task's human pace.
 
-Live: the policy plays; + and - rate it (Deep TAMER's credit over the steps shown 0.2-4 s before
-the press), the task's keys take over to correct it, the e-stop key stops it. Demo: the person
-plays, and each finished episode is stored as a demonstration.
+Live: the policy plays; the good and bad keys (+ and -) rate it (Deep TAMER's credit over the
+steps shown 0.2-4 s before the press), the task's keys take over to correct it, the e-stop key
+stops it. After a fixed-horizon episode ends, the window says so for a second, then starts the
+next (the absorbing steps that fill the horizon show nothing to rate or stop).
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -16,11 +17,13 @@ import numpy as np
 from rlhf_gym.data.rollout import to_trajectory
 from rlhf_gym.data.segments import cut
 from rlhf_gym.feedback.synthetic import SIGNAL_DELAY
-from rlhf_gym.human.app import PANEL_HEIGHT, WARN, App
+from rlhf_gym.human.app import App
 from rlhf_gym.human.compare import frame_size
-from rlhf_gym.human.learner import replay
-from rlhf_gym.human.play import _frame
-from rlhf_gym.types import Correction, Demonstration, EStop, Segment, Signal, Trajectory
+from rlhf_gym.human.keymap import KeyActions, key_words, pace, scene
+from rlhf_gym.human.panel import MIN_WIDTH, OK, WARN
+from rlhf_gym.human.play import Renderer
+from rlhf_gym.human.prepare import render_task
+from rlhf_gym.types import Correction, EStop, Segment, Signal
 
 Step = tuple[np.ndarray, np.ndarray, float, bool]
 
@@ -30,9 +33,11 @@ class _Episode:
 
     def __init__(self, app: App, seed: int) -> None:
         self.app = app
-        self.env = app.task.make(app.config.horizon, render_mode="rgb_array")
+        # MuJoCo renders in software here: a smaller frame, scaled up, keeps the window's pace
+        self.env = render_task(app.task, (320, 320)).make(app.config.horizon, render_mode="rgb_array")
         self.rng = np.random.default_rng(seed)
-        self.fps = float(self.env.metadata.get("render_fps") or 30)
+        self.fps = pace(app.task, self.env)  # a human pace (the preset's play.fps), not the env's own
+        self.renderer = Renderer(app.task, self.env)  # (MuJoCo's on a thread of its own)
         self.reset()
 
     def reset(self) -> None:
@@ -60,7 +65,7 @@ class _Episode:
         return to_trajectory(self.steps, self.terminated, np.asarray(self.obs))
 
     def frame(self) -> np.ndarray:
-        return _frame(self.env)
+        return self.renderer()
 
 
 def credit_at(times: np.ndarray, press: float) -> np.ndarray:
@@ -103,9 +108,47 @@ class _EpisodeView:
         self.size = frame_size(app)
         self.stepper = _Stepper()
         self.pressed: list[str] = []  # the task's keys held down, in the order pressed
+        self.act = KeyActions(app.task, self.action_space)
+        self.words = dict(key_words(app.task))
 
     def window_size(self) -> tuple[int, int]:
-        return self.size[0], self.size[1] + PANEL_HEIGHT
+        width = max(self.size[0], MIN_WIDTH)
+        return width, self.size[1] + self.app.panel_height(width, self._lines())
+
+    def _lines(self) -> list[str]:
+        """The panel's lines under the figures: the state, then the legend."""
+        raise NotImplementedError
+
+    def _steer(self, name: str, down: bool, say: bool = True) -> None:
+        """Track the task's keys held (a press is answered: it steers)."""
+        if down and name not in self.pressed:
+            self.pressed.append(name)
+            if say:
+                self.app.ack("steer", f"{name}: {self.words.get(name, 'steer')}, while held")
+        elif down:
+            self.app.ack("steer", f"{name}: already held")
+        elif name in self.pressed:
+            self.pressed.remove(name)
+
+    def _blit_frame(self) -> None:
+        app = self.app
+        app.window.fill((30, 30, 36))
+        x = (app.window.get_width() - self.size[0]) // 2
+        app.window.blit(app.surface(self.episode.frame(), self.size), (x, 0))
+        if self.episode.absorbed:  # the episode is over; the fixed horizon only waits for its end
+            band = app.big.render(
+                f"episode over ({self._ended()}): the next one starts in {self._left():.1f} s", True, WARN
+            )
+            app.window.fill((20, 20, 24), (0, self.size[1] // 2 - 16, app.window.get_width(), 32))
+            app.window.blit(
+                band, (max(8, (app.window.get_width() - band.get_width()) // 2), self.size[1] // 2 - 8)
+            )
+
+    def _ended(self) -> str:
+        return "the pole fell" if self.app.task.name == "CartPole-v1" else "it terminated"
+
+    def _left(self) -> float:
+        return max(0.0, (self.episode.fps - self.episode.absorbed) / (self.episode.fps * self.app.speed))
 
 
 class LiveView(_EpisodeView):
@@ -126,25 +169,24 @@ class LiveView(_EpisodeView):
 
     def key(self, name: str, control: str | None, down: bool, read_at: float) -> None:
         if name in self.app.task.keys:
-            if down and name not in self.pressed:
-                self.pressed.append(name)  # the takeover starts with the next step (update)
-            elif not down and name in self.pressed:
-                self.pressed.remove(name)
-                if not self.pressed:
-                    self._correct(read_at)
+            held = bool(self.pressed)
+            self._steer(name, down)  # the takeover starts with the next step (update)
+            if held and not self.pressed:
+                self._correct(read_at)
             return
         if not down:
             return
-        if control in ("plus", "minus"):
-            self._signal(control == "plus", read_at)
+        if control in ("good", "bad"):
+            self._signal(control == "good", read_at)
         elif control == "e-stop":
             self._estop(read_at)
         elif control in ("slower", "faster"):
             self.app.speed = float(
                 np.clip(self.app.speed * (2.0 if control == "faster" else 0.5), 0.125, 8.0)
             )
-            self.app.flash(f"speed x{self.app.speed:g}")
+            self.app.ack("done", f"speed x{self.app.speed:g}")
         elif control == "restart":
+            self.app.ack("done", "episode restarted")
             self._end_episode()
 
     # ----- feedback -------------------------------------------------------------------
@@ -155,7 +197,9 @@ class LiveView(_EpisodeView):
         credit = credit_at(times[len(times) - n :], read_at)
         live = ~np.array([s[3] for s in steps[len(steps) - n :]], dtype=bool)
         if n == 0 or not (credit * live).any():
-            self.app.flash("nothing to rate: no live step in the last 0.2-4 s", WARN)
+            self.app.ack(
+                "ignored", "good/bad: ignored, nothing to rate: no live step in the last 0.2-4 s", WARN
+            )
             return
         segment = cut(self.episode.trajectory(), len(steps) - n, n, self.app.task.absorbing_reward)
         info = {"mode": "live", "speed": self.app.speed}
@@ -178,19 +222,22 @@ class LiveView(_EpisodeView):
         steps = self.episode.steps
         n = min(len(steps), self.app.config.segment_length or 50)
         if self.pressed:
-            self.app.flash("you are steering: release the keys, then stop the agent", WARN)
+            self.app.ack("ignored", "e-stop: ignored, you are steering: let go of the keys first", WARN)
             return
         if n < 2 or steps[-1][3]:
-            self.app.flash(
-                "nothing to stop: " + ("the episode is over" if n >= 2 else "it has just begun"), WARN
+            why = (
+                f"the episode is over, the next starts in {self._left():.1f} s"
+                if n >= 2
+                else "it has just begun"
             )
+            self.app.ack("ignored", f"e-stop: ignored, nothing to stop: {why}", WARN)
             return
         after, n = self._continuation(self.app.task.snapshot(self.episode.env, self.episode.obs), n)
         if n < 2:
-            self.app.flash("nothing to stop: the time limit is here", WARN)
+            self.app.ack("ignored", "e-stop: ignored, nothing to stop: the time limit is here", WARN)
             return
         before = cut(self.episode.trajectory(), len(steps) - n, n, self.app.task.absorbing_reward)
-        watched = time.perf_counter() - self.last_label
+        watched = time.perf_counter() - max(self.last_label, self.episode.started)  # on screen only
         self.app.commit(EStop(before, after, self.app.teacher), watched, {"mode": "live"}, read_at)
         self.last_label = time.perf_counter()
         self._end_episode()
@@ -235,11 +282,7 @@ class LiveView(_EpisodeView):
                 )
             steering = bool(self.pressed)
             obs = self.episode.obs
-            action = (
-                self.app.task.action_for_keys(self.pressed, self.action_space)
-                if steering
-                else self.agent.act(obs)
-            )
+            action = self.act(self.pressed) if steering else self.agent.act(obs)
             self.episode.step(action)
             if self.episode.done:
                 self._end_episode()
@@ -249,14 +292,26 @@ class LiveView(_EpisodeView):
     def _max_takeover(self) -> int:
         return self.app.config.segment_length or 50
 
+    def _lines(self) -> list[str]:
+        episode = self.episode
+        ret = sum(s[2] for s in episode.steps)
+        where = f"step {len(episode.steps)}  return {ret:.1f}  speed x{self.app.speed:g}"
+        if self.pressed:
+            now = f"you steer ({', '.join(self.pressed)}): let go to store the correction"
+        elif episode.absorbed:
+            now = f"episode over ({self._ended()}): keys wait for the next one, in {self._left():.1f} s"
+        elif self.app.policy is None:
+            now = "the untrained agent plays (no policy from the learner yet): rate it, take over or stop it"
+        else:
+            now = "the agent plays: rate it good or bad, take over, or stop it"
+        steer = "/".join(self.app.task.keys)
+        lines = [f"{now}  {where}", self.app.legend(f"{steer}: take over")]
+        return lines + ([scene(self.app.task)] if scene(self.app.task) else [])
+
     def draw(self) -> None:
-        app = self.app
-        app.window.fill((30, 30, 36))
-        app.window.blit(app.surface(self.episode.frame(), self.size), (0, 0))
-        who = "you steer" if self.pressed else "agent plays"
-        ret = sum(s[2] for s in self.episode.steps)
-        line = f"{who}  step {len(self.episode.steps)}  return {ret:.1f}  speed x{self.app.speed:g}"
-        app.draw_panel([line, app.legend("task keys: take over")], self.size[1])
+        self._blit_frame()
+        now, *rest = self._lines()
+        self.app.draw_panel([(now, WARN if self.episode.absorbed else OK), *rest], self.size[1])
 
 
 class _Agent:
@@ -279,84 +334,14 @@ class _Agent:
             return
         import torch
 
-        self.model.policy.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+        from rlhf_gym.human.learning import NOT_ACTING
+
+        weights = {k: torch.as_tensor(v) for k, v in state.items()}
+        missing, unexpected = self.model.policy.load_state_dict(weights, strict=False)  # the actor's only
+        wrong = [*unexpected, *(k for k in missing if not k.startswith(NOT_ACTING))]
+        if wrong:
+            raise ValueError(f"the learner's policy does not fit the window's agent: {', '.join(wrong)}")
         self.loaded = state
 
     def act(self, obs: np.ndarray) -> Any:
         return self.model.predict(obs, deterministic=False)[0]
-
-
-class DemoView(_EpisodeView):
-    """The person plays; each finished episode is stored as a demonstration."""
-
-    def __init__(self, app: App, seed: int) -> None:
-        super().__init__(app, seed)
-        self.against: deque[Segment] = deque(maxlen=16)  # the agent's recent segments, from the clips
-        self.waiting = True  # each episode starts when the person presses one of the task's keys
-        self.unsaved: tuple[Trajectory, float, float] | None = None  # waits for agent segments
-
-    def key(self, name: str, control: str | None, down: bool, read_at: float) -> None:
-        if name in self.app.task.keys:
-            if down and name not in self.pressed:
-                self.pressed.append(name)
-                if self.waiting and self.unsaved is None:
-                    self.waiting = False
-                    self.episode.started = time.perf_counter()  # the clock starts now
-                elif self.waiting:
-                    self.app.flash("the last episode waits for the agent's first segments to be stored", WARN)
-            elif not down and name in self.pressed:
-                self.pressed.remove(name)
-        elif down and control == "restart":
-            self.app.flash("episode discarded", WARN)
-            self.episode.reset()
-            self.waiting = True
-
-    def update(self, now: float) -> None:
-        pair = self.app.learner.next_pair()  # keep the newest agent segments
-        if pair is not None:
-            self.against.extend(replay(self.app.task, self.app.config.horizon, clip) for clip in pair)
-        if self.unsaved is not None and self.against:
-            self._store(*self.unsaved[:2], time.perf_counter())  # its latency counts from here
-        paused = self.app.paused or self.waiting
-        for _ in range(self.stepper.due(now, self.episode.fps * self.app.speed, paused)):
-            self.episode.step(self.app.task.action_for_keys(self.pressed, self.action_space))
-            if self.episode.done:
-                self._finish(time.perf_counter())
-                break
-
-    def _finish(self, read_at: float) -> None:
-        """Store the finished episode against the agent's recent segments, then start anew."""
-        episode = self.episode.trajectory()
-        self.unsaved = (episode, time.perf_counter() - self.episode.started, read_at)
-        if self.against:
-            self._store(*self.unsaved)
-        else:
-            self.app.flash("episode kept: it is stored once the agent's first segments arrive", WARN)
-        self.episode.reset()
-        self.waiting = True
-
-    def _store(self, episode: Trajectory, effort: float, read_at: float) -> None:
-        self.unsaved = None
-        h, task = self.app.config.segment_length or 50, self.app.task
-        live = int((~episode.absorbing).sum())
-        finished = episode.terminated or bool(episode.absorbing[-1])  # may be padded past its end
-        starts = [s for s in range(0, live, h) if s + h <= len(episode) or finished]
-        if not starts:
-            self.app.flash(f"not stored: shorter than a segment ({h} steps)", WARN)
-            return
-        demo = tuple(cut(episode, s, h, task.absorbing_reward) for s in starts)
-        pool = list(self.against)
-        picks = np.random.default_rng(len(self.app.result.committed)).integers(len(pool), size=len(demo))
-        record = Demonstration(episode, demo, tuple(pool[i] for i in picks), self.app.teacher)
-        self.app.commit(record, effort, {"mode": "demo", "return": episode.true_return}, read_at)
-
-    def draw(self) -> None:
-        app = self.app
-        app.window.fill((30, 30, 36))
-        app.window.blit(app.surface(self.episode.frame(), self.size), (0, 0))
-        ret = sum(s[2] for s in self.episode.steps)
-        line = f"you play  step {len(self.episode.steps)}  return {ret:.1f}"
-        if self.waiting:
-            line = "press one of the task's keys to start an episode"
-        keys = "  ".join(f"{k}: {v}" for k, v in app.task.keys.items())
-        app.draw_panel([line, app.legend(keys)], self.size[1])

@@ -1,9 +1,11 @@
 """Play any task by keyboard: ``rlhf-gym play --task T``.
 
-The task's preset maps keys to actions (``Task.keys``, ``Task.action_for_keys``); the
-window shows the environment's ``rgb_array`` frame with a status bar (episode, step, true
-return, the key legend). Keys held down are tracked from ``KEYDOWN``/``KEYUP`` events, like
-Gymnasium's ``utils.play``, so a test can post events instead of pressing keys.
+The task's preset maps keys to actions (``Task.keys``, ``Task.action_for_keys``) and says, in its
+``play`` block (``rlhf_gym.human.keymap``), what each key does in words, the pace a person plays
+at and what happens with no key held. The window shows the environment's ``rgb_array`` frame
+with a status bar (episode, step, true return, the key legend). Keys held down are tracked from
+``KEYDOWN``/``KEYUP`` events, like Gymnasium's ``utils.play``, so a test can post events instead
+of pressing keys.
 
 Controls besides the task's keys: ``Esc`` or closing the window quits, ``Backspace``
 restarts the episode, ``Tab`` pauses.
@@ -11,20 +13,19 @@ restarts the episode, ``Tab`` pauses.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from rlhf_gym.data.rollout import to_trajectory
-from rlhf_gym.human import NoDisplayError
+from rlhf_gym.human.keymap import KeyActions, describe, key_words, pace, scene, settings
+from rlhf_gym.human.panel import DIM, MIN_WIDTH, TEXT, Panel
+from rlhf_gym.human.window import XGuard, init_pygame, open_window
 from rlhf_gym.tasks.registry import Task
 from rlhf_gym.types import Trajectory
-
-STATUS_HEIGHT = 44
-
 
 CONTROL_KEYS = {"escape": "quit", "backspace": "restart", "tab": "pause"}
 
@@ -52,19 +53,14 @@ class PlayResult:
 
 
 def legend(task: Task) -> str:
-    """The key legend of a task, one line.
+    """The key legend of a task, in words, one line (the window wraps it).
 
     Example:
         >>> from rlhf_gym.tasks.registry import get_task
-        >>> legend(get_task("CartPole-v1"))
-        'left: 0  right: 1  (no key: 0)  |  Esc quit  Backspace restart  Tab pause'
+        >>> legend(get_task("CartPole-v1")).split("  |  ")[0].split("  ")[1:]
+        ['right: push the cart right', 'no key: alternate left and right pushes (no net push)']
     """
-
-    def show(action: Any) -> str:
-        return str(action).replace(" ", "")
-
-    keys = "  ".join(f"{k}: {show(v)}" for k, v in task.keys.items())
-    return f"{keys}  (no key: {show(task.noop)})  |  Esc quit  Backspace restart  Tab pause"
+    return f"{describe(task)}  |  Esc: quit  Backspace: restart  Tab: pause"
 
 
 def play(
@@ -82,7 +78,8 @@ def play(
     Args:
         task: the task; its preset must have a key map.
         horizon: ``natural`` or ``fixed`` (see ``Task.make``).
-        fps: steps per second; ``None`` takes the environment's ``render_fps``.
+        fps: steps per second; ``None`` takes the task's human pace (``play.fps`` of its preset),
+            else the environment's ``render_fps``.
         zoom: scale of the frame in the window.
         seed: seed of the first episode (later ones continue its generator).
         max_episodes, max_steps: stop after this many finished episodes or environment steps.
@@ -99,20 +96,25 @@ def play(
         raise ValueError(f"fps must be positive, got {fps}")
     if zoom <= 0:
         raise ValueError(f"zoom must be positive, got {zoom}")
-    import pygame
-
+    settings(task)  # a bad play block fails before any window
+    pygame = init_pygame()  # display and fonts only: no sound card is opened
     env = task.make(horizon, render_mode="rgb_array")
     result = PlayResult()
     try:
-        pygame.init()
         _check_keys(task, env.action_space, pygame)
-        fps = fps or float(env.metadata.get("render_fps") or 30)
+        act = KeyActions(task, env.action_space)
+        fps = fps or pace(task, env)
         obs, _ = env.reset(seed=seed)
-        frame = _frame(env)
+        render = Renderer(task, env)
+        frame = render()
         size = (int(frame.shape[1] * zoom), int(frame.shape[0] * zoom))
-        window = open_window(pygame, (size[0], size[1] + STATUS_HEIGHT))
+        width = max(size[0], MIN_WIDTH)
+        panel = Panel(pygame)
+        keys = legend(task) + (f"  |  {scene(task)}" if scene(task) else "")
+        height = size[1] + panel.height([keys], width, spare=2)
+        window = open_window(pygame, (width, height))
         pygame.display.set_caption(f"rlhf-gym play: {task.name}")
-        font = pygame.font.Font(None, 20)
+        guard = XGuard(pygame)
         clock = pygame.time.Clock()
         pressed: list[str] = []
         steps: list[tuple[np.ndarray, np.ndarray, float, bool]] = []
@@ -131,25 +133,32 @@ def play(
                 elif event.type == pygame.KEYDOWN and CONTROL_KEYS.get(name) == "restart":
                     _finish(result, steps, False, obs)
                     steps, (obs, _) = [], env.reset()
-                    frame = _frame(env)
+                    frame = render()
                 elif event.type == pygame.KEYDOWN and name not in pressed:
                     pressed.append(name)
                 elif event.type == pygame.KEYUP and name in pressed:
                     pressed.remove(name)
+            if guard.gone:
+                result.quit_reason = "window"
             if result.quit_reason:
                 break
             if not paused:
-                action = task.action_for_keys(pressed, env.action_space)
+                action = act(pressed)
                 next_obs, reward, terminated, truncated, info = env.step(action)
                 steps.append((obs, np.asarray(action), float(reward), bool(info.get("absorbing", False))))
                 obs, total_steps = next_obs, total_steps + 1
                 if terminated or truncated:
                     _finish(result, steps, bool(terminated), obs)
                     steps, (obs, _) = [], env.reset()
-                frame = _frame(env)
+                frame = render()
             ret = sum(s[2] for s in steps)
-            status = f"episode {len(result.episodes) + 1}  step {len(steps)}  return {ret:.1f}"
-            _draw(pygame, window, font, frame, size, status + ("  [paused]" if paused else ""), legend(task))
+            held = [f"{k} ({w})" for k, w in key_words(task) if k in pressed]
+            doing = "  ".join(held) if held else f"no key: {key_words(task)[-1][1]}"
+            status = (
+                f"episode {len(result.episodes) + 1}  step {len(steps)}  return {ret:.1f}  {fps:g} steps/s"
+            )
+            status += "  [paused: Tab goes on]" if paused else f"  now: {doing}"
+            window = _draw(pygame, window, panel, frame, size, status, keys)
             result.frames += 1
             if max_episodes is not None and len(result.episodes) >= max_episodes:
                 result.quit_reason = "episodes"
@@ -162,25 +171,6 @@ def play(
         env.close()
         pygame.display.quit()
     return result
-
-
-def open_window(pg: Any, size: tuple[int, int]) -> Any:
-    """The display surface, or ``NoDisplayError`` if windows would go nowhere. SDL falls back to
-    its ``offscreen`` driver when there is no screen; only an explicit ``SDL_VIDEODRIVER``
-    (tests use ``dummy``) may draw to none."""
-    error = ""
-    try:
-        window = pg.display.set_mode(size)
-    except pg.error as err:
-        error = str(err)
-    else:
-        if pg.display.get_driver() not in ("offscreen", "dummy") or os.environ.get("SDL_VIDEODRIVER"):
-            return window
-        error = f"SDL found no screen and chose its {pg.display.get_driver()!r} driver"
-    raise NoDisplayError(
-        f"cannot open a window: {error}. The window needs a display: set DISPLAY, or run under "
-        "Xvfb (xvfb-run rlhf-gym ...)"
-    )
 
 
 def _check_keys(task: Task, space: Any, pg: Any) -> None:
@@ -202,6 +192,24 @@ def _check_keys(task: Task, space: Any, pg: Any) -> None:
         if not space.contains(action):
             what = f"key {key!r}" if key else "noop"
             raise ValueError(f"task {task.name!r}: {what} gives {action!r}, outside the action space {space}")
+    KeyActions(task, space).actions()  # and what no key does (play.idle), every action of it
+
+
+class Renderer:
+    """Frames of ``env``; a MuJoCo task's are rendered on a thread of their own, one at a time.
+
+    An OpenGL context current on the window's thread leaves its SDL window black (seen with
+    MuJoCo under Xvfb), so the context lives on this renderer's thread instead.
+    """
+
+    def __init__(self, task: Task, env: Any) -> None:
+        self.env = env
+        self.thread = ThreadPoolExecutor(1, "rlhf-gym renderer") if task.extra == "mujoco" else None
+
+    def __call__(self) -> np.ndarray:
+        if self.thread is None:
+            return _frame(self.env)
+        return self.thread.submit(_frame, self.env).result()
 
 
 def _frame(env: Any) -> np.ndarray:
@@ -216,12 +224,12 @@ def _finish(result: PlayResult, steps: list, terminated: bool, final_obs: np.nda
         result.episodes.append(to_trajectory(steps, terminated, np.asarray(final_obs)))
 
 
-def _draw(pg: Any, window: Any, font: Any, frame: np.ndarray, size: tuple, status: str, keys: str) -> None:
+def _draw(pg: Any, window: Any, panel: Panel, frame: np.ndarray, size: tuple, status: str, keys: str) -> Any:
     surface = pg.surfarray.make_surface(np.ascontiguousarray(frame.transpose(1, 0, 2)))
     if surface.get_size() != size:
         surface = pg.transform.smoothscale(surface, size)
     window.fill((30, 30, 36))
-    window.blit(surface, (0, 0))
-    for i, text in enumerate((status, keys)):
-        window.blit(font.render(text, True, (235, 235, 230)), (8, size[1] + 4 + 20 * i))
+    window.blit(surface, ((window.get_width() - size[0]) // 2, 0))
+    window = panel.draw(window, [(status, TEXT), (keys, DIM)], size[1])
     pg.display.flip()
+    return window

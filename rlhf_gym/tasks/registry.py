@@ -62,6 +62,12 @@ class Task:
             each key is one action; for a ``Box`` each key is an offset added to ``noop``
             (see ``action_for_keys``).
         noop: the action when no mapped key is held.
+        play: how a person plays the task in a window (``rlhf-gym play``, ``rlhf-gym label``'s
+            live and demo modes), checked by ``rlhf_gym.human.keymap``: ``fps`` (steps a second
+            at a human pace; the environment's ``render_fps`` if absent), ``idle`` (actions
+            cycled one a step while no key is held, for a task with no do-nothing action;
+            ``noop`` if absent), ``words`` (key, or ``none`` for no key, -> what it does) and
+            ``scene`` (what is what on screen).
         extra: the optional extra the task needs (``mujoco``, ``box2d`` or ``atari``), or
             ``None``.
         env_kwargs: keyword arguments for ``gym.make`` (e.g. ``obs_type: ram``).
@@ -95,6 +101,7 @@ class Task:
     expert: str | None = None
     keys: dict[str, Any] = field(default_factory=dict)
     noop: Any = 0
+    play: dict[str, Any] = field(default_factory=dict)
     extra: str | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
 

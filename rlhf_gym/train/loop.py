@@ -3,7 +3,7 @@
 Every way of training drives this loop: ``RLHF.learn`` on its label schedule (the API, the CLI,
 sweeps and WARP's inner runs), and the labelling app's learner as a person's labels arrive.
 They differ only in the loop's ``source`` of feedback: ``SyntheticSource`` asks a simulated
-teacher about the loop's own recent behaviour, and the app's source (``rlhf_gym.human.learner``)
+teacher about the loop's own recent behaviour, and the app's source (``rlhf_gym.human.learning``)
 reads what a person committed to the feedback store. Every option of a run (the KL anchor,
 behaviour cloning, CPL, best-of-N) lives here, so it acts the same in every driver.
 

@@ -380,3 +380,24 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_written(tmp_path, capsys, mo
         with FeedbackStore(out / "feedback.sqlite") as store:
             assert len(store) > 0 and len(store.records()) == len(store)
         assert ("agent.zip" in left) == (where == "summary")
+
+
+@pytest.mark.parametrize(
+    ("acks", "said"), [({"recorded": 3}, "each answered on screen"), ({}, "3 not answered")]
+)
+def test_the_label_summary_says_how_many_keys_got_no_answer(tmp_path, capsys, monkeypatch, acks, said):
+    import rlhf_gym.human.label as label_module
+    from rlhf_gym.human.app import LabelResult
+
+    result = LabelResult("compare", keys=3, acks=acks, quit_reason="key")
+    monkeypatch.setattr(label_module, "label", lambda *args, **kwargs: result)
+    assert main(["label", "--task", "CartPole-v1", "--store", str(tmp_path / "s.db")]) == 0
+    out = capsys.readouterr().out
+    assert f"3 key(s) pressed, {said}" in out
+    assert ("not answered" in out) == (not acks)
+
+
+def test_play_help_names_the_presets_pace(capsys):
+    with pytest.raises(SystemExit):
+        main(["play", "--help"])
+    assert "play.fps" in " ".join(capsys.readouterr().out.split())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -116,6 +117,9 @@ def test_one_batch_of_keys_answers_one_pair_and_early_keys_are_ignored(tmp_path)
     assert result.quit_reason == "key"
     with FeedbackStore(store) as s:
         assert [r.label for r in s.records()] == [1.0, 1.0]  # one "left" per pair; no "right"
+    # every key was answered on screen: recorded, or ignored saying why; none dropped silently
+    assert result.keys == sum(result.acks.values()) and result.silent == 0
+    assert result.acks["recorded"] == 2 and result.acks["ignored"] >= 3  # early keys, the "right"s
 
 
 def test_closing_the_window_keeps_the_labels(tmp_path):
@@ -219,7 +223,8 @@ def test_demo_mode_stores_a_finished_episode_as_a_demonstration(tmp_path):
     assert demo.kind == "demonstration" and demo.teacher == "human"
     assert len(demo.demo) == len(demo.against) >= 1
     assert all(len(d) == len(a) == 10 for d, a in zip(demo.demo, demo.against))
-    assert set(demo.episode.actions.tolist()) == {0}  # "left" released at once: CartPole's noop, 0
+    actions = demo.episode.actions.tolist()  # "left" released at once: no key, CartPole's idle cycle
+    assert set(actions) == {0, 1} and all(a != b for a, b in itertools.pairwise(actions))
 
 
 def test_control_keys_leave_the_tasks_keys_alone():
@@ -323,3 +328,89 @@ def test_a_second_session_on_a_store_gets_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="holds feedback for task 'CartPole-v1'"):  # a failed start...
         label("Pendulum-v1", store, backend="thread", max_frames=1)
     StoreLock(store).acquire().release()  # ...frees the lock too
+
+
+def test_every_key_gets_an_answer_before_during_and_after_a_pair(tmp_path):
+    store = tmp_path / "s.db"
+    said: list[str] = []
+
+    def press(app) -> None:
+        said.extend(text for text, *_ in app.panel.messages if text not in said)
+        frame = app.result.frames
+        if frame == 0:
+            key("left")  # before any pair is on screen
+            key("x")  # not a key of this mode
+        players = app.view.players
+        if players and app.view.shown_at is not None and not app.result.committed:
+            if time.perf_counter() - app.view.shown_at > 0.3:
+                key("right")
+        if app.result.committed and "q" not in said:
+            said.append("q")
+            key("q")
+
+    result = quick(store, callback=press)
+    assert result.quit_reason == "key"
+    assert result.keys == 4 and result.silent == 0
+    assert result.acks == {"ignored": 2, "recorded": 1, "done": 1}
+    assert any("no pair on screen yet" in text for text in said)
+    assert any("x: not a key of this mode" in text for text in said)
+
+
+def test_effort_counts_from_the_first_frame_on_screen_and_the_first_pair_needs_no_learner(tmp_path):
+    store = tmp_path / "s.db"
+    seen: dict[str, float] = {}
+
+    def answer(app) -> None:
+        view = app.view
+        if view.players and view.shown_at is not None and "shown" not in seen:
+            seen["shown"] = view.shown_at
+        if "shown" in seen and "pressed" not in seen and time.perf_counter() - seen["shown"] > 0.5:
+            seen["pressed"] = time.perf_counter()
+            key("left")
+        if app.result.committed:
+            key("q")
+
+    # a new store's first pair is asked of the preparer on the first frame, before the learner
+    # (which must build its agent first) can have sent any
+    result = quick(store, callback=answer)
+    with FeedbackStore(store) as s:
+        (row,) = s.rows()
+    on_screen = seen["pressed"] - seen["shown"]
+    assert on_screen <= row["effort_seconds"] <= on_screen + 0.1  # not the start-up before it
+    assert row["info"]["source"] == "random actions"  # a new store: no agent to wait for
+    assert result.first_pair_seconds == result.first_pair_seconds  # it was measured
+
+
+NO_SOUND = """
+import os, pygame
+from rlhf_gym.human.label import label
+if __name__ == "__main__":
+    label("CartPole-v1", os.environ["STORE"], "compare", config={config!r}, backend="thread", max_frames=30)
+    print("audio driver", os.environ.get("SDL_AUDIODRIVER"), flush=True)
+    print("mixer", pygame.mixer.get_init(), flush=True)  # pygame.init() would have opened it
+"""
+
+
+def test_the_app_opens_no_sound_card(tmp_path):
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(NO_SOUND.format(config=FAST)))
+    env = {k: v for k, v in os.environ.items() if k != "SDL_AUDIODRIVER"}
+    env |= {"SDL_VIDEODRIVER": "dummy", "STORE": str(tmp_path / "s.db")}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "audio driver dummy" in proc.stdout and "mixer None" in proc.stdout
+    assert "ALSA" not in proc.stderr and "pygame-ce" not in proc.stdout
+
+
+def test_a_learner_that_ends_without_a_word_ends_the_session_saying_so(tmp_path, capsys):
+    killed: list[int] = []
+
+    def kill(app) -> None:  # as the kernel's out-of-memory killer would: no error message comes
+        worker = app.learner._worker
+        if not killed and worker is not None and worker.pid is not None:
+            os.kill(worker.pid, signal.SIGKILL)
+            killed.append(worker.pid)
+
+    result = quick(tmp_path / "s.db", backend="process", callback=kill, max_frames=2000)
+    assert killed and result.quit_reason == "learner"
+    assert "the learner process ended unexpectedly (exit code -9)" in capsys.readouterr().out

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from rlhf_gym.feedback.store import FeedbackStore
-from rlhf_gym.human.learner import Learner, chunk_steps, replay
+from rlhf_gym.human.clips import replay
+from rlhf_gym.human.learner import Learner
+from rlhf_gym.human.learning import chunk_steps
 from rlhf_gym.tasks.registry import get_task
 from rlhf_gym.train.resolve import resolve_config
 from rlhf_gym.types import Comparison, Query
@@ -60,7 +62,7 @@ def test_the_agent_is_kept_next_to_the_store_between_sessions(tmp_path):
 
     import torch
 
-    from rlhf_gym.human.learner import _Learning, checkpoint_path
+    from rlhf_gym.human.learning import _Learning, checkpoint_path
     from rlhf_gym.schema import to_dict
 
     cfg = resolve_config(FAST, task="CartPole-v1", horizon="fixed")
@@ -73,9 +75,14 @@ def test_the_agent_is_kept_next_to_the_store_between_sessions(tmp_path):
     first._train()
     assert checkpoint_path(path).is_file()
     saved = {k: v.clone() for k, v in first.agent.policy.state_dict().items()}
+    steps = first.agent.num_timesteps
+    assert steps >= 64
     again = _Learning(to_dict(cfg), str(path), queue.Queue(), queue.Queue(3), threading.Event())
     for name, value in again.agent.policy.state_dict().items():
         torch.testing.assert_close(value, saved[name])
+    assert again.agent.num_timesteps == steps  # the step counter goes on from where it was
+    again._train()
+    assert again.agent.num_timesteps > steps
     first.store.close()
     again.store.close()
 
@@ -119,7 +126,7 @@ def test_a_hostile_checkpoint_is_refused_and_the_learner_starts_anew(tmp_path, k
 
     import torch
 
-    from rlhf_gym.human.learner import _Learning, checkpoint_path
+    from rlhf_gym.human.learning import _Learning, checkpoint_path
     from rlhf_gym.schema import to_dict
 
     cfg = to_dict(resolve_config(FAST, task="CartPole-v1", horizon="fixed"))
@@ -138,7 +145,7 @@ def test_a_hostile_checkpoint_is_refused_and_the_learner_starts_anew(tmp_path, k
 
 
 def _segment(task, seed: int):
-    from rlhf_gym.human.learner import Clip
+    from rlhf_gym.human.clips import Clip
 
     actions = np.array([seed % 2] * 10)
     return replay(task, "fixed", Clip(seed, actions, 0, 10))
@@ -149,7 +156,7 @@ def test_the_learner_drives_the_shared_loop_with_every_run_option(tmp_path):
     import queue
     import threading
 
-    from rlhf_gym.human.learner import _Learning
+    from rlhf_gym.human.learning import _Learning
     from rlhf_gym.schema import to_dict
     from rlhf_gym.train.loop import Loop
     from rlhf_gym.types import Correction
@@ -188,7 +195,8 @@ BLOCKED = """
 import sys, time
 import numpy as np
 from rlhf_gym.feedback.store import FeedbackStore
-from rlhf_gym.human.learner import Clip, Learner, replay
+from rlhf_gym.human.clips import Clip, replay
+from rlhf_gym.human.learner import Learner
 from rlhf_gym.tasks.registry import get_task
 from rlhf_gym.train.resolve import resolve_config
 from rlhf_gym.types import Comparison, Query
@@ -211,7 +219,7 @@ def test_a_learner_blocked_on_a_full_pipe_dies_when_the_window_is_sigkilled(tmp_
     import subprocess
     import sys
 
-    from rlhf_gym.human.learner import checkpoint_path
+    from rlhf_gym.human.learning import checkpoint_path
     from rlhf_gym.processes import pid_alive
 
     # a policy of about 0.5 MB: one policy message overfills the 64 KiB pipe nobody reads
@@ -237,3 +245,179 @@ def test_a_learner_blocked_on_a_full_pipe_dies_when_the_window_is_sigkilled(tmp_
     if alive:  # (never leave it on a shared machine)
         os.kill(learner, signal.SIGKILL)
     assert not alive, f"the learner {learner} outlived its SIGKILLed window by 10 s"
+
+
+def _stalled_learner(tmp_path):
+    """A Learner whose process stopped (SIGSTOP) mid-way through writing a 1 MB message."""
+    import multiprocessing as mp
+    import os
+    import signal
+
+    from rlhf_gym.human.learner import Inbox
+
+    ctx = mp.get_context("spawn")
+    messages, clips = ctx.Queue(), ctx.Queue(1)
+    big = {"type": "policy", "state": {"w": np.zeros(1 << 17)}}  # 1 MiB: 16 times the pipe's buffer
+    worker = ctx.Process(target=messages.put, args=(big,), daemon=True)  # puts it, then flushes at exit
+    worker.start()
+    learner = Learner(resolve_config(FAST, task="CartPole-v1", horizon="fixed"), tmp_path / "s.db")
+    learner._messages, learner._clips, learner._stop, learner._worker = messages, clips, ctx.Event(), worker
+    deadline = time.monotonic() + 30
+    while not messages._reader.poll() and time.monotonic() < deadline:
+        time.sleep(0.01)  # its first bytes are in the pipe (no more than the pipe holds: nobody reads)
+    os.kill(worker.pid, signal.SIGSTOP)
+    learner._inbox, learner._pairs_in = Inbox(messages), Inbox(clips, 1)  # (as Learner.start does)
+    return learner, worker
+
+
+def _within(seconds: float, call):
+    import threading
+
+    out: list = []
+    thread = threading.Thread(target=lambda: out.append(call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert out, f"{call} still blocked after {seconds} s"
+    return out[0]
+
+
+def test_a_message_still_being_written_never_blocks_the_window_nor_the_stop(tmp_path):
+    import os
+    import signal
+
+    learner, worker = _stalled_learner(tmp_path)
+    try:
+        assert _within(1.0, learner.poll) == []  # the window goes on; the inbox waits for the rest
+        assert _within(1.0, learner.next_pair) is None
+        # stopping it: terminated mid-write, its partial message is never read again
+        start = time.monotonic()
+        assert _within(10.0, lambda: learner.stop(timeout=0.3)) == {}
+        assert time.monotonic() - start < 5.0 and not worker.is_alive()
+    finally:
+        if worker.is_alive():
+            os.kill(worker.pid, signal.SIGKILL)
+
+
+def test_a_slow_message_arrives_whole(tmp_path):
+    import os
+    import signal
+
+    learner, worker = _stalled_learner(tmp_path)
+    try:
+        os.kill(worker.pid, signal.SIGCONT)
+        deadline, got = time.monotonic() + 30, []
+        while not got and time.monotonic() < deadline:
+            got = learner.poll()
+            time.sleep(0.01)
+        assert [m["type"] for m in got] == ["policy"] and got[0]["state"]["w"].shape == (1 << 17,)
+        worker.join(10)
+        assert learner.stop(timeout=1.0) == {} and not worker.is_alive()
+    finally:
+        if worker.is_alive():
+            os.kill(worker.pid, signal.SIGKILL)
+
+
+def test_only_live_mode_gets_the_policy_and_only_the_actors_weights(tmp_path):
+    import queue
+    import threading
+
+    from rlhf_gym.human.learning import _Learning
+    from rlhf_gym.schema import to_dict
+
+    cfg = to_dict(resolve_config(FAST, task="CartPole-v1", horizon="fixed"))
+    path = tmp_path / "s.db"
+    FeedbackStore(path, meta={"task": "CartPole-v1"}).close()
+    sent = {}
+    for live in (False, True):
+        messages: queue.Queue = queue.Queue()
+        learning = _Learning(cfg, str(path), messages, queue.Queue(3), threading.Event(), live)
+        learning._train()
+        learning.store.close()
+        sent[live] = []
+        while not messages.empty():
+            message = messages.get_nowait()
+            if message["type"] == "policy":
+                sent[live].append(message)
+    assert sent[False] == []
+    (policy,) = sent[True]
+    assert policy["state"] and not any("value_net" in k for k in policy["state"])  # PPO's critic stays behind
+    assert "action_net.weight" in policy["state"]
+
+
+def test_a_resumed_off_policy_agent_fills_its_replay_buffer_again_before_learning(tmp_path):
+    import queue
+    import threading
+
+    from rlhf_gym.human.learning import _Learning, checkpoint_path
+    from rlhf_gym.schema import to_dict
+
+    config = {
+        "segment_length": 10,
+        "hyperparams": {"learning_starts": 50, "policy_kwargs": {"net_arch": [16]}},
+    }
+    cfg = to_dict(resolve_config(config, task="Pendulum-v1", horizon="fixed"))
+    assert cfg["algo"] == "sac"
+    path = tmp_path / "s.db"
+    FeedbackStore(path, meta={"task": "Pendulum-v1"}).close()
+    first = _Learning(cfg, str(path), queue.Queue(), queue.Queue(3), threading.Event())
+    first.agent.num_timesteps = 5_000  # a past session's steps
+    first._save()
+    first.store.close()
+    assert checkpoint_path(path).is_file()
+    again = _Learning(cfg, str(path), queue.Queue(), queue.Queue(3), threading.Event())
+    again.store.close()
+    assert again.agent.num_timesteps == 5_000  # the count goes on
+    assert again.agent.learning_starts == 5_050  # the unsaved buffer fills again first
+    assert again.agent.replay_buffer.size() == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"timesteps": true}',
+        '{"timesteps": -3}',
+        '{"timesteps": 1.5}',
+        "[1, 2]",
+        "not json",
+        "[" * 100_000 + "]" * 100_000,
+        '{"timesteps": 1, "pad": "' + "x" * 2000 + '"}',
+    ],
+)
+def test_a_bad_step_counter_file_is_ignored_with_a_one_line_warning(tmp_path, text):
+    from rlhf_gym.human.learning import saved_timesteps
+
+    path = tmp_path / "s.db.learner.json"
+    path.write_text(text)
+    with pytest.warns(
+        UserWarning, match=r"s\.db\.learner\.json ignored \(.*\): the agent's step count starts at 0"
+    ) as seen:
+        assert saved_timesteps(path) == 0
+    assert "\n" not in str(seen[0].message)
+    path.write_text('{"timesteps": 1234}')
+    assert saved_timesteps(path) == 1234
+    assert saved_timesteps(tmp_path / "none.json") == 0  # no file: no warning
+
+
+def test_a_thread_learner_is_waited_for_until_it_ends(tmp_path, monkeypatch):
+    """A thread cannot be terminated: the store must not close under it."""
+    import rlhf_gym.human.learning as learning
+
+    ended = []
+
+    class Slow:  # a long refit: it does not look at the stop for 1.5 s
+        def __init__(self, config, store, messages, clips, stop, policy):
+            self.messages = messages
+
+        def run(self):
+            time.sleep(1.5)
+            ended.append(True)
+            self.messages.put({"type": "stopped", "timesteps": 7, "saved": ""})
+
+    monkeypatch.setattr(learning, "_Learning", Slow)
+    learner = Learner(
+        resolve_config(FAST, task="CartPole-v1", horizon="fixed"), tmp_path / "s.db", backend="thread"
+    )
+    learner.start()
+    worker = learner._worker
+    assert learner.stop(timeout=0.1) == {"type": "stopped", "timesteps": 7, "saved": ""}
+    assert ended and not worker.is_alive()

@@ -9,8 +9,9 @@ import numpy as np
 import pygame
 import pytest
 
+from rlhf_gym.human.keymap import key_words, pace
 from rlhf_gym.human.play import legend, play
-from rlhf_gym.tasks.registry import Task, get_task
+from rlhf_gym.tasks.registry import Task, get_task, preset_names
 
 
 def post(kind: int, key: int) -> None:
@@ -28,7 +29,8 @@ def test_a_held_key_drives_the_actions_until_released():
     post(pygame.KEYDOWN, pygame.K_RIGHT)
     post(pygame.KEYUP, pygame.K_RIGHT)
     result = play(get_task("CartPole-v1"), fps=10_000, max_steps=3, seed=0)
-    assert result.episodes[0].actions.tolist() == [0, 0, 0]  # released before the first step: noop
+    # released before the first step: no key, and CartPole (no do-nothing action) alternates its pushes
+    assert result.episodes[0].actions.tolist() == [0, 1, 0]
 
 
 def test_continuous_keys_add_offsets_and_returns_are_true_returns():
@@ -89,15 +91,33 @@ def test_a_key_map_that_does_not_fit_the_action_space_is_an_error():
     with pytest.raises(ValueError, match="has no key map"):
         play(Task(**{**task.__dict__, "keys": {}}), max_steps=1)
     with pytest.raises(ValueError, match="'lefty' is not a pygame key name"):
-        play(Task(**{**task.__dict__, "keys": {"lefty": 0}}), max_steps=1)
+        play(Task(**{**task.__dict__, "keys": {"lefty": 0}, "play": {}}), max_steps=1)
+    with pytest.raises(ValueError, match=r"play\.words names left, right, not keys of the task"):
+        play(Task(**{**task.__dict__, "keys": {"a": 0}}), max_steps=1)
+    with pytest.raises(ValueError, match="play has unknown key"):
+        play(Task(**{**task.__dict__, "play": {"speed": 3}}), max_steps=1)
     pendulum = get_task("Pendulum-v1")
     with pytest.raises(ValueError, match=r"does not fit the action space Box.*cannot reshape"):
         play(Task(**{**pendulum.__dict__, "noop": [0.0, 0.0]}), max_steps=1)
 
 
-def test_legend_lists_the_keys_and_controls():
+def test_legend_names_actions_in_words_and_every_preset_has_words_for_its_keys():
     text = legend(get_task("Pendulum-v1"))
-    assert "left: [2.0]" in text and "right: [-2.0]" in text and "Esc quit" in text
+    assert "left: torque counter-clockwise" in text and "no key: no torque" in text and "Esc: quit" in text
+    assert "[2.0]" not in text
+    for name in preset_names():
+        task = get_task(name)
+        if task.keys:
+            words = dict(key_words(task))
+            assert set(words) == {*task.keys, "no key"}, name
+            assert all(not w.startswith(("action ", "[")) for w in words.values()), f"{name}: {words}"
+
+
+def test_play_runs_at_the_tasks_human_pace():
+    task = get_task("CartPole-v1")
+    assert pace(task, task.make()) == 15  # its preset's play.fps, not CartPole's 50 frames a second
+    pendulum = get_task("Pendulum-v1")
+    assert pace(pendulum, pendulum.make()) == 30  # no play.fps: the environment's render_fps
 
 
 def test_play_without_a_display_is_a_one_line_error():
@@ -111,3 +131,25 @@ def test_play_without_a_display_is_a_one_line_error():
     )
     assert proc.returncode == 2
     assert "rlhf-gym: error: cannot open a window" in proc.stderr and "Xvfb" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "play_block", "match"),
+    [
+        ("CartPole-v1", {"fps": float("nan")}, r"play\.fps must be a finite positive number"),
+        ("CartPole-v1", {"fps": float("inf")}, r"play\.fps must be a finite positive number"),
+        ("CartPole-v1", {"fps": 0}, r"play\.fps must be a finite positive number"),
+        ("CartPole-v1", {"fps": True}, r"play\.fps must be a finite positive number"),
+        ("CartPole-v1", {"scene": ["the cart"]}, r"play\.scene must be text"),
+        ("CartPole-v1", {"words": {1: "push"}}, r"play\.words must map key names to text"),
+        ("CartPole-v1", {"idle": [0, 5]}, r"play\.idle action 5 is outside the action space Discrete\(2\)"),
+        ("CartPole-v1", {"idle": ["x"]}, r"play\.idle action 'x' is outside the action space"),
+        ("Pendulum-v1", {"idle": [[9.0]]}, r"play\.idle action \[9\.0\] is outside the action space Box"),
+        ("Pendulum-v1", {"idle": [[0.0, 0.0]]}, r"play\.idle action \[0\.0, 0\.0\] is outside .*reshape"),
+    ],
+)
+def test_a_bad_play_block_is_one_clear_error_naming_the_task_and_field(name, play_block, match):
+    task = get_task(name)
+    broken = Task(**{**task.__dict__, "play": {**(task.play or {}), **play_block}})
+    with pytest.raises(ValueError, match=f"task {name!r}: " + match):
+        play(broken, max_steps=1)

@@ -1,0 +1,96 @@
+"""Closing the window every way, and a panel that fits every task and mode."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pygame
+import pytest
+
+from rlhf_gym.human.app import control_keys
+from rlhf_gym.human.keymap import describe, scene
+from rlhf_gym.human.panel import MIN_WIDTH, Panel
+from rlhf_gym.tasks.registry import get_task, preset_names
+
+
+def test_the_panel_wraps_every_legend_without_cutting_a_key_and_grows_the_window():
+    pygame.display.init()
+    pygame.font.init()
+    panel = Panel(pygame)
+    for name in preset_names():
+        task = get_task(name)
+        for mode in ("compare", "live", "demo") if task.keys else ("compare",):
+            keys = control_keys(task, mode)
+            line = "  ".join(f"{k}: {c}" for k, c in keys.items())
+            if mode != "compare":
+                line = f"{describe(task)}  {line}  {scene(task)}"
+            rows = panel.wrap(line, MIN_WIDTH - 16)
+            assert all(panel.font.size(row)[0] <= MIN_WIDTH - 16 for row in rows), (name, mode)
+            text = " ".join(rows)
+            assert all(f"{k}: {c}" in text for k, c in keys.items()), (name, mode)  # nothing cut
+    window = pygame.display.set_mode((MIN_WIDTH, 60))
+    grown = panel.draw(window, [("word " * 400, (255, 255, 255))], 20)
+    assert grown.get_height() > 60 + 19 * 10  # grown to hold every row, not cut
+
+
+NEEDS_X = shutil.which("Xvfb") is None or shutil.which("xdotool") is None
+
+
+@pytest.mark.skipif(NEEDS_X, reason="needs Xvfb and xdotool")
+@pytest.mark.parametrize("how", ["windowclose", "key q"])
+def test_every_way_of_closing_a_real_window_ends_cleanly_with_the_summary(tmp_path, how):
+    display = f":{90 + os.getpid() % 7}"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SDL_")} | {"DISPLAY": display}
+    cmd = [sys.executable, "-m", "rlhf_gym.cli.main", "label", "--task", "CartPole-v1", "--store"]
+    proc = None
+    try:
+        time.sleep(1.0)
+        proc = subprocess.Popen(
+            [*cmd, str(tmp_path / "s.db")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline, window = time.monotonic() + 60, ""
+        while not window and time.monotonic() < deadline:
+            found = subprocess.run(
+                ["xdotool", "search", "--pid", str(proc.pid)], capture_output=True, text=True, env=env
+            )
+            window = found.stdout.split()[-1] if found.stdout.split() else ""
+            time.sleep(0.2)
+        assert window, "no window"
+        time.sleep(3.0)
+        if how == "windowclose":  # destroys the window under SDL: Xlib's default would exit on BadDrawable
+            subprocess.run(["xdotool", "windowclose", window], env=env, check=True)
+        else:
+            subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, check=False)
+            # (the app may quit on the key-down and destroy its window before xdotool's key-up, which
+            # then fails with BadWindow: what counts is the output below)
+            subprocess.run(["xdotool", "key", "--window", window, "q"], env=env, check=False)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "label(s) recorded this session" in out and "learner stopped" in out
+        assert ("window closed" if how == "windowclose" else "quit by key") in out
+        assert "BadDrawable" not in err and "ALSA" not in err
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        xvfb.terminate()
+        xvfb.wait(10)
+
+
+def test_an_x11_library_that_does_not_load_leaves_the_default_handler(monkeypatch):
+    import ctypes
+
+    from rlhf_gym.human import window
+
+    def refuse(name):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    errors = window._XErrors()
+    monkeypatch.setattr(window.ctypes.util, "find_library", lambda name: "libX11.so.6")
+    monkeypatch.setattr(ctypes, "CDLL", refuse)
+    errors.install()  # no exception: the app opens as it would without the guard
+    assert errors.installed is None
