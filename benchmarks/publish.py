@@ -133,7 +133,7 @@ def run(
     from tqdm import tqdm
 
     from rlhf_gym.processes import die_with_parent
-    from rlhf_gym.provenance import code_version
+    from rlhf_gym.provenance import code_version, platform
 
     version = code_version()
     if not smoke and ("+dirty" in version or not version.startswith("git:")):
@@ -143,7 +143,13 @@ def run(
         )
     arms = [a for a in pub.arms if only is None or any(fnmatch.fnmatch(a, pattern) for pattern in only)]
     jobs = [(arm, seed) for seed in range(seeds) for arm in arms]  # seed by seed: a partial run
-    todo = [(a, s) for a, s in jobs if finished(run_folder(results, a, s), made_by(pub, a, s, smoke)) is None]
+    # what a finished run must share with this one to count: code version, platform, settings
+    origin = {"code_version": version, "platform": platform()}
+    todo = [
+        (a, s)
+        for a, s in jobs
+        if finished(run_folder(results, a, s), {**origin, "overrides": overrides(pub, a, s, smoke)}) is None
+    ]
     for arm, seed in todo:  # a run of other code, platform or settings does not stay beside new ones
         (run_folder(results, arm, seed) / "summary.json").unlink(missing_ok=True)
     meta_path = results / "meta.json"
@@ -189,17 +195,6 @@ def commit() -> str | None:
     except OSError:
         return None
     return done.stdout.strip() or None
-
-
-def made_by(pub: Publication, arm: str, seed: int, smoke: bool) -> dict[str, Any]:
-    """What a finished run must share with this one to count: code version, platform, settings."""
-    from rlhf_gym.provenance import code_version, platform
-
-    return {
-        "code_version": code_version(),
-        "platform": platform(),
-        "overrides": overrides(pub, arm, seed, smoke),
-    }
 
 
 def overrides(pub: Publication, arm: str, seed: int, smoke: bool) -> dict[str, Any]:

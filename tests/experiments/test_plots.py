@@ -28,8 +28,8 @@ def curve(key, arm, seed, normalised, teacher="oracle", reward="learned", labels
     ]
 
 
-@pytest.fixture
-def table():
+def two_teachers() -> pd.DataFrame:
+    """Two seeds of an oracle and a stoch teacher, and a ceiling: three evaluations each."""
     rows = (
         curve("a0", "teacher=oracle", 0, [0.2, 0.95, 1.0])
         + curve("a1", "teacher=oracle", 1, [0.1, 0.5, 0.92])
@@ -40,6 +40,11 @@ def table():
     table = pd.DataFrame(rows)
     table["labels"] = 30  # the config's budget
     return table
+
+
+@pytest.fixture
+def table():
+    return two_teachers()
 
 
 def test_plot_draws_what_the_sweep_varied(table, tmp_path):

@@ -7,20 +7,12 @@ import pandas as pd
 import pytest
 
 from rlhf_gym.experiments.report import auc, labels_to_reach, one_field_apart, report
-from tests.experiments.test_plots import curve
+from tests.experiments.test_plots import two_teachers
 
 
 @pytest.fixture
 def table():
-    rows = (
-        curve("a0", "teacher=oracle", 0, [0.2, 0.95, 1.0])
-        + curve("a1", "teacher=oracle", 1, [0.1, 0.5, 0.92])
-        + curve("b0", "teacher=stoch", 0, [0.0, 0.2, 0.4], teacher="stoch")
-        + curve("b1", "teacher=stoch", 1, [0.0, 0.3, 0.6], teacher="stoch")
-        + curve("c0", "ceiling (true reward)", 0, [0.5, 0.9, 1.0], reward="true", labels=(0, 0, 0))
-    )
-    table = pd.DataFrame(rows)
-    table["labels"] = 30  # the config's budget
+    table = two_teachers()
     table["platform"], table["code_version"] = "CPU A (AVX2 kernels)", "git:1a2b3c4d5e6f"
     return table
 
