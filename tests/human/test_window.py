@@ -40,6 +40,11 @@ def test_the_panel_wraps_every_legend_without_cutting_a_key_and_grows_the_window
 NEEDS_X = shutil.which("Xvfb") is None or shutil.which("xdotool") is None
 
 
+def windows_of(pid: int, env: dict[str, str]) -> list[str]:
+    found = subprocess.run(["xdotool", "search", "--pid", str(pid)], capture_output=True, text=True, env=env)
+    return found.stdout.split()
+
+
 @pytest.mark.skipif(NEEDS_X, reason="needs Xvfb and xdotool")
 @pytest.mark.parametrize("how", ["windowclose", "key q"])
 def test_every_way_of_closing_a_real_window_ends_cleanly_with_the_summary(tmp_path, how):
@@ -53,23 +58,28 @@ def test_every_way_of_closing_a_real_window_ends_cleanly_with_the_summary(tmp_pa
         proc = subprocess.Popen(
             [*cmd, str(tmp_path / "s.db")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        deadline, window = time.monotonic() + 60, ""
-        while not window and time.monotonic() < deadline:
-            found = subprocess.run(
-                ["xdotool", "search", "--pid", str(proc.pid)], capture_output=True, text=True, env=env
-            )
-            window = found.stdout.split()[-1] if found.stdout.split() else ""
+        deadline = time.monotonic() + 60
+        while not windows_of(proc.pid, env) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert window, "no window"
+        assert windows_of(proc.pid, env), "no window"
         time.sleep(3.0)
-        if how == "windowclose":  # destroys the window under SDL: Xlib's default would exit on BadDrawable
-            subprocess.run(["xdotool", "windowclose", window], env=env, check=True)
-        else:
-            subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, check=False)
-            # (the app may quit on the key-down and destroy its window before xdotool's key-up, which
-            # then fails with BadWindow: what counts is the output below)
-            subprocess.run(["xdotool", "key", "--window", window, "q"], env=env, check=False)
-        out, err = proc.communicate(timeout=30)
+        # The window may be replaced while the app settles its size, so each try looks the window up
+        # again; a try on a window that has just gone fails with BadWindow and the next one goes on.
+        out = err = None
+        while out is None and time.monotonic() < deadline + 30:
+            for window in windows_of(proc.pid, env):
+                if how == "windowclose":  # destroys the window under SDL (Xlib would exit on BadDrawable)
+                    subprocess.run(["xdotool", "windowclose", window], env=env, check=False)
+                else:
+                    subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, check=False)
+                    # (the app may quit on the key-down and destroy its window before xdotool's key-up,
+                    # which then fails with BadWindow: what counts is the output below)
+                    subprocess.run(["xdotool", "key", "--window", window, "q"], env=env, check=False)
+            try:
+                out, err = proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                continue
+        assert out is not None, "the app did not end"
         assert proc.returncode == 0, err
         assert "label(s) recorded this session" in out and "learner stopped" in out
         assert ("window closed" if how == "windowclose" else "quit by key") in out
