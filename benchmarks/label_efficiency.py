@@ -57,6 +57,14 @@ for _teacher, _n in (("mistake", 50), ("stoch", 100), ("mistake", 100)):
         "teacher": _teacher,
     }
     DISPLAY.append(f"cartpole-fixed-{_teacher}-{_n}")
+# ablations at 25 labels: the gradient clipping of SB3's default, and a pessimistic reward
+ABLATIONS = {
+    "cartpole-fixed-oracle-25-clip0.5": {"hyperparams": {"max_grad_norm": 0.5}},
+    "cartpole-fixed-oracle-25-pessimism1": {"reward_model": {"pessimism": 1.0}},
+}
+for _arm, _change in ABLATIONS.items():
+    CORE[_arm] = {"task": "CartPole-v1", "horizon": "fixed", "labels": 25, **_change}
+    DISPLAY.append(_arm)
 
 
 def core_render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
@@ -75,6 +83,7 @@ def core_render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str,
         "",
         *curves,
         "",
+        *ablation_table(df),
     ]
     readme = [
         f"Fixed and natural horizon, oracle comparisons, {seed_count(df)} seeds per arm, from "
@@ -90,6 +99,33 @@ def core_render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str,
         *targets,
     ]
     return {"RESULTS.md": section(df, meta, figure, body), "README.md": "\n".join(readme)}
+
+
+def ablation_table(df: Any) -> list[str]:
+    """Each ablation against the preset at 25 labels: IQM, seeds at 475 or more, and the probability
+    that a preset run beats an ablation run (above 0.5: the preset is better; CIs decide)."""
+    from rlhf_gym.experiments.stats import probability_of_improvement
+
+    preset = df.loc[df["arm"] == "cartpole-fixed-oracle-25", "normalised_return"].to_numpy(float)
+    rows = [
+        "### Ablations: CartPole fixed, 25 oracle comparisons",
+        "",
+        "| arm | change from the preset | normalised return, IQM [95% CI] | seeds >= 475 | "
+        "P(preset run > ablation run) [95% CI] |",
+        "|---|---|---|---|---|",
+    ]
+    for arm, change in {"cartpole-fixed-oracle-25": {}, **ABLATIONS}.items():
+        runs = df[df["arm"] == arm]
+        if not len(runs):
+            rows.append(f"| {arm} | | not run yet | | |")
+            continue
+        p = probability_of_improvement(preset, runs["normalised_return"].to_numpy(float)) if change else None
+        what = ", ".join(f"{k}.{f} = {v}" for k, fields in change.items() for f, v in fields.items())
+        rows.append(
+            f"| {arm} | {what or 'none'} | {shown(arm_iqm(df, arm))} | "
+            f"{int((runs['true_return_mean'] >= 475).sum())} of {len(runs)} | {p if p else '-'} |"
+        )
+    return [*rows, ""]
 
 
 def curve_table(df: Any) -> list[str]:

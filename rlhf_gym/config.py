@@ -80,6 +80,9 @@ class RewardModelConfig:
     noise_robust: float = 0.1
     """Probability of a uniformly random answer in the likelihood: P = (1 - e) P_bt + e/2, the
     value of Christiano et al. (2017); 0 is plain Bradley-Terry."""
+    pessimism: float = 0.0
+    """The agent's reward is the ensemble mean less this many standard deviations of the members
+    (Coste et al. 2023): states the labels did not pin down are worth less."""
     reward_scale: float = 1.0
     """Root-mean-square of the learned reward the agent sees, after the absorbing state is
     shifted to zero (or the mean, for tasks that never terminate)."""
@@ -87,7 +90,7 @@ class RewardModelConfig:
     def __post_init__(self) -> None:
         check_positive(self, "ensemble_size", at_most=64)
         check_positive(self, "n_steps", "batch_size", at_most=MAX_COUNT)
-        check_positive(self, "weight_decay", allow_zero=True)
+        check_positive(self, "weight_decay", "pessimism", allow_zero=True)
         check_positive(self, "learning_rate", "reward_scale", allow_zero=False)
         if not 0.0 <= self.noise_robust < 1.0:
             raise ValueError(f"reward_model.noise_robust must be in [0, 1), got {self.noise_robust}")

@@ -184,8 +184,13 @@ class RewardModel:
 
     def __call__(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> np.ndarray:
         """The agent's reward: normalised ensemble mean, shape ``(N,)``."""
-        r = self.member_rewards(obs, actions, absorbing).mean(0)
+        r = self.aggregate(self.member_rewards(obs, actions, absorbing))
         return ((r - self.shift) / self.scale).astype(np.float32)
+
+    def aggregate(self, members: np.ndarray) -> np.ndarray:
+        """The ensemble's reward from its members' ``(E, N)``: the mean less ``pessimism`` std."""
+        k = self.config.pessimism
+        return members.mean(0) - k * members.std(0) if k else members.mean(0)
 
     # ----- queries ----------------------------------------------------------------------
     def segment_returns(self, segments: Sequence[Segment]) -> np.ndarray:
@@ -365,10 +370,10 @@ class RewardModel:
         agent whose episode ends (after ``fit`` it is learned, or neutral: the mean live reward).
         The scale makes the root-mean-square of the shifted live rewards ``config.reward_scale``.
         """
-        r = self.member_rewards(obs, actions, absorbing).mean(0)
+        r = self.aggregate(self.member_rewards(obs, actions, absorbing))
         absorbing = np.asarray(absorbing, bool)
         live = r[~absorbing] if (~absorbing).any() else r
-        self.shift = float(self._np_abs.mean())
+        self.shift = float(self.aggregate(self._np_abs[:, None])[0])
         rms = float(np.sqrt(np.mean((live - self.shift) ** 2)))
         self.scale = max(rms, 1e-6) / self.config.reward_scale
 
@@ -381,13 +386,8 @@ class RewardModel:
     def load(
         cls, path: str | Path, observation_space: spaces.Space, action_space: spaces.Space
     ) -> RewardModel:
-        """Load a checkpoint for an environment with these spaces.
-
-        Raises:
-            FileNotFoundError: the checkpoint files are missing.
-            ValueError: the checkpoint is corrupt, of another format version, or was trained
-                for different spaces.
-        """
+        """Load a checkpoint for an environment with these spaces. Raises ``FileNotFoundError``
+        (files missing) or ``ValueError`` (corrupt, another format version, other spaces)."""
         return load_reward_model(cls, path, observation_space, action_space)
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import gymnasium as gym
@@ -67,6 +68,27 @@ def test_absorbing_reward_is_learned_and_shifted_to_zero():
     np.testing.assert_allclose(dead, 0.0, atol=1e-5)
     assert live.mean() > 0.5  # alive is better than the end, so living pays
     assert np.sqrt(np.mean(live**2)) == pytest.approx(1.0, rel=0.3)
+
+
+def test_a_pessimistic_reward_is_the_mean_less_k_member_deviations_and_ending_stays_zero():
+    rng = np.random.default_rng(0)
+    comps = known_reward_comparisons(60, rng)
+    obs = rng.normal(size=(50, 4)).astype(np.float32)
+    no_actions, live = np.zeros(50, int), np.zeros(50, bool)
+    plain = RewardModel(*cartpole_spaces(), CFG, seed=0)
+    plain.fit(comps)
+    cautious = RewardModel(*cartpole_spaces(), dataclasses.replace(CFG, pessimism=2.0), seed=0)
+    cautious.fit(comps)
+    members = cautious.member_rewards(obs, no_actions, live)  # the same fit: pessimism acts after it
+    np.testing.assert_allclose(members, plain.member_rewards(obs, no_actions, live), rtol=1e-6)
+    raw = members.mean(0) - 2.0 * members.std(0)
+    np.testing.assert_allclose(
+        cautious(obs, no_actions, live), (raw - cautious.shift) / cautious.scale, rtol=1e-5
+    )
+    dead = cautious(np.zeros((2, 4), np.float32), np.zeros(2, int), np.ones(2, bool))
+    np.testing.assert_allclose(dead, 0.0, atol=1e-5)
+    with pytest.raises(ValueError, match="pessimism"):
+        RewardModelConfig(pessimism=-1.0)
 
 
 def test_an_absorbing_reward_no_label_held_is_neutral_not_arbitrary():
