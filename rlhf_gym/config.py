@@ -186,6 +186,10 @@ class RunConfig:
     """Episodes per evaluation during training."""
     final_eval_episodes: int = 20
     """Deterministic episodes of the final evaluation on the true reward."""
+    tensorboard_log: str | None = None
+    """A folder for TensorBoard logs, as SB3's ``tensorboard_log``: each run writes
+    ``<task>_<algo>_<n>`` there, with the agent's figures and the RLHF metrics under ``rlhf/``
+    (the ``tensorboard`` extra). ``None`` logs to ``metrics.csv`` only."""
     reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
     """The reward model (see ``RewardModelConfig``)."""
     reward_model_checkpoint: str | None = None

@@ -65,6 +65,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="run folder (default: runs/<task>-<horizon>-<reward>-s<seed>); a taken one gets _2, _3, ...",
     )
+    p.add_argument("--tensorboard-log", dest="tensorboard_log", help=docs["tensorboard_log"])
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
 
@@ -187,6 +188,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "kl_anchor",
         "ema_rate",
         "kl_penalty",
+        "tensorboard_log",
     )
     user |= {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
     torch.set_num_threads(1)  # small MLPs: one thread is fastest and leaves cores for parallel runs

@@ -34,6 +34,7 @@ from rlhf_gym.agents.buffers import relabel_buffer
 from rlhf_gym.agents.cloning import behaviour_clone
 from rlhf_gym.agents.evaluation import EvalResult, evaluate, reward_model_metrics
 from rlhf_gym.agents.registry import make_agent
+from rlhf_gym.agents.tensorboard import record_metrics, tensorboard_logger
 from rlhf_gym.algos.anchor import Anchor, KLLoss, KLPenalty, PolicyParams, load_parameters, sampled_episodes
 from rlhf_gym.config import RunConfig
 from rlhf_gym.data.rollout import collect
@@ -156,6 +157,8 @@ class Loop:
         self.agent = make_agent(
             cfg.algo, self.env, self.agent_kwargs, cfg.seed, relabel=cfg.reward == "learned"
         )
+        if cfg.tensorboard_log:  # one logger for every learn call: one event file per run
+            self.agent.set_logger(tensorboard_logger(cfg.tensorboard_log, f"{self.task.name}_{cfg.algo}"))
         self._prepare_agent()
         return self.agent
 
@@ -309,6 +312,8 @@ class Loop:
                 base |= {"reward_model_pair_accuracy": m.pair_accuracy, "reward_correlation": m.correlation}
         row = base | row
         self.metrics.append(row)
+        if self.config.tensorboard_log:
+            record_metrics(self.agent.logger, row)
         if self.verbose:
             print("  ".join(f"{k}={_fmt(v)}" for k, v in row.items()), flush=True)
         return row
