@@ -2,8 +2,8 @@
 keys pressed against keys answered, the first pair of a new store, closing, how fast the agent
 improves per minute of labelling, and labels kept across random kills.
 
-    python benchmarks/label_app.py                 # 5 minutes of labelling, then 20 kills
-    python benchmarks/label_app.py --minutes 1 --kills 3 --hog 0
+    python benchmarks/publish.py label_app         # 5 minutes of labelling, then 20 kills: published
+    python benchmarks/label_app.py --minutes 1 --kills 3 --hog 0   # other settings: printed only
 
 A synthetic "keyboard" teacher stands in for the person: it watches each pair of clips for
 ``--think`` seconds (as a person would) and then presses a key at a random moment within the
@@ -11,7 +11,8 @@ next frame (a timer thread posts the key event, as a keyboard would, whatever th
 doing), preferring the clip with the higher true return (equal within 1%). The app runs
 headless (``SDL_VIDEODRIVER=dummy``) with its learner in a background process, exactly as
 ``rlhf-gym label`` runs it, while ``--hog`` busy-loop processes keep every core busy (a person's
-laptop is rarely idle). The figures go into ``benchmarks/RESULTS.md``.
+laptop is rarely idle). ``publish.py label_app`` keeps the measured figures in
+``benchmarks/results/label_app/meta.json`` and renders the *Labelling app* section from them.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
-COMMAND = "python benchmarks/label_app.py"
+COMMAND = "python benchmarks/label_app.py"  # with other settings than the published ones
 TASK = "CartPole-v1"
 
 
@@ -164,46 +166,72 @@ def kills(n: int, think: float, store: Path, seed: int = 0) -> dict:
     return {"kills": n, "acked": len(acked), "lost": len(lost), "pendings": pendings, "resumed": resumed}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--minutes", type=float, default=5.0, help="minutes of labelling")
-    parser.add_argument("--think", type=float, default=2.0, help="seconds the teacher watches each pair")
-    parser.add_argument("--kills", type=int, default=20, help="random SIGKILLs")
-    parser.add_argument(
-        "--hog", type=int, default=os.cpu_count() or 2, help="busy-loop processes beside the app"
-    )
-    parser.add_argument("--report", type=Path, default=HERE / "RESULTS.md")
-    args = parser.parse_args(argv)
+MINUTES, THINK, KILLS = 5.0, 2.0, 20
+
+
+def measure(
+    minutes: float = MINUTES, think: float = THINK, n_kills: int = KILLS, n_hogs: int | None = None
+) -> dict[str, Any]:
+    """Label for ``minutes`` beside ``n_hogs`` busy-loop processes (one per core by default), then
+    kill the app ``n_kills`` times; the raw figures, as JSON-able data (``meta.json``'s
+    ``measured`` in ``benchmarks/results/label_app/``)."""
+    import numpy as np
+
+    from rlhf_gym.provenance import platform
+
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    sys.path.insert(0, str(HERE))
-    import numpy as np
-    from report import hardware, put_section
-
-    hogs = start_hogs(args.hog)
+    n_hogs = (os.cpu_count() or 2) if n_hogs is None else n_hogs
+    hogs = start_hogs(n_hogs)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            run = labelling(args.minutes, args.think, Path(tmp) / "labels.db")
-            durable = kills(args.kills, 0.3, Path(tmp) / "kills.db")
+            run = labelling(minutes, think, Path(tmp) / "labels.db")
+            load = os.getloadavg()[:2]
+            durable = kills(n_kills, 0.3, Path(tmp) / "kills.db")
     finally:
         for h in hogs:
             h.terminate()
-    result, timeline, pressed = run["result"], run["timeline"], run["pressed"]
+    result = run["result"]
     frames = np.asarray(result.frame_seconds[10:])  # the first frames include opening the window
-    fps = 1.0 / np.median(frames)
-    low = 1.0 / np.percentile(frames, 99)
-    # from the moment the key was pressed (posted) to its durable commit: the wait for the next
-    # frame is included, as it is for a real key
-    latency = np.asarray(result.commit_seconds) * 1000
-    p50, p99 = np.percentile(latency, [50, 99])
-    acked = sum(result.acks.values())
-    answers = ", ".join(f"{n} {kind}" for kind, n in sorted(result.acks.items())) or "none"
-    figure = args.report.parent / "figures" / "label_app.png"
-    _plot(timeline, figure, args.think)
+    return {
+        "settings": {"minutes": minutes, "think": think, "hogs": n_hogs, "cores": os.cpu_count()},
+        "platform": platform(),
+        "frames": len(frames),
+        "frame_seconds_median": float(np.median(frames)),
+        "frame_seconds_p99": float(np.percentile(frames, 99)),
+        # from the moment the key was pressed (posted) to its durable commit: the wait for the next
+        # frame is included, as it is for a real key
+        "commit_ms": [round(1000 * t, 3) for t in result.commit_seconds],
+        "pressed": run["pressed"],
+        "keys": result.keys,
+        "acks": dict(result.acks),
+        "labels": len(result.committed),
+        "first_pair_seconds": result.first_pair_seconds,
+        "close_seconds": result.close_seconds,
+        "agent_saved": bool(result.agent_saved),
+        "timeline": [[round(t, 2), n, r] for t, n, r in run["timeline"]],
+        "kills": durable,
+        # how busy the machine was: 1- and 5-minute load averages as the labelling ended
+        "load_average": [round(x, 2) for x in load],
+    }
+
+
+def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
+    """The *Labelling app* section of RESULTS.md from the measured figures in ``meta``."""
+    import numpy as np
+    from report import target_row
+
+    m, s = meta["measured"], meta["measured"]["settings"]
+    fps, low = 1.0 / m["frame_seconds_median"], 1.0 / m["frame_seconds_p99"]
+    p50, p99 = np.percentile(m["commit_ms"], [50, 99])
+    acked = sum(m["acks"].values())
+    answers = ", ".join(f"{n} {kind}" for kind, n in sorted(m["acks"].items())) or "none"
+    durable = m["kills"]
+    timeline = [tuple(row) for row in m["timeline"]]
+    if figure is not None:
+        _plot(timeline, figure, s["think"])
     marks = []
-    for minute in range(1, int(args.minutes) + 1):
+    for minute in range(1, int(s["minutes"]) + 1):
         at = [row for row in timeline if row[0] <= 60 * minute]
         if at:
             marks.append(f"{minute} min: {at[-1][1]} labels, return {at[-1][2]:.0f}")
@@ -218,18 +246,18 @@ def main(argv: list[str] | None = None) -> int:
         ("key to durable commit, p99 ms (<= 50)", f"{p99:.1f}", p99 <= 50),
         (
             "keys pressed / answered on screen (no silent drop)",
-            f"{pressed} / {acked} ({answers})",
-            pressed == result.keys == acked,
+            f"{m['pressed']} / {acked} ({answers})",
+            m["pressed"] == m["keys"] == acked,
         ),
         (
             "first pair of a new store on screen, s (<= 3)",
-            f"{result.first_pair_seconds:.2f}",
-            result.first_pair_seconds <= 3,
+            f"{m['first_pair_seconds']:.2f}",
+            m["first_pair_seconds"] <= 3,
         ),
         (
             "window closed to learner stopped (agent saved), s (<= 2)",
-            f"{result.close_seconds:.2f}",
-            result.close_seconds <= 2 and bool(result.agent_saved),
+            f"{m['close_seconds']:.2f}",
+            m["close_seconds"] <= 2 and m["agent_saved"],
         ),
         (
             f"acknowledged labels lost across {durable['kills']} SIGKILLs (0)",
@@ -237,35 +265,54 @@ def main(argv: list[str] | None = None) -> int:
             durable["lost"] == 0,
         ),
     ]
-    block = "\n".join(
-        [
-            "<!-- label_app:start -->",
-            "## Labelling app",
-            "",
-            f"Command: `{COMMAND}` ({args.minutes:g} minutes of comparisons on fixed-horizon {TASK} "
-            f"by a synthetic keyboard teacher that watches each pair {args.think:g} s and presses its key "
-            "at a random moment of the next frame; the learner trains PPO in a background process; window "
-            f"at 60 frames/s, headless; {args.hog} busy-loop processes beside it keep every core busy). "
-            f"Hardware: {hardware()}.",
-            "",
-            "| target | measured | |",
-            "|---|---|---|",
-            *(f"| {t} | {v} | {'met' if ok else '**missed**'} |" for t, v, ok in rows),
-            "",
-            f"{len(result.committed)} labels in {args.minutes:g} minutes; the agent's true return "
-            f"(2 deterministic episodes after each training chunk): {'; '.join(marks)}. Kills: "
-            f"{durable['kills']} SIGKILLs at random moments 8-16 s after start, {durable['acked']} labels "
-            f"acknowledged in all, {durable['lost']} lost. {durable['pendings']} kills left a query on "
-            f"screen; {durable['resumed']} of the restarts showed it again first. Latency is measured in "
-            "compare mode (a correction or e-stop also replays the agent's continuation before its commit).",
-            "",
-            f"![Labelling app]({figure.relative_to(args.report.parent)})",
-            "<!-- label_app:end -->",
-        ]
+    commit = f" (commit `{meta['commit'][:12]}`)" if meta.get("commit") else ""
+    block = [
+        f"## {meta['title']}",
+        "",
+        f"Command: `{meta['command']}` ({s['minutes']:g} minutes of comparisons on fixed-horizon {TASK} "
+        f"by a synthetic keyboard teacher that watches each pair {s['think']:g} s and presses its key "
+        "at a random moment of the next frame; the learner trains PPO in a background process; window "
+        f"at 60 frames/s, headless; {s['hogs']} busy-loop processes beside it on {s['cores']} cores; load "
+        f"average {m['load_average'][0]:g} (1 min) and {m['load_average'][1]:g} (5 min) as labelling ended). "
+        f"Code version `{meta['code_version']}`{commit}; platform: {m['platform']}.",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+        *(target_row(t, v, ok) for t, v, ok in rows),
+        "",
+        f"{m['labels']} labels in {s['minutes']:g} minutes; the agent's true return "
+        f"(2 deterministic episodes after each training chunk): {'; '.join(marks)}. Kills: "
+        f"{durable['kills']} SIGKILLs at random moments 8-16 s after start, {durable['acked']} labels "
+        f"acknowledged in all, {durable['lost']} lost. {durable['pendings']} kills left a query on "
+        f"screen; {durable['resumed']} of the restarts showed it again first. Latency is measured in "
+        "compare mode (a correction or e-stop also replays the agent's continuation before its commit).",
+        "",
+        f"![{meta['title']}](figures/{meta['name']}.png)",
+    ]
+    return {"RESULTS.md": "\n".join(block)}
+
+
+def measure_published(tasks: list[str], smoke: bool) -> dict[str, Any]:
+    """The published measurement (a smoke check: 0.3 minutes, 2 kills, no busy loops)."""
+    return measure(0.3, 1.0, 2, 0) if smoke else measure()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    print(block)
-    put_section(args.report, "label_app", block)
-    return 0 if all(ok for *_, ok in rows) else 1
+    parser.add_argument("--minutes", type=float, default=MINUTES, help="minutes of labelling")
+    parser.add_argument("--think", type=float, default=THINK, help="seconds the teacher watches each pair")
+    parser.add_argument("--kills", type=int, default=KILLS, help="random SIGKILLs")
+    parser.add_argument("--hog", type=int, help="busy-loop processes beside the app (default: one per core)")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    from rlhf_gym.provenance import code_version
+
+    measured = measure(args.minutes, args.think, args.kills, args.hog)
+    meta = {"measured": measured, "code_version": code_version(), "command": COMMAND, "name": "label_app"}
+    print(render(None, meta | {"title": "Labelling app (not published)"}, None)["RESULTS.md"])
+    return 0
 
 
 def _plot(timeline: list[tuple[float, int, float]], path: Path, think: float) -> None:
@@ -288,6 +335,10 @@ def _plot(timeline: list[tuple[float, int, float]], path: Path, think: float) ->
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
 
+
+from publish import Publication  # noqa: E402 - publish.py imports this module only when asked
+
+PUBLICATIONS = [Publication("label_app", "Labelling app", {}, 0, render, measure_published)]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -339,7 +339,7 @@ def speed_notes(meta: dict[str, Any]) -> list[str]:
     return list((meta.get("measured") or {}).get("lines", []))
 
 
-def measure_tasks(names: list[str]) -> dict[str, Any]:
+def measure_tasks(names: list[str], smoke: bool) -> dict[str, Any]:
     from tasks import task_notes
 
     return {"lines": task_notes(names)}

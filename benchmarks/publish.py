@@ -56,7 +56,8 @@ class Publication:
         render: (the runs' table, the publication's meta, a figure path or None) -> the blocks,
             keyed by the file they go into (``"RESULTS.md"`` or ``"README.md"``), markers excluded.
         measure: measurements besides the runs (speeds, say), made when the publication runs and
-            kept in ``meta.json``: (the publication's task names) -> JSON-able data.
+            kept in ``meta.json``: (the publication's task names, smoke) -> JSON-able data. A
+            publication may be a measurement alone (no arms), rendered from ``meta.json``.
     """
 
     name: str
@@ -64,7 +65,7 @@ class Publication:
     arms: dict[str, dict[str, Any]]
     seeds: int
     render: Callable[[Any, dict[str, Any], Path | None], dict[str, str]]
-    measure: Callable[[list[str]], Any] | None = None
+    measure: Callable[[list[str], bool], Any] | None = None
     command: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,9 +77,10 @@ class Publication:
 
 def publications() -> dict[str, Publication]:
     """Every publication, by name."""
+    from label_app import PUBLICATIONS as APP
     from label_efficiency import PUBLICATIONS
 
-    return {p.name: p for p in PUBLICATIONS}
+    return {p.name: p for p in [*APP, *PUBLICATIONS]}
 
 
 # ----- running -----------------------------------------------------------------------------
@@ -159,7 +161,7 @@ def run(
             "code_version": version,
             "commit": commit(),
             "random_returns": {t: random_return(t) for t in pub.tasks()},
-            "measured": pub.measure(pub.tasks()) if pub.measure else None,
+            "measured": pub.measure(pub.tasks(), smoke) if pub.measure else None,
         }
         results.mkdir(parents=True, exist_ok=True)
         write_atomic(meta_path, json.dumps(meta, indent=1, sort_keys=True) + "\n")
@@ -256,7 +258,7 @@ def load(pub: Publication, results: Path, seeds: int | None = None) -> tuple[Any
 def render(pub: Publication, results: Path, files: dict[str, Path], figures: bool, allow_mixed: bool) -> bool:
     """Render the publication's blocks into ``files`` (by key); False if it has no results."""
     table, meta = load(pub, results)
-    if not len(table):
+    if not len(table) and not meta.get("measured"):
         return False
     meta = {**meta, "allow_mixed": allow_mixed, "command": pub.command, "title": pub.title, "name": pub.name}
     figure = HERE / "figures" / f"{pub.name}.png" if figures else None

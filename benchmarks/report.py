@@ -8,12 +8,11 @@ from typing import Any
 
 HEADER = """# Benchmark results
 
-Every section here but *Labelling app* is rendered by `python benchmarks/publish.py` from the raw results
-committed under `benchmarks/results/` (each run's `summary.json` and `metrics.csv`, and `runs.csv`, the
-tidy table), on the 2-core CPU machine and the code version each section names; `tests/test_publish.py`
-fails if this file differs from that rendering. A section runs again, resumably, with the command it
-names. *Labelling app* is written by `python benchmarks/label_app.py`, which measures the app itself.
-Results of earlier code versions, not current:
+Every section here is rendered by `python benchmarks/publish.py` from the raw results committed under
+`benchmarks/results/` (each run's `summary.json` and `metrics.csv`, and `runs.csv`, the tidy table; a
+measurement such as *Labelling app* keeps its figures in `meta.json`), on the 2-core CPU machine and the
+code version each section names; `tests/test_publish.py` fails if this file differs from that rendering.
+A section runs again, resumably, with the command it names. Results of earlier code versions, not current:
 [archive/RESULTS-before-republication.md](archive/RESULTS-before-republication.md).
 """
 
