@@ -1,8 +1,7 @@
 """The over-optimisation study: KL-anchored RL, WARP and best-of-N against a frozen learned reward.
 
-    python benchmarks/alignment.py                      # CartPole-v1, Pendulum-v1, Reach-v0; 1 seed
-    python benchmarks/alignment.py --tasks CartPole-v1 --seeds 3
-    python benchmarks/alignment.py --report-only        # redraw from benchmarks/results/alignment
+    python benchmarks/publish.py alignment                  # CartPole-v1, Pendulum-v1, Reach-v0; 10 seeds
+    python benchmarks/publish.py alignment --arms Reach-v0  # one task
 
 Per task and seed (all on the fixed horizon):
 1. the proxy: a reward model from a normal RLHF run with few oracle comparisons, then frozen;
@@ -16,27 +15,22 @@ Per task and seed (all on the fixed horizon):
    runs trains as long as one single run above;
 5. best-of-N from the start, N = 1..16, with the analytic KL bound.
 
-It writes ``benchmarks/results/alignment/rows.csv`` (git-ignored), one figure per task in
-``benchmarks/figures/alignment/`` and the ``alignment`` section of RESULTS.md.
+Each task and seed is one job of the publication (an "arm" per task): it keeps its summary and its
+rows (one per evaluated policy, ``metrics.csv``) in ``benchmarks/results/alignment/<task>/s<seed>/``;
+``alignment_report.section`` draws one figure per task in ``benchmarks/figures/alignment/`` and the
+section of RESULTS.md, with IQMs and 95% CIs over seeds and WARP's domination counted seed by seed.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from report import one_thread  # noqa: E402 - benchmarks/ is on the path from here
-
-RESULTS = HERE / "results" / "alignment"
-FIGURES = HERE / "figures" / "alignment"
-COMMAND = "python benchmarks/alignment.py"
 
 # per task: the proxy's labels, the start's demonstrations (episodes, BC steps, noise), PPO steps T
 TASKS: dict[str, dict[str, Any]] = {
@@ -197,61 +191,56 @@ def best_of_n(task: str, seed: int, quick: bool, paths: dict[str, str]) -> list[
     return rows
 
 
-def run_all(tasks: list[str], seeds: int, workers: int, quick: bool, results: Path) -> None:
-    """Run every task and seed not yet done; each writes its rows to ``<task>-s<seed>/rows.csv``
-    when all its jobs are over, so a killed study resumes and more seeds can be added later."""
-    import pandas as pd
+def run_task_seed(overrides: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One task and seed of the study, every policy in turn (one worker): a summary and the rows."""
+    import tempfile
 
-    results.mkdir(parents=True, exist_ok=True)
+    from rlhf_gym.provenance import code_version, platform
+
+    task, seed, quick = overrides["task"], overrides["seed"], bool(overrides.get("quick"))
     t0 = time.perf_counter()
-    keys = [(task, seed) for task in tasks for seed in range(seeds)]
-    todo = [k for k in keys if not _rows_file(results, *k).exists()]
-    print(f"{len(keys) - len(todo)} of {len(keys)} task-seeds already done", flush=True)
-    from rlhf_gym.processes import die_with_parent
-
-    # the workers die with this process, even on SIGKILL
-    with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        n = len(todo)
-        prepared = dict(zip(todo, pool.map(prepare, *zip(*todo), [quick] * n, [results] * n))) if n else {}
-        jobs: dict[tuple[str, int], list[Any]] = {}
-        for (task, seed), paths in prepared.items():
-            jobs[task, seed] = [pool.submit(warp, task, seed, quick, paths)]  # the longest first
-            jobs[task, seed] += [pool.submit(arm, task, seed, quick, name, paths) for name in ARMS]
-            jobs[task, seed].append(pool.submit(best_of_n, task, seed, quick, paths))
-        for key, futures in jobs.items():
-            rows = [prepared[key]["row"]] + [row for job in futures for row in job.result()]
-            pd.DataFrame(rows).to_csv(_rows_file(results, *key), index=False)
-            print(f"{key[0]} seed {key[1]} done, {time.perf_counter() - t0:.0f} s", flush=True)
-    every = pd.concat([pd.read_csv(_rows_file(results, *k)) for k in keys], ignore_index=True)
-    every.to_csv(results / "rows.csv", index=False)
-    print(f"alignment study: {time.perf_counter() - t0:.0f} s on {workers} workers")
+    with tempfile.TemporaryDirectory() as tmp:  # the proxy and the start: not published
+        prepared = prepare(task, seed, quick, Path(tmp))
+        paths = {k: prepared[k] for k in ("reward_model", "start")}
+        rows = [prepared["row"], *warp(task, seed, quick, paths)]
+        for name in ARMS:
+            rows += arm(task, seed, quick, name, paths)
+        rows += best_of_n(task, seed, quick, paths)
+    summary = {
+        "task": task,
+        "seed": seed,
+        "code_version": code_version(),
+        "platform": platform(),
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+    }
+    return summary, rows
 
 
-def _rows_file(results: Path, task: str, seed: int) -> Path:
-    return results / f"{task}-s{seed}" / "rows.csv"
+def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
+    """The section, from every finished task and seed's rows."""
+    import pandas as pd
+    from alignment_report import section
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    rows = pd.concat(
+        [
+            pd.read_csv(Path(meta["results"]) / r["arm"] / f"s{r['seed']}" / "metrics.csv")
+            for _, r in df.iterrows()
+        ],
+        ignore_index=True,
     )
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--quick", action="store_true", help="tiny budgets, to check the script runs")
-    parser.add_argument("--report-only", action="store_true", help="redraw figures and the section")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="where the raw results go")
-    args = parser.parse_args(argv)
-    if not args.report_only:
-        run_all(args.tasks, args.seeds, args.workers, args.quick, args.results)
-    from alignment_report import publish
-
-    command = COMMAND + ("" if args.tasks == list(TASKS) else " --tasks " + " ".join(args.tasks))
-    command += f" --seeds {args.seeds}" if args.seeds != 1 else ""
-    figures = args.results / "quick-figures" if args.quick else FIGURES  # a quick check publishes nothing
-    publish(args.results / "rows.csv", figures, HERE / "RESULTS.md", command, write_section=not args.quick)
-    return 0
+    figures = figure.parent / "alignment" if figure is not None else None
+    return {"RESULTS.md": section(rows, df, meta, figures)}
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+from publish import Publication  # noqa: E402 - publish.py imports this module only when asked
+
+PUBLICATIONS = [
+    Publication(
+        "alignment",
+        "Over-optimisation: KL anchors, WARP and best-of-N on a frozen learned reward",
+        {task: {"task": task} for task in TASKS},
+        10,
+        render,
+        runner=run_task_seed,
+    )
+]

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from report import hardware, put_section
-
 SINGLE = ("single", "ema")
 
 
@@ -43,16 +41,6 @@ def domination(df: Any) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def median_dominated(df: Any, task: str) -> bool:
-    """Whether the median (KL, true return) over seeds of WARP's last merge is dominated by the
-    median of some single run's final policies."""
-    g = df[(df["task"] == task) & (df["final"] == True)]  # noqa: E712
-    merged = g[g["method"] == "warp"]
-    point = (float(merged["kl"].median()), float(merged["true_return"].median()))
-    singles = g[g["method"].isin(SINGLE)].groupby("arm")[["kl", "true_return"]].median()
-    return dominated(point, list(zip(singles["kl"], singles["true_return"])))
 
 
 def figure(df: Any, task: str, path: Path) -> None:
@@ -124,16 +112,19 @@ def figure(df: Any, task: str, path: Path) -> None:
 
 
 def table(df: Any, task: str) -> list[str]:
-    """Median over seeds of each policy's final figures."""
+    """Each policy's final figures: the IQM over seeds, with its 95% bootstrap CI."""
+    from rlhf_gym.experiments.stats import iqm_ci
+
     g = df[(df["task"] == task) & (df["final"].fillna(True) == True)]  # noqa: E712
     w = df[(df["task"] == task) & (df["method"] == "warp") & (df["arm"] == "WARP front")]
-    lines = ["| policy | KL from start (nats/episode) | proxy return | true return |", "|---|---|---|---|"]
+    lines = [
+        "| policy | seeds | KL from start (nats/episode) | proxy return | true return |",
+        "|---|---|---|---|---|",
+    ]
 
     def add(label: str, rows: Any) -> None:
-        lines.append(
-            f"| {label} | {rows['kl'].median():.2f} | {rows['proxy_return'].median():.1f} | "
-            f"{rows['true_return'].median():.1f} |"
-        )
+        cells = [str(iqm_ci(rows[col].to_numpy(float))) for col in ("kl", "proxy_return", "true_return")]
+        lines.append(f"| {label} | {rows['seed'].nunique()} | " + " | ".join(cells) + " |")
 
     add("start (behaviour-cloned)", df[(df["task"] == task) & (df["method"] == "start")])
     for name, rows in g[g["method"].isin(SINGLE)].groupby("arm", sort=False):
@@ -146,59 +137,50 @@ def table(df: Any, task: str) -> list[str]:
     return lines
 
 
-def publish(
-    rows_csv: Path, figures: Path, results_md: Path, command: str, write_section: bool = True
-) -> None:
-    import pandas as pd
+def section(df: Any, runs: Any, meta: dict[str, Any], figures: Path | None) -> str:
+    """The RESULTS.md section from every task and seed's rows (``df``) and their summaries
+    (``runs``: provenance); ``figures``: the folder of the per-task figures, drawn when given."""
+    from rlhf_gym.experiments.results import provenance
 
-    df = pd.read_csv(rows_csv)
-    seeds = df["seed"].nunique()
+    origin = provenance(runs, meta.get("allow_mixed", False), "the over-optimisation runs")
+    if meta.get("commit") and not meta.get("allow_mixed"):
+        origin = [origin[0].replace(";", f" (commit `{meta['commit'][:12]}`);", 1), *origin[1:]]
     checks = domination(df)
+    tasks = list(dict.fromkeys(df["task"]))
+    seeds = runs.groupby("task")["seed"].nunique()
     blocks = [
-        "## Over-optimisation: KL anchors, WARP and best-of-N on a frozen learned reward",
+        f"## {meta['title']}",
         "",
-        f"Command: `{command}` ({seeds} seed{'s' if seeds > 1 else ''} per task). Hardware: {hardware()}.",
+        f"Command: `{meta['command']}` ({', '.join(f'{t} {seeds[t]}' for t in tasks)} seeds; one job per "
+        f"task and seed, {runs['wall_seconds'].sum() / 3600:.1f} CPU hours in all).",
+        "",
+        *origin,
         "",
         "All policies start from the same behaviour-cloned policy and optimise the same frozen reward "
         "model (fit on few oracle comparisons). Figures are on sampled (stochastic) fixed-horizon "
         "episodes: the true return, the proxy (learned) return and the KL from the start summed over "
         "live steps. Best-of-N's KL is the analytic bound per decision, log N - (N-1)/N. The KL arms "
         'penalise the reward (as InstructGPT and WARP do) unless marked loss. "WARP\'s last merge" is '
-        "the SLERP of the last iteration's runs; the front interpolates from the start to it.",
+        "the SLERP of the last iteration's runs; the front interpolates from the start to it. Tables give "
+        "the IQM over seeds with its 95% bootstrap CI (`rlhf_gym.experiments.stats`); a point is dominated "
+        "when another has no more KL and no less true return, one of them strictly.",
         "",
-        "### WARP's last merge against the single runs",
+        "### WARP's last merge against the single runs, seed by seed",
         "",
-        "| task | seed | KL | true return | dominated by a single run's final policy | by any checkpoint |",
-        "|---|---|---|---|---|---|",
+        "| task | seeds | not dominated by any single run's final policy | nor by any of their checkpoints |",
+        "|---|---|---|---|",
     ]
-    for c in checks:
+    for task in tasks:
+        mine = [c for c in checks if c["task"] == task]
         blocks.append(
-            f"| {c['task']} | {c['seed']} | {c['kl']:.2f} | {c['true_return']:.1f} | "
-            f"{'yes' if c['by_final'] else 'no'} | {'yes' if c['by_checkpoint'] else 'no'} |"
+            f"| {task} | {len(mine)} | {sum(not c['by_final'] for c in mine)} of {len(mine)} | "
+            f"{sum(not c['by_checkpoint'] for c in mine)} of {len(mine)} |"
         )
-    tasks = list(df["task"].unique())
-    every_seed = [t for t in tasks if all(not c["by_final"] for c in checks if c["task"] == t)]
-    on_medians = [t for t in tasks if not median_dominated(df, t)]
-    free = sum(not c["by_final"] for c in checks)
-    per_task = ", ".join(
-        f"{t} {sum(not c['by_final'] for c in checks if c['task'] == t)} of "
-        f"{sum(c['task'] == t for c in checks)}"
-        for t in tasks
-    )
-    blocks += [
-        "",
-        f"Per seed, {free} of {len(checks)} last merges are not dominated by any single run's final "
-        f"policy ({per_task}); in every seed, that holds in {len(every_seed)} of {len(tasks)} tasks "
-        f"({', '.join(every_seed) or 'none'}). On the medians over seeds (the tables below), the last merge "
-        f"is not dominated in {len(on_medians)} of {len(tasks)} tasks ({', '.join(on_medians) or 'none'}). "
-        "Target: at least 2 of 3 tasks.",
-        "",
-    ]
-    for task in df["task"].unique():
-        path = figures / f"{task}.png"
-        figure(df, task, path)
-        blocks += [f"### {task}", "", *table(df, task), "", f"![{task}](figures/alignment/{path.name})", ""]
-    text = "\n".join(["<!-- alignment:start -->", *blocks, "<!-- alignment:end -->"])
-    if write_section:
-        put_section(results_md, "alignment", text)
-    print(text)
+    blocks.append("")
+    for task in tasks:
+        blocks += [f"### {task}", "", *table(df, task), ""]
+        if figures is not None:
+            figure(df, task, figures / f"{task}.png")
+        blocks.append(f"![{task}](figures/alignment/{task}.png)")
+        blocks.append("")
+    return "\n".join(blocks)

@@ -58,6 +58,9 @@ class Publication:
         measure: measurements besides the runs (speeds, say), made when the publication runs and
             kept in ``meta.json``: (the publication's task names, smoke) -> JSON-able data. A
             publication may be a measurement alone (no arms), rendered from ``meta.json``.
+        runner: runs one (arm, seed) in a worker: (its overrides, with ``seed``, and ``quick``
+            for a smoke run) -> (summary, metrics rows), the summary naming ``code_version`` and
+            ``platform``; default ``run_one``, an ``RLHF`` run of the overrides.
     """
 
     name: str
@@ -66,6 +69,7 @@ class Publication:
     seeds: int
     render: Callable[[Any, dict[str, Any], Path | None], dict[str, str]]
     measure: Callable[[list[str], bool], Any] | None = None
+    runner: Callable[[dict[str, Any]], tuple[dict[str, Any], list[dict[str, Any]]]] | None = None
     command: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,10 +81,11 @@ class Publication:
 
 def publications() -> dict[str, Publication]:
     """Every publication, by name."""
+    from alignment import PUBLICATIONS as ALIGNMENT
     from label_app import PUBLICATIONS as APP
     from label_efficiency import PUBLICATIONS
 
-    return {p.name: p for p in [*APP, *PUBLICATIONS]}
+    return {p.name: p for p in [*APP, *PUBLICATIONS, *ALIGNMENT]}
 
 
 # ----- running -----------------------------------------------------------------------------
@@ -170,7 +175,8 @@ def run(
     pool = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
     with pool, tqdm(total=len(jobs), desc=pub.name) as bar:
         bar.update(len(jobs) - len(todo))
-        futures = {pool.submit(run_one, overrides(pub, a, s, smoke)): (a, s) for a, s in todo}
+        runner = pub.runner or run_one
+        futures = {pool.submit(runner, overrides(pub, a, s, smoke)): (a, s) for a, s in todo}
         for fut in as_completed(futures):
             arm, seed = futures[fut]
             try:
@@ -202,7 +208,9 @@ def commit() -> str | None:
 def overrides(pub: Publication, arm: str, seed: int, smoke: bool) -> dict[str, Any]:
     """The run's ``RunConfig`` overrides (tiny budgets with ``smoke``)."""
     o = {**pub.arms[arm], "seed": seed}
-    if smoke:
+    if smoke and pub.runner is not None:  # a runner of its own knows its tiny budgets
+        o["quick"] = True
+    elif smoke:
         o |= SMOKE
         if o.get("reward", "learned") == "learned":
             o["labels"] = min(o.get("labels", 6), 6)
@@ -261,6 +269,7 @@ def render(pub: Publication, results: Path, files: dict[str, Path], figures: boo
     if not len(table) and not meta.get("measured"):
         return False
     meta = {**meta, "allow_mixed": allow_mixed, "command": pub.command, "title": pub.title, "name": pub.name}
+    meta["results"] = results  # where a renderer finds the runs' metrics (never printed)
     figure = HERE / "figures" / f"{pub.name}.png" if figures else None
     if figure is not None and files["RESULTS.md"].parent != HERE:  # a scratch render keeps its figure
         figure = files["RESULTS.md"].parent / f"{pub.name}.png"

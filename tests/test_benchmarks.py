@@ -1,4 +1,3 @@
-import subprocess
 import sys
 from pathlib import Path
 
@@ -41,12 +40,22 @@ def test_warp_domination_check():
 
 
 @pytest.mark.slow
-def test_alignment_study_quick_runs_end_to_end(tmp_path):
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "alignment.py"), "--quick", "--tasks", "CartPole-v1"]
-    done = subprocess.run([*cmd, "--results", str(tmp_path)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    assert "WARP, last merge" in done.stdout and "best-of-2" in done.stdout
-    assert (tmp_path / "quick-figures" / "CartPole-v1.png").stat().st_size > 1000
+def test_the_alignment_study_is_a_publication_that_runs_end_to_end_and_resumes(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import publish
+
+    pub = publish.publications()["alignment"]
+    results = tmp_path / "results"
+    assert publish.run(pub, results, seeds=1, workers=1, smoke=True, only=["CartPole-v1"]) == 0
+    files = {"RESULTS.md": tmp_path / "RESULTS.md", "README.md": tmp_path / "README.md"}
+    assert publish.render(pub, results, files, figures=True, allow_mixed=False)
+    text = files["RESULTS.md"].read_text()
+    assert "WARP, last merge" in text and "best-of-2" in text
+    assert "| CartPole-v1 | 1 | " in text  # the domination count of its one seed
+    assert (tmp_path / "alignment" / "CartPole-v1.png").stat().st_size > 1000
+    mtime = (results / "CartPole-v1" / "s0" / "summary.json").stat().st_mtime_ns
+    assert publish.run(pub, results, seeds=1, workers=1, smoke=True, only=["CartPole-v1"]) == 0
+    assert (results / "CartPole-v1" / "s0" / "summary.json").stat().st_mtime_ns == mtime
 
 
 def test_cpl_diagnosis_labels_the_same_pairs_three_ways(tmp_path):
