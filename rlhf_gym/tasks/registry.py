@@ -278,19 +278,20 @@ def get_task(name: str) -> Task:
         path = d / f"{name}.yaml"
         if path.is_file():
             return _load_preset(path)
-    for preset in preset_names():  # a preset can also be named by its Gymnasium id
-        task = get_task(preset)
-        if task.env_id == name:
+    for preset in preset_names():  # a preset can also be named by its Gymnasium id, unless it makes
+        task = get_task(preset)  # that id differently (PongRam-v5's RAM observations, say)
+        if task.env_id == name and not task.env_kwargs:
             return task
-    try:
-        spec = gym.spec(name)
-    except gym.error.Error:
-        raise ValueError(
-            f"unknown task {name!r}; expected a preset ({', '.join(preset_names())}) or a "
-            "registered Gymnasium id"
-        ) from None
+    spec, extra = _suite_spec(name)
     try:
         env = gym.make(name)
+    except gym.error.DependencyNotInstalled as err:
+        raise ValueError(
+            f"task {name!r} needs the {extra or 'its suite'!r} extra ({err}); install it with "
+            f'pip install "rlhf-gym[{extra}]"'
+            if extra
+            else f"task {name!r} cannot be made: {err}"
+        ) from None
     except gym.error.Error as err:
         raise ValueError(f"task {name!r} cannot be made: {err}") from None
     check_spaces(env, name)
@@ -303,7 +304,44 @@ def get_task(name: str) -> Task:
         max_episode_steps=spec.max_episode_steps or 1000,
         algo=algo,
         description="generic defaults (no preset)",
+        extra=extra,
     )
+
+
+SUITES = {"atari": "ale_py", "mujoco": "gymnasium.envs.mujoco", "box2d": "gymnasium.envs.box2d"}
+"""Each extra of other suites, and what the entry points of its environments start with."""
+
+
+def _suite_spec(name: str) -> tuple[Any, str | None]:
+    """The Gymnasium spec of the id ``name`` and the extra its suite needs (None: Gymnasium's own
+    environments). ALE's ids are registered first when ale_py is installed (Gymnasium does not
+    know them until then); an ALE id without it names the extra.
+
+    Raises:
+        ValueError: the id is not registered (or is ALE's, and the atari extra is missing).
+    """
+    unknown = ValueError(
+        f"unknown task {name!r}; expected a preset ({', '.join(preset_names())}) or a registered Gymnasium id"
+    )
+    try:
+        spec = gym.spec(name)
+    except gym.error.Error:
+        try:
+            ale_py = import_module("ale_py")
+        except ImportError:
+            if name.startswith("ALE/"):
+                raise ValueError(
+                    f"task {name!r} is an Atari (ALE) id: it needs the 'atari' extra; install it with "
+                    'pip install "rlhf-gym[atari]"'
+                ) from None
+            raise unknown from None
+        gym.register_envs(ale_py)
+        try:
+            spec = gym.spec(name)
+        except gym.error.Error:
+            raise unknown from None
+    entry = spec.entry_point if isinstance(spec.entry_point, str) else spec.entry_point.__module__
+    return spec, next((extra for extra, module in SUITES.items() if entry.startswith(module)), None)
 
 
 def list_tasks() -> list[Task]:

@@ -38,6 +38,7 @@ def resolve_config(config: RunConfig | dict[str, Any] | None = None, **overrides
     return merge(
         cfg,
         {
+            "task": task.name,  # the preset an id resolved to, so the saved config names it
             "algo": algo,
             "total_timesteps": cfg.total_timesteps or task.total_timesteps,
             "segment_length": segment_length,

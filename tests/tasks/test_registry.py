@@ -1,3 +1,5 @@
+import sys
+
 import gymnasium as gym
 import pytest
 
@@ -71,6 +73,33 @@ def test_any_gymnasium_id_gets_generic_defaults():
     assert task.family == "generic" and task.max_episode_steps == 100
     env = task.make()
     assert isinstance(env.observation_space, gym.spaces.Discrete)
+
+
+def test_an_id_of_another_suite_registers_it_or_names_its_extra(monkeypatch):
+    breakout = get_task("ALE/Breakout-v5")  # ALE's ids: unknown to Gymnasium until ale_py registers them
+    assert (breakout.family, breakout.extra) == ("generic", "atari")
+    assert get_task("Hopper-v5").extra == "mujoco" and get_task("LunarLander-v3").extra == "box2d"
+    assert get_task("FrozenLake-v1").extra is None
+    monkeypatch.setitem(sys.modules, "ale_py", None)  # importing it now fails, as without the extra
+    with pytest.raises(ValueError, match=r"'ALE/NoSuchGame-v5' is an Atari \(ALE\) id.*rlhf-gym\[atari\]"):
+        get_task("ALE/NoSuchGame-v5")
+
+    def missing(*args, **kwargs):
+        raise gym.error.DependencyNotInstalled("MuJoCo is not installed")
+
+    monkeypatch.setattr(tasks.gym, "make", missing)
+    with pytest.raises(ValueError, match=r"'Walker2d-v5' needs the 'mujoco' extra.*rlhf-gym\[mujoco\]"):
+        get_task("Walker2d-v5")
+
+
+def test_a_pixel_id_is_never_taken_for_a_ram_preset_and_the_config_names_the_preset():
+    from rlhf_gym.train.resolve import resolve_config
+
+    pong = get_task("ALE/Pong-v5")  # the RAM preset PongRam-v5 makes this id with obs_type ram
+    assert pong.name == "ALE/Pong-v5" and pong.env_kwargs == {}
+    assert pong.make().observation_space.shape == (210, 160, 3)
+    assert get_task("PongRam-v5").env_kwargs == {"obs_type": "ram"}
+    assert resolve_config({"task": "rlhf_gym/Catch-v0"}).task == "Catch-v0"  # the preset, as saved
 
 
 def test_unknown_task_and_unsupported_spaces():
