@@ -232,13 +232,22 @@ def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]
     return {"RESULTS.md": section(rows, df, meta, figures)}
 
 
+def _settings(task: str) -> dict[str, Any]:
+    """The study's settings for ``task``, as JSON gives them back (lists, not tuples): part of each
+    run's overrides, so a change of them reruns the runs they made."""
+    import json
+
+    study = {"spec": TASKS[task], "arms": ARMS, "best_of_n": BON_N, "quick": QUICK}
+    return dict(json.loads(json.dumps(study)))
+
+
 from publish import Publication  # noqa: E402 - publish.py imports this module only when asked
 
 PUBLICATIONS = [
     Publication(
         "alignment",
         "Over-optimisation: KL anchors, WARP and best-of-N on a frozen learned reward",
-        {task: {"task": task} for task in TASKS},
+        {task: {"task": task, "study": _settings(task)} for task in TASKS},
         10,
         render,
         runner=run_task_seed,

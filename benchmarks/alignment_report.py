@@ -140,11 +140,9 @@ def table(df: Any, task: str) -> list[str]:
 def section(df: Any, runs: Any, meta: dict[str, Any], figures: Path | None) -> str:
     """The RESULTS.md section from every task and seed's rows (``df``) and their summaries
     (``runs``: provenance); ``figures``: the folder of the per-task figures, drawn when given."""
-    from rlhf_gym.experiments.results import provenance
+    from report import origin_lines
 
-    origin = provenance(runs, meta.get("allow_mixed", False), "the over-optimisation runs")
-    if meta.get("commit") and not meta.get("allow_mixed"):
-        origin = [origin[0].replace(";", f" (commit `{meta['commit'][:12]}`);", 1), *origin[1:]]
+    origin = origin_lines(runs, meta, "the over-optimisation runs")
     checks = domination(df)
     tasks = list(dict.fromkeys(df["task"]))
     seeds = runs.groupby("task")["seed"].nunique()
@@ -152,7 +150,7 @@ def section(df: Any, runs: Any, meta: dict[str, Any], figures: Path | None) -> s
         f"## {meta['title']}",
         "",
         f"Command: `{meta['command']}` ({', '.join(f'{t} {seeds[t]}' for t in tasks)} seeds; one job per "
-        f"task and seed, {runs['wall_seconds'].sum() / 3600:.1f} CPU hours in all).",
+        f"task and seed on one core, {runs['wall_seconds'].sum() / 3600:.1f} hours of them in all).",
         "",
         *origin,
         "",

@@ -193,6 +193,10 @@ def measure(
             h.terminate()
     result = run["result"]
     frames = np.asarray(result.frame_seconds[10:])  # the first frames include opening the window
+    if not len(frames) or not result.commit_seconds:
+        raise RuntimeError(
+            f"the app drew {len(frames)} frames and committed {len(result.commit_seconds)} labels"
+        )
     return {
         "settings": {"minutes": minutes, "think": think, "hogs": n_hogs, "cores": os.cpu_count()},
         "platform": platform(),
@@ -209,7 +213,7 @@ def measure(
         "first_pair_seconds": result.first_pair_seconds,
         "close_seconds": result.close_seconds,
         "agent_saved": bool(result.agent_saved),
-        "timeline": [[round(t, 2), n, r] for t, n, r in run["timeline"]],
+        "timeline": [[round(t, 2), n, r if np.isfinite(r) else None] for t, n, r in run["timeline"]],
         "kills": durable,
         # how busy the machine was: 1- and 5-minute load averages as the labelling ended
         "load_average": [round(x, 2) for x in load],
@@ -234,7 +238,10 @@ def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]
     for minute in range(1, int(s["minutes"]) + 1):
         at = [row for row in timeline if row[0] <= 60 * minute]
         if at:
-            marks.append(f"{minute} min: {at[-1][1]} labels, return {at[-1][2]:.0f}")
+            r = at[-1][2]
+            marks.append(
+                f"{minute} min: {at[-1][1]} labels, " + ("no return yet" if r is None else f"return {r:.0f}")
+            )
     rows = [
         ("frames per second while the agent trains, median (>= 30)", f"{fps:.1f}", fps >= 30),
         ("frames per second, 99th percentile of frame time (>= 30)", f"{low:.1f}", low >= 30),
@@ -281,7 +288,7 @@ def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]
         *(target_row(t, v, ok) for t, v, ok in rows),
         "",
         f"{m['labels']} labels in {s['minutes']:g} minutes; the agent's true return "
-        f"(2 deterministic episodes after each training chunk): {'; '.join(marks)}. Kills: "
+        f"(2 deterministic episodes after each training chunk): {'; '.join(marks) or 'none'}. Kills: "
         f"{durable['kills']} SIGKILLs at random moments 8-16 s after start, {durable['acked']} labels "
         f"acknowledged in all, {durable['lost']} lost. {durable['pendings']} kills left a query on "
         f"screen; {durable['resumed']} of the restarts showed it again first. Latency is measured in "
@@ -311,11 +318,12 @@ def main(argv: list[str] | None = None) -> int:
 
     measured = measure(args.minutes, args.think, args.kills, args.hog)
     meta = {"measured": measured, "code_version": code_version(), "command": COMMAND, "name": "label_app"}
-    print(render(None, meta | {"title": "Labelling app (not published)"}, None)["RESULTS.md"])
-    return 0
+    text = render(None, meta | {"title": "Labelling app (not published)"}, None)["RESULTS.md"]
+    print(text)
+    return 1 if "**missed**" in text else 0
 
 
-def _plot(timeline: list[tuple[float, int, float]], path: Path, think: float) -> None:
+def _plot(timeline: list[tuple[float, int, float | None]], path: Path, think: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -323,7 +331,8 @@ def _plot(timeline: list[tuple[float, int, float]], path: Path, think: float) ->
 
     t = [row[0] / 60 for row in timeline]
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    ax.plot(t, [row[2] for row in timeline], color="#08519c", label="agent true return")
+    returns = [float("nan") if row[2] is None else row[2] for row in timeline]  # None: not evaluated yet
+    ax.plot(t, returns, color="#08519c", label="agent true return")
     ax.set_xlabel("minutes of labelling")
     ax.set_ylabel(f"{TASK} true return")
     twin = ax.twinx()

@@ -116,14 +116,14 @@ def ablation_table(df: Any) -> list[str]:
     ]
     for arm, change in {"cartpole-fixed-oracle-25": {}, **ABLATIONS}.items():
         runs = df[df["arm"] == arm]
+        what = ", ".join(f"{k}.{f} = {v}" for k, fields in change.items() for f, v in fields.items())
         if not len(runs):
-            rows.append(f"| {arm} | | not run yet | | |")
+            rows.append(f"| {arm} | {what or 'none'} | not run yet | | |")
             continue
         p = probability_of_improvement(preset, runs["normalised_return"].to_numpy(float)) if change else None
-        what = ", ".join(f"{k}.{f} = {v}" for k, fields in change.items() for f, v in fields.items())
         rows.append(
             f"| {arm} | {what or 'none'} | {shown(arm_iqm(df, arm))} | "
-            f"{int((runs['true_return_mean'] >= 475).sum())} of {len(runs)} | {p if p else '-'} |"
+            f"{int((runs['true_return_mean'] >= 475).sum())} of {len(runs)} | {'-' if p is None else p} |"
         )
     return [*rows, ""]
 

@@ -161,9 +161,12 @@ def run(
         (run_folder(results, arm, seed) / "summary.json").unlink(missing_ok=True)
     meta_path = results / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    if meta.get("code_version") != version or set(meta.get("random_returns", {})) != set(pub.tasks()):
+    here = origin["platform"]
+    stale = meta.get("code_version") != version or meta.get("platform", here) != here
+    if stale or set(meta.get("random_returns", {})) != set(pub.tasks()):
         meta = {
             "code_version": version,
+            "platform": here,
             "commit": commit(),
             "random_returns": {t: random_return(t) for t in pub.tasks()},
             "measured": pub.measure(pub.tasks(), smoke) if pub.measure else None,
@@ -266,21 +269,40 @@ def load(pub: Publication, results: Path, seeds: int | None = None) -> tuple[Any
 def render(pub: Publication, results: Path, files: dict[str, Path], figures: bool, allow_mixed: bool) -> bool:
     """Render the publication's blocks into ``files`` (by key); False if it has no results."""
     table, meta = load(pub, results)
-    if not len(table) and not meta.get("measured"):
+    if not len(table) and (pub.arms or not meta.get("measured")):  # runs, or a measurement alone
         return False
     meta = {**meta, "allow_mixed": allow_mixed, "command": pub.command, "title": pub.title, "name": pub.name}
     meta["results"] = results  # where a renderer finds the runs' metrics (never printed)
     figure = HERE / "figures" / f"{pub.name}.png" if figures else None
     if figure is not None and files["RESULTS.md"].parent != HERE:  # a scratch render keeps its figure
         figure = files["RESULTS.md"].parent / f"{pub.name}.png"
+    note = stale_note(pub, meta)
     for key, block in pub.render(table.copy(), meta, figure).items():
+        if note:  # under the section's heading, or first
+            head, _, rest = block.partition("\n") if block.startswith("## ") else ("", "", block)
+            block = f"{head}\n\n{note}\n\n{rest.lstrip()}" if head else f"{note}\n\n{rest}"
         put_block(files[key], pub.name, block)
-    if figures:  # the tidy table, one row per run, beside the runs
+    if figures and len(table):  # the tidy table, one row per run, beside the runs
         tidy = table.copy()
         if "labels_by_type" in tidy:  # a nested field, as JSON
             tidy["labels_by_type"] = [json.dumps(v, sort_keys=True) for v in tidy["labels_by_type"]]
         write_atomic(results / "runs.csv", tidy.to_csv(index=False))
     return True
+
+
+def stale_note(pub: Publication, meta: dict[str, Any]) -> str | None:
+    """A warning when the code has changed since the publication's results were made (its figures
+    may no longer be what the code gives), else None. It names no current version, so a rendering
+    made before a change is committed reads the same after."""
+    from rlhf_gym.provenance import code_version
+
+    made_by = meta.get("code_version")
+    if not made_by or made_by == code_version():
+        return None
+    return (
+        f"**Stale:** the code under `rlhf_gym/` or `envs/` has changed since these results were made "
+        f"(code version `{made_by}`); `{pub.command}` runs them again."
+    )
 
 
 def put_block(path: Path, name: str, block: str) -> None:

@@ -12,7 +12,8 @@ Every section here is rendered by `python benchmarks/publish.py` from the raw re
 `benchmarks/results/` (each run's `summary.json` and `metrics.csv`, and `runs.csv`, the tidy table; a
 measurement such as *Labelling app* keeps its figures in `meta.json`), on the 2-core CPU machine and the
 code version each section names; `tests/test_publish.py` fails if this file differs from that rendering.
-A section runs again, resumably, with the command it names. Results of earlier code versions, not current:
+A section runs again, resumably, with the command it names; one whose results an earlier version of
+`rlhf_gym/` or `envs/` made says so in bold (**Stale**). Results of earlier code versions, not current:
 [archive/RESULTS-before-republication.md](archive/RESULTS-before-republication.md).
 """
 
@@ -162,12 +163,8 @@ def section(
 ) -> str:
     """A RESULTS.md section: its heading, command, provenance and the protocol, then ``body``
     (targets, tables), the arms table and the figure (drawn when ``figure`` is given)."""
-    from rlhf_gym.experiments.results import provenance
-
     title = meta["title"]
-    origin = provenance(df, meta.get("allow_mixed", False), f"the {title} runs")
-    if meta.get("commit") and not meta.get("allow_mixed"):
-        origin = [origin[0].replace(";", f" (commit `{meta['commit'][:12]}`);", 1), *origin[1:]]
+    origin = origin_lines(df, meta, f"the {title} runs")
     seeds = seed_count(df)
     randoms = meta["random_returns"]
     lines = [
@@ -191,6 +188,17 @@ def section(
         draw(df, figure, title, randoms)
     lines.append(f"![{title}](figures/{figure.name if figure else meta['name'] + '.png'})")
     return "\n".join(lines)
+
+
+def origin_lines(runs: Any, meta: dict[str, Any], what: str) -> list[str]:
+    """The provenance of a section's runs (``rlhf_gym.experiments.results.provenance``), the commit
+    that made them named beside their code version."""
+    from rlhf_gym.experiments.results import provenance
+
+    origin = provenance(runs, meta.get("allow_mixed", False), what)
+    if meta.get("commit") and not meta.get("allow_mixed"):
+        origin = [origin[0].replace(";", f" (commit `{meta['commit'][:12]}`);", 1), *origin[1:]]
+    return origin
 
 
 PROTOCOL = (

@@ -82,7 +82,8 @@ class RewardModelConfig:
     value of Christiano et al. (2017); 0 is plain Bradley-Terry."""
     pessimism: float = 0.0
     """The agent's reward is the ensemble mean less this many standard deviations of the members
-    (Coste et al. 2023): states the labels did not pin down are worth less."""
+    (Coste et al. 2023), each member's reward taken relative to its own absorbing reward (labels fix
+    a member's reward only up to a constant): states the labels did not pin down are worth less."""
     reward_scale: float = 1.0
     """Root-mean-square of the learned reward the agent sees, after the absorbing state is
     shifted to zero (or the mean, for tasks that never terminate)."""

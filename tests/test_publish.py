@@ -135,3 +135,24 @@ def test_a_smoke_measurement_of_the_labelling_app_is_published_from_its_meta(tmp
     files = {"RESULTS.md": tmp_path / "RESULTS.md", "README.md": tmp_path / "README.md"}
     assert publish.render(pub, results, files, figures=False, allow_mixed=False)
     assert "acknowledged labels lost across 2 SIGKILLs" in files["RESULTS.md"].read_text()
+
+
+def test_a_section_made_by_other_code_says_it_is_stale(tmp_path, monkeypatch):
+    import publish
+
+    import rlhf_gym.provenance
+
+    pub = publish.publications()["label_app"]
+    results = tmp_path / "label_app"
+    results.mkdir()
+    meta = {"code_version": "git:aaaa", "commit": "c" * 40, "measured": MEASURED, "random_returns": {}}
+    (results / "meta.json").write_text(publish.json.dumps(meta))
+    files = {"RESULTS.md": tmp_path / "RESULTS.md", "README.md": tmp_path / "README.md"}
+    for now, stale in (("git:aaaa", False), ("git:bbbb+dirty:cccc", True)):
+        monkeypatch.setattr(rlhf_gym.provenance, "code_version", lambda now=now: now)
+        assert publish.render(pub, results, files, figures=False, allow_mixed=False)
+        text = files["RESULTS.md"].read_text()
+        assert ("**Stale:**" in text) == stale
+        if stale:  # under the heading, naming the version that made the results, not the current one
+            assert text.index("## Labelling app") < text.index("**Stale:**") < text.index("Command:")
+            assert "git:aaaa" in text and "bbbb" not in text

@@ -92,16 +92,17 @@ def reward_model_metrics(
 ) -> RewardModelMetrics:
     """Score the model on fresh segments of recent trajectories; no teacher labels are spent."""
     segs = sample_segments(trajectories, segment_length, 2 * n_pairs, rng, absorbing_reward)
-    predicted = model.segment_returns(segs).mean(0)
+    # the reward the agent is given (the ensemble's aggregate, normalised)
+    step_pred = model(
+        np.concatenate([s.obs for s in segs]),
+        np.concatenate([s.actions for s in segs]),
+        np.concatenate([s.absorbing for s in segs]),
+    ).astype(np.float64)
+    predicted = np.add.reduceat(step_pred, np.cumsum([0, *[len(s) for s in segs[:-1]]]))
     true = np.array([s.true_return for s in segs])
     dp, dt = predicted[0::2] - predicted[1::2], true[0::2] - true[1::2]
     strict = dt != 0
     accuracy = float(np.mean(np.sign(dp[strict]) == np.sign(dt[strict]))) if strict.any() else float("nan")
-    step_pred = model.member_rewards(
-        np.concatenate([s.obs for s in segs]),
-        np.concatenate([s.actions for s in segs]),
-        np.concatenate([s.absorbing for s in segs]),
-    ).mean(0)
     step_true = np.concatenate([s.true_rewards for s in segs])
     if step_true.std() == 0 or step_pred.std() == 0:
         corr = float("nan")

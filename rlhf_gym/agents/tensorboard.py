@@ -5,10 +5,12 @@ accuracy and correlation, true and learned return) in one event file per run."""
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from stable_baselines3.common.logger import Logger, configure
 from stable_baselines3.common.utils import get_latest_run_id
 
@@ -27,14 +29,21 @@ def tensorboard_logger(folder: str | Path, name: str) -> Logger:
             "tensorboard_log needs the tensorboard package: pip install 'rlhf-gym[tensorboard]'"
         ) from None
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)  # task ids hold '/' (ALE/Pong-v5)
+    Path(folder).mkdir(parents=True, exist_ok=True)
     run = get_latest_run_id(str(folder), name) + 1
+    while True:  # runs in parallel (a sweep's) each take a folder of their own
+        try:
+            (Path(folder) / f"{name}_{run}").mkdir()
+            break
+        except FileExistsError:
+            run += 1
     return configure(str(Path(folder) / f"{name}_{run}"), ["tensorboard"])
 
 
 def record_metrics(logger: Logger, row: dict[str, Any]) -> None:
     """Write a metrics row's finite numbers as ``rlhf/<column>`` at the row's ``timesteps``."""
     for key, value in row.items():
-        if key != "timesteps" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if key != "timesteps" and isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
             if math.isfinite(value):
-                logger.record(f"rlhf/{key}", value)
+                logger.record(f"rlhf/{key}", float(value))
     logger.dump(step=int(row["timesteps"]))

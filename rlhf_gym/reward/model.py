@@ -188,9 +188,9 @@ class RewardModel:
         return ((r - self.shift) / self.scale).astype(np.float32)
 
     def aggregate(self, members: np.ndarray) -> np.ndarray:
-        """The ensemble's reward from its members' ``(E, N)``: the mean less ``pessimism`` std."""
-        k = self.config.pessimism
-        return members.mean(0) - k * members.std(0) if k else members.mean(0)
+        """The members' ``(E, N)`` rewards as one reward (``RewardModelConfig.pessimism``)."""
+        k, centred = self.config.pessimism, members - self._np_abs[:, None]
+        return centred.mean(0) - k * centred.std(0) if k else members.mean(0)
 
     # ----- queries ----------------------------------------------------------------------
     def segment_returns(self, segments: Sequence[Segment]) -> np.ndarray:

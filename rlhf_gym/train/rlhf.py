@@ -193,6 +193,8 @@ class RLHF:
             | loop.sampled(cfg.final_eval_episodes),
             model_metrics=True,
         )
+        if cfg.tensorboard_log:  # its event file complete, its writer thread ended
+            loop.agent.logger.close()
         return self
 
     def feedback_round(self, budget: Budget, strategy: str | None = None) -> FitReport | None:

@@ -2,18 +2,20 @@
 
 import sys
 
+import numpy as np
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rlhf_gym import RLHF
-from rlhf_gym.agents.tensorboard import tensorboard_logger
+from rlhf_gym.agents.tensorboard import record_metrics, tensorboard_logger
 from tests.train.test_rlhf import TINY
+
+events = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
 
 def scalars(folder):
-    events = EventAccumulator(str(folder))
-    events.Reload()
-    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    read = events.EventAccumulator(str(folder))
+    read.Reload()
+    return {tag: [(e.step, e.value) for e in read.Scalars(tag)] for tag in read.Tags()["scalars"]}
 
 
 def test_a_run_logs_the_agents_figures_and_the_rlhf_metrics_and_the_next_run_gets_a_new_folder(tmp_path):
@@ -41,3 +43,11 @@ def test_tensorboard_log_without_the_package_says_which_extra(tmp_path, monkeypa
 def test_a_task_id_with_a_slash_gives_one_folder_not_two(tmp_path):
     tensorboard_logger(tmp_path, "ALE/Pong-v5_ppo")
     assert [p.name for p in tmp_path.iterdir()] == ["ALE_Pong-v5_ppo_1"]
+
+
+def test_numpy_numbers_are_logged_and_what_is_not_a_finite_number_is_left_out(tmp_path):
+    logger = tensorboard_logger(tmp_path, "t")
+    row = {"timesteps": 5, "a": np.float32(1.5), "b": np.int64(2), "c": float("nan"), "d": "text", "e": None}
+    record_metrics(logger, row | {"f": np.bool_(True), "g": True, "h": [1.0]})
+    logger.close()
+    assert scalars(tmp_path / "t_1") == {"rlhf/a": [(5, 1.5)], "rlhf/b": [(5, 2.0)]}

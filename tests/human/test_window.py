@@ -41,7 +41,13 @@ NEEDS_X = shutil.which("Xvfb") is None or shutil.which("xdotool") is None
 
 
 def windows_of(pid: int, env: dict[str, str]) -> list[str]:
-    found = subprocess.run(["xdotool", "search", "--pid", str(pid)], capture_output=True, text=True, env=env)
+    found = subprocess.run(
+        ["xdotool", "search", "--onlyvisible", "--pid", str(pid)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=10,
+    )
     return found.stdout.split()
 
 
@@ -58,10 +64,11 @@ def test_every_way_of_closing_a_real_window_ends_cleanly_with_the_summary(tmp_pa
         proc = subprocess.Popen(
             [*cmd, str(tmp_path / "s.db")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        deadline = time.monotonic() + 60
-        while not windows_of(proc.pid, env) and time.monotonic() < deadline:
+        deadline, found = time.monotonic() + 60, []
+        while not found and time.monotonic() < deadline:
+            found = windows_of(proc.pid, env)
             time.sleep(0.2)
-        assert windows_of(proc.pid, env), "no window"
+        assert found, "no window"
         time.sleep(3.0)
         # The window may be replaced while the app settles its size, so each try looks the window up
         # again; a try on a window that has just gone fails with BadWindow and the next one goes on.
@@ -69,12 +76,16 @@ def test_every_way_of_closing_a_real_window_ends_cleanly_with_the_summary(tmp_pa
         while out is None and time.monotonic() < deadline + 30:
             for window in windows_of(proc.pid, env):
                 if how == "windowclose":  # destroys the window under SDL (Xlib would exit on BadDrawable)
-                    subprocess.run(["xdotool", "windowclose", window], env=env, check=False)
+                    subprocess.run(["xdotool", "windowclose", window], env=env, check=False, timeout=10)
                 else:
-                    subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, check=False)
+                    subprocess.run(
+                        ["xdotool", "windowfocus", "--sync", window], env=env, check=False, timeout=10
+                    )
                     # (the app may quit on the key-down and destroy its window before xdotool's key-up,
                     # which then fails with BadWindow: what counts is the output below)
-                    subprocess.run(["xdotool", "key", "--window", window, "q"], env=env, check=False)
+                    subprocess.run(
+                        ["xdotool", "key", "--window", window, "q"], env=env, check=False, timeout=10
+                    )
             try:
                 out, err = proc.communicate(timeout=5)
             except subprocess.TimeoutExpired:

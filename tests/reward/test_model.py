@@ -81,10 +81,17 @@ def test_a_pessimistic_reward_is_the_mean_less_k_member_deviations_and_ending_st
     cautious.fit(comps)
     members = cautious.member_rewards(obs, no_actions, live)  # the same fit: pessimism acts after it
     np.testing.assert_allclose(members, plain.member_rewards(obs, no_actions, live), rtol=1e-6)
-    raw = members.mean(0) - 2.0 * members.std(0)
+    # each member's reward about its own absorbing reward (its zero), then mean less 2 std
+    ends = cautious.member_rewards(obs, no_actions, np.ones(50, bool))
+    centred = members - ends
     np.testing.assert_allclose(
-        cautious(obs, no_actions, live), (raw - cautious.shift) / cautious.scale, rtol=1e-5
+        cautious(obs, no_actions, live) * cautious.scale, centred.mean(0) - 2.0 * centred.std(0), atol=1e-5
     )
+    # scaled on the reward the agent gets: unit root-mean-square over the labelled live steps
+    segments = {id(s): s for c in comps for s in (c.query.first, c.query.second)}.values()  # each once
+    labelled = np.concatenate([s.obs for s in segments]), np.concatenate([s.actions for s in segments])
+    r = cautious(*labelled, np.zeros(len(labelled[0]), bool))  # (the segments hold no absorbing step)
+    assert np.sqrt(np.mean(r.astype(np.float64) ** 2)) == pytest.approx(1.0, rel=1e-4)
     dead = cautious(np.zeros((2, 4), np.float32), np.zeros(2, int), np.ones(2, bool))
     np.testing.assert_allclose(dead, 0.0, atol=1e-5)
     with pytest.raises(ValueError, match="pessimism"):
