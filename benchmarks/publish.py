@@ -84,8 +84,9 @@ def publications() -> dict[str, Publication]:
     from alignment import PUBLICATIONS as ALIGNMENT
     from label_app import PUBLICATIONS as APP
     from label_efficiency import PUBLICATIONS
+    from sweeps import PUBLICATIONS as SWEEPS
 
-    return {p.name: p for p in [*APP, *PUBLICATIONS, *ALIGNMENT]}
+    return {p.name: p for p in [*APP, *PUBLICATIONS, *SWEEPS, *ALIGNMENT]}
 
 
 # ----- running -----------------------------------------------------------------------------

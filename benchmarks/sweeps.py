@@ -1,81 +1,66 @@
-"""Run the published sweep presets and write their sections of ``benchmarks/RESULTS.md``.
+"""The published sweep presets: each of ``benchmarks/sweeps/<name>.yaml`` named in ``PUBLISHED`` is a
+publication of ``publish.py``, its arms the sweep's grid (controls included), resolved as
+``rlhf-gym sweep`` resolves them:
 
-    python benchmarks/sweeps.py teachers              # one preset
-    python benchmarks/sweeps.py teachers queries      # several, in order
-    python benchmarks/sweeps.py --report-only tasks   # rewrite a section from finished results
+    python benchmarks/publish.py teachers queries cpl
 
-Each preset (``benchmarks/sweeps/<name>.yaml``) runs with ``rlhf_gym.experiments.sweep.run_sweep`` into
-``benchmarks/results/sweeps/<name>`` (git-ignored, so a killed run resumes where it stopped).
-Then ``rlhf-gym plot`` draws its figures into ``benchmarks/figures/sweeps/<name>`` (committed)
-and ``rlhf-gym report`` gives its tables. The section states the command and the hardware.
+The same YAML runs as a sweep of your own with ``rlhf-gym sweep benchmarks/sweeps/<name>.yaml``;
+published, its runs keep their summaries and metrics under ``benchmarks/results/<name>/`` and its
+section gives, beside every arm's IQM with its CI, the probability of improvement between arms
+that differ in one grid field (``rlhf_gym.experiments.report``).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+import json
 from pathlib import Path
+from typing import Any
+
+from publish import Publication
+from report import normalise, section
 
 HERE = Path(__file__).resolve().parent
-PRESETS = ("smoke", "teachers", "queries", "feedback_types", "tasks", "cpl")
+PUBLISHED = ("teachers", "queries", "cpl")
+"""The sweep presets published; ``tasks`` and ``feedback_types`` are publications of
+``label_efficiency.py``, and ``smoke`` checks the runner (``tests``)."""
 
 
-def publish(name: str, report_path: Path, workers: int | None, run: bool) -> int:
-    """Run (or resume) one preset, then write its figures and its RESULTS.md section; returns
-    the number of failed runs."""
-    from report import hardware, put_section
+def sweep_arms(name: str) -> tuple[str, dict[str, dict[str, Any]], int]:
+    """The preset's description, its arms (label -> the run's resolved config without its seed, as
+    JSON gives it back) and its number of seeds.
 
+    Raises:
+        ValueError: its seeds are not 0, 1, ..., n-1 (a publication runs the first n seeds).
+    """
     from rlhf_gym.experiments.grid import Sweep
-    from rlhf_gym.experiments.plots import plot, report
-    from rlhf_gym.experiments.results import results_table
-    from rlhf_gym.experiments.sweep import run_sweep
 
     sweep = Sweep.from_yaml(HERE / "sweeps" / f"{name}.yaml")
-    out = HERE / "results" / "sweeps" / name
-    if run:
-        run_sweep(sweep, out, workers=workers)
-    table = results_table(out, keys=[r.key for r in sweep.runs()])  # in the grid's order
-    folder = HERE / "figures" / "sweeps" / name
-    for stale in folder.glob("*.png"):  # a figure the sweep no longer draws must not stay published
-        stale.unlink()
-    figures = plot(table, folder)
-    heading, body = report(table, title=f"Sweep: {name}").split("\n", 1)
-    failed = int(table.loc[table["status"] == "failed", "key"].nunique())
-    block = "\n".join(
-        [
-            f"<!-- sweep_{name}:start -->",
-            heading,
-            "",
-            f"Command: `python benchmarks/sweeps.py {name}` ({sweep.description}; "
-            f"{table['key'].nunique()} runs, {failed} failed). Hardware: {hardware()}.",
-            "Each arm sits under its own controls (the true-reward ceiling and the constant-reward run); "
-            "normalised return is against that ceiling.",
-            body.rstrip(),
-            "",
-            *(f"![{path.stem}]({path.relative_to(report_path.parent)})" for path in figures),
-            f"<!-- sweep_{name}:end -->",
-        ]
-    )
-    put_section(report_path, f"sweep_{name}", block)
-    print(f"{name}: {len(figures)} figure(s), section sweep_{name} written to {report_path}")
-    return failed
+    seeds = list(sweep.seeds)
+    if seeds != list(range(len(seeds))):
+        raise ValueError(f"sweep {name}: a publication runs seeds 0..n-1, got {seeds}")
+    arms: dict[str, dict[str, Any]] = {}
+    for run in sweep.runs():
+        if run.config["seed"] == seeds[0]:
+            arms.setdefault(run.arm, {k: v for k, v in run.config.items() if k != "seed"})
+    return sweep.description, json.loads(json.dumps(arms)), len(seeds)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "names", nargs="+", choices=PRESETS, metavar="NAME", help=f"one of {', '.join(PRESETS)}"
-    )
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
-    parser.add_argument("--report", type=Path, default=HERE / "RESULTS.md")
-    parser.add_argument("--report-only", action="store_true", help="do not run; use the finished results")
-    args = parser.parse_args(argv)
-    sys.path.insert(0, str(HERE))
-    failed = sum(publish(name, args.report, args.workers, not args.report_only) for name in args.names)
-    return 1 if failed else 0
+def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
+    """The section: the probability of improvement between learned arms one grid field apart, then
+    every arm's IQM (``report.section``)."""
+    from rlhf_gym.experiments.report import improvement_lines
+
+    normalise(df, meta["random_returns"])
+    tasks = list(dict.fromkeys(df["task"]))
+    learned = df[df["reward"] == "learned"]
+    scores = {
+        arm: [runs.loc[runs["task"] == t, "normalised_return"].to_numpy(float) for t in tasks]
+        for arm, runs in learned.groupby("arm", sort=False)
+    }
+    return {"RESULTS.md": section(df, meta, figure, improvement_lines(scores))}
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+PUBLICATIONS = []
+for _name in PUBLISHED:
+    _description, _arms, _seeds = sweep_arms(_name)
+    PUBLICATIONS.append(Publication(_name, f"Sweep {_name}: {_description}", _arms, _seeds, render))

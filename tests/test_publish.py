@@ -156,3 +156,37 @@ def test_a_section_made_by_other_code_says_it_is_stale(tmp_path, monkeypatch):
         if stale:  # under the heading, naming the version that made the results, not the current one
             assert text.index("## Labelling app") < text.index("**Stale:**") < text.index("Command:")
             assert "git:aaaa" in text and "bbbb" not in text
+
+
+def test_a_published_sweep_has_the_presets_grid_and_its_controls_as_arms():
+    import sweeps
+
+    description, arms, seeds = sweeps.sweep_arms("queries")
+    assert seeds == 5 and "uniform" in description
+    learned = [a for a in arms if "query_strategy=" in a]
+    assert len(learned) == 6 and {arms[a]["query_strategy"] for a in learned} == {
+        "uniform",
+        "disagreement",
+        "entropy",
+    }
+    assert {arms[a]["labels"] for a in learned if arms[a]["task"] == "Pendulum-v1"} == {50}
+    assert arms["ceiling (true reward) task=CartPole-v1"]["reward"] == "true"
+    assert all("seed" not in a for a in arms.values())
+
+
+@pytest.mark.slow
+def test_a_smoke_sweep_publication_ranks_arms_one_field_apart(tmp_path):
+    import publish
+
+    pub = publish.publications()["queries"]
+    results = tmp_path / "results"
+    only = [
+        "task=CartPole-v1,* query_strategy=uniform",
+        "task=CartPole-v1,* query_strategy=entropy",
+        "ceiling*CartPole*",
+    ]
+    assert publish.run(pub, results, seeds=2, workers=2, smoke=True, only=only) == 0
+    files = {"RESULTS.md": tmp_path / "RESULTS.md", "README.md": tmp_path / "README.md"}
+    assert publish.render(pub, results, files, figures=False, allow_mixed=False)
+    text = files["RESULTS.md"].read_text()
+    assert "| query_strategy | task=CartPole-v1,labels=25 query_strategy=uniform | " in text
