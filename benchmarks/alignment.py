@@ -251,5 +251,6 @@ PUBLICATIONS = [
         10,
         render,
         runner=run_task_seed,
+        smoke={"quick": True},
     )
 ]

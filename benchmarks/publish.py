@@ -58,9 +58,10 @@ class Publication:
         measure: measurements besides the runs (speeds, say), made when the publication runs and
             kept in ``meta.json``: (the publication's task names, smoke) -> JSON-able data. A
             publication may be a measurement alone (no arms), rendered from ``meta.json``.
-        runner: runs one (arm, seed) in a worker: (its overrides, with ``seed``, and ``quick``
-            for a smoke run) -> (summary, metrics rows), the summary naming ``code_version`` and
-            ``platform``; default ``run_one``, an ``RLHF`` run of the overrides.
+        runner: runs one (arm, seed) in a worker: (its overrides, with ``seed``) -> (summary,
+            metrics rows), the summary naming ``code_version`` and ``platform``; default
+            ``run_one``, an ``RLHF`` run of the overrides.
+        smoke: what a smoke run adds to the overrides (default: ``SMOKE``'s tiny budgets).
     """
 
     name: str
@@ -70,6 +71,7 @@ class Publication:
     render: Callable[[Any, dict[str, Any], Path | None], dict[str, str]]
     measure: Callable[[list[str], bool], Any] | None = None
     runner: Callable[[dict[str, Any]], tuple[dict[str, Any], list[dict[str, Any]]]] | None = None
+    smoke: dict[str, Any] | None = None
     command: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -84,9 +86,10 @@ def publications() -> dict[str, Publication]:
     from alignment import PUBLICATIONS as ALIGNMENT
     from label_app import PUBLICATIONS as APP
     from label_efficiency import PUBLICATIONS
+    from recorded import PUBLICATIONS as RECORDED
     from sweeps import PUBLICATIONS as SWEEPS
 
-    return {p.name: p for p in [*APP, *PUBLICATIONS, *SWEEPS, *ALIGNMENT]}
+    return {p.name: p for p in [*APP, *PUBLICATIONS, *SWEEPS, *RECORDED, *ALIGNMENT]}
 
 
 # ----- running -----------------------------------------------------------------------------
@@ -212,8 +215,8 @@ def commit() -> str | None:
 def overrides(pub: Publication, arm: str, seed: int, smoke: bool) -> dict[str, Any]:
     """The run's ``RunConfig`` overrides (tiny budgets with ``smoke``)."""
     o = {**pub.arms[arm], "seed": seed}
-    if smoke and pub.runner is not None:  # a runner of its own knows its tiny budgets
-        o["quick"] = True
+    if smoke and pub.smoke is not None:  # a runner of its own knows its tiny budgets
+        o |= pub.smoke
     elif smoke:
         o |= SMOKE
         if o.get("reward", "learned") == "learned":

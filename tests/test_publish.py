@@ -190,3 +190,17 @@ def test_a_smoke_sweep_publication_ranks_arms_one_field_apart(tmp_path):
     assert publish.render(pub, results, files, figures=False, allow_mixed=False)
     text = files["RESULTS.md"].read_text()
     assert "| query_strategy | task=CartPole-v1,labels=25 query_strategy=uniform | " in text
+
+
+@pytest.mark.slow
+def test_the_recorded_teacher_publication_replays_the_sample_from_any_working_folder(tmp_path, monkeypatch):
+    import publish
+
+    monkeypatch.chdir(tmp_path)  # the sample's path is the repository's: the runner goes there
+    pub = publish.publications()["recorded"]
+    assert publish.run(pub, tmp_path / "results", seeds=1, workers=1, smoke=True, only=["teacher=*"]) == 0
+    summary = publish.finished(tmp_path / "results" / "teacher=recorded" / "s0", None)
+    assert summary["teacher"] == "recorded" and summary["labels_used"] > 0
+    assert (
+        summary["overrides"]["recorded_feedback"] == "feedback/sample-cartpole.jsonl"
+    )  # no path of this machine
