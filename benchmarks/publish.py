@@ -87,9 +87,10 @@ def publications() -> dict[str, Publication]:
     from label_app import PUBLICATIONS as APP
     from label_efficiency import PUBLICATIONS
     from recorded import PUBLICATIONS as RECORDED
+    from sweep_speed import PUBLICATIONS as SPEED
     from sweeps import PUBLICATIONS as SWEEPS
 
-    return {p.name: p for p in [*APP, *PUBLICATIONS, *SWEEPS, *RECORDED, *ALIGNMENT]}
+    return {p.name: p for p in [*APP, *PUBLICATIONS, *SWEEPS, *RECORDED, *ALIGNMENT, *SPEED]}
 
 
 # ----- running -----------------------------------------------------------------------------

@@ -204,3 +204,30 @@ def test_the_recorded_teacher_publication_replays_the_sample_from_any_working_fo
     assert (
         summary["overrides"]["recorded_feedback"] == "feedback/sample-cartpole.jsonl"
     )  # no path of this machine
+
+
+def test_the_sweep_runner_section_is_rendered_from_its_measured_timings():
+    import sweep_speed
+
+    measured = {
+        "runs": 8,
+        "cores": 2,
+        "platform": "cpu",
+        "serial_seconds": 100.0,
+        "one_worker_seconds": 104.0,
+    }
+    measured |= {"pool_seconds": 70.0, "smoke": {"seconds": 120.0, "done": 8, "failed": 0}}
+    meta = {"measured": measured, "code_version": "git:abc", "title": "Sweep runner", "command": "c"}
+    text = sweep_speed.render(None, meta, None)["RESULTS.md"]
+    assert "| wall time, every core / one after another (<= 0.6) | 0.700 | **missed** |" in text
+    assert "| runner overhead per run, s (< 1) | 0.50 | met |" in text
+    assert "| smoke.yaml from scratch, s (< 300) | 120 | met |" in text
+
+
+@pytest.mark.slow
+def test_a_smoke_measurement_of_the_sweep_runner_times_its_runs_three_ways():
+    import sweep_speed
+
+    m = sweep_speed.measure([], smoke=True)
+    assert m["runs"] == 2 and m["smoke"] is None
+    assert 0 < m["serial_seconds"] and 0 < m["pool_seconds"] and 0 < m["one_worker_seconds"]
