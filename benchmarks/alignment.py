@@ -195,7 +195,7 @@ def run_task_seed(overrides: dict[str, Any]) -> tuple[dict[str, Any], list[dict[
     """One task and seed of the study, every policy in turn (one worker): a summary and the rows."""
     import tempfile
 
-    from rlhf_gym.provenance import code_version, platform
+    from publish import runner_summary
 
     task, seed, quick = overrides["task"], overrides["seed"], bool(overrides.get("quick"))
     t0 = time.perf_counter()
@@ -206,28 +206,15 @@ def run_task_seed(overrides: dict[str, Any]) -> tuple[dict[str, Any], list[dict[
         for name in ARMS:
             rows += arm(task, seed, quick, name, paths)
         rows += best_of_n(task, seed, quick, paths)
-    summary = {
-        "task": task,
-        "seed": seed,
-        "code_version": code_version(),
-        "platform": platform(),
-        "wall_seconds": round(time.perf_counter() - t0, 1),
-    }
-    return summary, rows
+    return runner_summary(task, seed, t0), rows
 
 
 def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
     """The section, from every finished task and seed's rows."""
-    import pandas as pd
     from alignment_report import section
+    from publish import metrics_rows
 
-    rows = pd.concat(
-        [
-            pd.read_csv(Path(meta["results"]) / r["arm"] / f"s{r['seed']}" / "metrics.csv")
-            for _, r in df.iterrows()
-        ],
-        ignore_index=True,
-    )
+    rows = metrics_rows(df, meta)
     figures = figure.parent / "alignment" if figure is not None else None
     return {"RESULTS.md": section(rows, df, meta, figures)}
 

@@ -1,7 +1,6 @@
 """Why CPL trails the reward-model route on CartPole: its preference model, or its data?
 
-    python benchmarks/cpl_diagnosis.py                 # 3 seeds, 2 workers; resumes
-    python benchmarks/cpl_diagnosis.py --report-only   # redraw from benchmarks/results/cpl_diagnosis
+    python benchmarks/publish.py cpl_diagnosis         # 5 seeds, one job per seed; resumes
 
 CPL (``--algo cpl``) assumes that a teacher prefers segments by their regret; the oracle of every
 other benchmark here prefers them by their partial return. CPL also learns only from the
@@ -18,18 +17,15 @@ fixed-horizon CartPole separate the two, per seed:
    what online CPL starts from). The control fits the oracle's labels shuffled among the pairs:
    what CPL gets from the data alone.
 
-It writes ``benchmarks/results/cpl_diagnosis/rows.csv`` (git-ignored), the figure
-``benchmarks/figures/cpl_diagnosis.png`` and the ``cpl_diagnosis`` section of RESULTS.md.
+Each seed keeps its rows (``metrics.csv``) in ``benchmarks/results/cpl_diagnosis/CartPole-v1/s<seed>/``;
+the section of RESULTS.md and ``benchmarks/figures/cpl_diagnosis.png`` are rendered from them.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +33,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from report import one_thread  # noqa: E402 - benchmarks/ is on the path from here
 
-RESULTS = HERE / "results" / "cpl_diagnosis"
-FIGURE = HERE / "figures" / "cpl_diagnosis.png"
-COMMAND = "python benchmarks/cpl_diagnosis.py"
 TASK = "CartPole-v1"
 ONLINE_LABELS = (50, 500)
 OFFLINE_PAIRS = (50, 500)
@@ -51,6 +44,10 @@ DATASETS = {ALL: (0.0, 1.0), RANDOM: (1.0, 1.0)}
 """Offline datasets by the range of the expert's share of random actions per episode."""
 EPISODES = 100
 SEGMENT = 50
+OFFLINE_STEPS = 2000
+"""CPL's gradient steps offline."""
+QUICK = {"total_timesteps": 600, "segment_length": 10, "eval_freq": 10_000, "final_eval_episodes": 2}
+"""A smoke run's budgets."""
 
 
 def _row(seed: int, route: str, teacher: str, labels: int, agent: Any, t0: float) -> dict[str, Any]:
@@ -68,25 +65,26 @@ def _row(seed: int, route: str, teacher: str, labels: int, agent: Any, t0: float
     }
 
 
-def critic(seed: int, results: Path) -> tuple[str, dict[str, Any]]:
+def critic(seed: int, results: Path, quick: bool = False) -> tuple[str, dict[str, Any]]:
     """The ceiling run: PPO on the true reward; its critic is the regret teacher's."""
     one_thread()
     from rlhf_gym.agents.files import save_agent
     from rlhf_gym.train.rlhf import RLHF
 
     t0 = time.perf_counter()
-    run = RLHF(TASK, horizon="fixed", seed=seed, reward="true").learn()
+    run = RLHF(TASK, horizon="fixed", seed=seed, reward="true", **(QUICK if quick else {})).learn()
     path = results / f"critic-s{seed}.zip"
     save_agent(run.agent, path)  # with its pickle-free twin, which the regret teacher reads
     return str(path), _row(seed, "ceiling (PPO, true reward)", "-", 0, run.agent, t0)
 
 
-def online(seed: int, teacher: str, labels: int, critic_path: str) -> dict[str, Any]:
+def online(seed: int, teacher: str, labels: int, critic_path: str, quick: bool = False) -> dict[str, Any]:
     one_thread()
     from rlhf_gym.train.rlhf import RLHF
 
     t0 = time.perf_counter()
     extra = {"teacher_critic": critic_path} if teacher == "regret" else {}
+    extra |= QUICK if quick else {}
     run = RLHF(TASK, horizon="fixed", seed=seed, algo="cpl", labels=labels, teacher=teacher, **extra)
     return _row(seed, "online CPL", teacher, labels, run.learn().agent, t0)
 
@@ -146,66 +144,72 @@ def offline(
     return _row(seed, f"offline CPL, {data}", teacher, pairs, agent, t0)
 
 
-def run_all(seeds: int, workers: int, steps: int, results: Path) -> None:
-    """Every job not yet in ``rows.csv``; each row is added as its job ends, so a killed run resumes."""
-    import pandas as pd
+def run_seed(overrides: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Every route of one seed in turn (one worker): the ceiling, online and offline CPL."""
+    import tempfile
 
-    results.mkdir(parents=True, exist_ok=True)
-    table = results / "rows.csv"
-    done = (
-        pd.read_csv(table)
-        if table.is_file()
-        else pd.DataFrame(columns=["seed", "route", "teacher", "labels"])
-    )
-    have = set(zip(done["seed"], done["route"], done["teacher"], done["labels"]))
+    from publish import runner_summary
+
+    seed, quick = overrides["seed"], bool(overrides.get("quick"))
     t0 = time.perf_counter()
-
-    def add(row: dict[str, Any]) -> None:
-        pd.DataFrame([row]).to_csv(table, mode="a", header=not table.is_file(), index=False)
-        print(
-            f"seed {row['seed']} {row['route']} {row['teacher']} {row['labels']}: {row['true_return']:.1f}, "
-            f"{time.perf_counter() - t0:.0f} s",
-            flush=True,
-        )
-
-    from rlhf_gym.processes import die_with_parent
-
-    # the workers die with this process, even on SIGKILL
-    with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        paths = {s: results / f"critic-s{s}.zip" for s in range(seeds)}
-        todo = [s for s in range(seeds) if not paths[s].is_file()]
-        for _, row in pool.map(critic, todo, [results] * len(todo)):
-            add(row)
-        jobs = []
-        for seed in range(seeds):
-            path = str(paths[seed])
-            for teacher in TEACHERS:
-                if teacher != SHUFFLED:
-                    for n in ONLINE_LABELS:
-                        if (seed, "online CPL", teacher, n) not in have:
-                            jobs.append(pool.submit(online, seed, teacher, n, path))
-                for data in DATASETS:
-                    sizes = OFFLINE_PAIRS if data == ALL and teacher != SHUFFLED else OFFLINE_PAIRS[-1:]
-                    for n in sizes:
-                        if (seed, f"offline CPL, {data}", teacher, n) not in have:
-                            jobs.append(pool.submit(offline, seed, teacher, n, path, steps, data))
-        for job in jobs:
-            add(job.result())
-    print(f"CPL diagnosis: {time.perf_counter() - t0:.0f} s on {workers} workers")
+    online_labels, pairs = ((6,), (10,)) if quick else (ONLINE_LABELS, OFFLINE_PAIRS)
+    steps = 20 if quick else OFFLINE_STEPS
+    with tempfile.TemporaryDirectory() as tmp:  # the critic: not published
+        path, ceiling = critic(seed, Path(tmp), quick)
+        rows = [ceiling]
+        for teacher in TEACHERS:
+            if teacher != SHUFFLED:
+                rows += [online(seed, teacher, n, path, quick) for n in online_labels]
+            for data in DATASETS:
+                sizes = pairs if data == ALL and teacher != SHUFFLED else pairs[-1:]
+                rows += [offline(seed, teacher, n, path, steps, data) for n in sizes]
+    return runner_summary(TASK, seed, t0), rows
 
 
-def publish(rows: Path, figure: Path, report: Path, command: str) -> None:
+def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
+    """The section: IQM [95% CI] over seeds of every route, labels and teacher, and the figure."""
+    from publish import metrics_rows
+    from report import origin_lines
+
+    from rlhf_gym.experiments.stats import iqm, iqm_ci
+
+    rows = metrics_rows(df, meta)
+    ceiling = iqm_ci(rows.loc[rows["route"].str.startswith("ceiling"), "true_return"].to_numpy(float))
+    arms = rows[~rows["route"].str.startswith("ceiling")].copy()
+    if figure is not None:
+        _figure(arms, ceiling.value, figure, iqm)
+    lines = [
+        f"## {meta['title']}",
+        "",
+        f"Command: `{meta['command']}` ({df['seed'].nunique()} seeds; one job per seed on one core, "
+        f"{df['wall_seconds'].sum() / 3600:.1f} hours of them in all).",
+        "",
+        *origin_lines(df, meta, "the CPL diagnosis runs"),
+        "",
+        f"Fixed-horizon {TASK}; true return of 20 deterministic episodes, IQM over seeds with its 95% "
+        f"bootstrap CI. The ceiling (PPO on the true reward, also the regret teacher's critic): {ceiling}.",
+        "",
+        "| route | labels | partial-return oracle | regret teacher | oracle labels shuffled (control) |",
+        "|---|---|---|---|---|",
+    ]
+    for (route, labels), group in arms.groupby(["route", "labels"], sort=False):
+        cells = []
+        for teacher in TEACHERS:
+            r = group.loc[group["teacher"] == teacher, "true_return"].to_numpy(float)
+            cells.append(str(iqm_ci(r)) if len(r) else "-")
+        lines.append(f"| {route} | {labels} | {' | '.join(cells)} |")
+    lines += ["", f"![{meta['title']}](figures/{meta['name']}.png)"]
+    return {"RESULTS.md": "\n".join(lines)}
+
+
+def _figure(arms: Any, ceiling: float, figure: Path, estimator: Any) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import pandas as pd
     import seaborn as sns
-    from report import hardware, put_section
 
-    df = pd.read_csv(rows)
-    ceiling = df[df["route"].str.startswith("ceiling")]["true_return"].median()
-    arms = df[~df["route"].str.startswith("ceiling")].copy()
+    arms = arms.copy()
     arms["arm"] = arms["route"].str.replace(", ", "\n") + "\n" + arms["labels"].astype(str) + " labels"
     figure.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -214,59 +218,50 @@ def publish(rows: Path, figure: Path, report: Path, command: str) -> None:
         x="arm",
         y="true_return",
         hue="teacher",
-        estimator="median",
-        errorbar=("pi", 50),
+        estimator=estimator,
+        errorbar=("ci", 95),
+        seed=0,
         dodge=0.3,
         linestyle="none",
         ax=ax,
     )
-    ax.axhline(ceiling, color="grey", linestyle="--", label="ceiling (PPO, true reward)")
-    title = f"CPL on fixed-horizon {TASK}: partial-return vs regret labels"
+    ax.axhline(ceiling, color="grey", linestyle="--", label="ceiling (PPO, true reward), IQM")
+    title = f"CPL on fixed-horizon {TASK}: partial-return vs regret labels (IQM, 95% CI)"
     ax.set(xlabel="", ylabel="true return", title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(figure, dpi=110)
     plt.close(fig)
-    lines = [
-        "<!-- cpl_diagnosis:start -->",
-        "## CPL diagnosis: preference model or data?",
-        "",
-        f"Command: `{command}` ({df['seed'].nunique()} seeds). Hardware: {hardware()}.",
-        f"Fixed-horizon {TASK}; true return of 20 deterministic episodes; the ceiling (PPO on the true "
-        f"reward, also the regret teacher's critic) has a median of {ceiling:.4g}.",
-        "",
-        "| route | labels | partial-return oracle, median [IQR] | regret teacher, median [IQR] | "
-        "oracle labels shuffled (control) |",
-        "|---|---|---|---|---|",
-    ]
-    for (route, labels), group in arms.groupby(["route", "labels"], sort=False):
-        cells = []
-        for teacher in TEACHERS:
-            r = group[group["teacher"] == teacher]["true_return"]
-            iqr = f"[{r.quantile(0.25):.4g}, {r.quantile(0.75):.4g}]"
-            cells.append(f"{r.median():.4g} {iqr}" if len(r) else "-")
-        lines.append(f"| {route} | {labels} | {' | '.join(cells)} |")
-    lines += ["", f"![CPL diagnosis](figures/{figure.name})", "<!-- cpl_diagnosis:end -->"]
-    put_section(report, "cpl_diagnosis", "\n".join(lines))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def _settings() -> dict[str, Any]:
+    """The study's settings, as JSON gives them back: part of each run's overrides, so a change of
+    them reruns the runs they made."""
+    import json
+
+    study = {
+        "online_labels": ONLINE_LABELS,
+        "offline_pairs": OFFLINE_PAIRS,
+        "offline_steps": OFFLINE_STEPS,
+        "datasets": DATASETS,
+        "teachers": TEACHERS,
+        "episodes": EPISODES,
+        "segment": SEGMENT,
+        "quick": QUICK,
+    }
+    return dict(json.loads(json.dumps(study)))
+
+
+from publish import Publication  # noqa: E402 - publish.py imports this module only when asked
+
+PUBLICATIONS = [
+    Publication(
+        "cpl_diagnosis",
+        "CPL diagnosis: preference model or data?",
+        {TASK: {"task": TASK, "study": _settings()}},
+        5,
+        render,
+        runner=run_seed,
+        smoke={"quick": True},
     )
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--offline-steps", type=int, default=2000, help="CPL gradient steps offline")
-    parser.add_argument("--report-only", action="store_true", help="redraw the figure and the section")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="where the raw results go")
-    args = parser.parse_args(argv)
-    if not args.report_only:
-        run_all(args.seeds, args.workers, args.offline_steps, args.results)
-    command = COMMAND + (f" --seeds {args.seeds}" if args.seeds != 3 else "")
-    command += f" --offline-steps {args.offline_steps}" if args.offline_steps != 2000 else ""
-    publish(args.results / "rows.csv", FIGURE, HERE / "RESULTS.md", command)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+]

@@ -84,13 +84,14 @@ class Publication:
 def publications() -> dict[str, Publication]:
     """Every publication, by name."""
     from alignment import PUBLICATIONS as ALIGNMENT
+    from cpl_diagnosis import PUBLICATIONS as CPL
     from label_app import PUBLICATIONS as APP
     from label_efficiency import PUBLICATIONS
     from recorded import PUBLICATIONS as RECORDED
     from sweep_speed import PUBLICATIONS as SPEED
     from sweeps import PUBLICATIONS as SWEEPS
 
-    return {p.name: p for p in [*APP, *PUBLICATIONS, *SWEEPS, *RECORDED, *ALIGNMENT, *SPEED]}
+    return {p.name: p for p in [*APP, *PUBLICATIONS, *SWEEPS, *RECORDED, *CPL, *ALIGNMENT, *SPEED]}
 
 
 # ----- running -----------------------------------------------------------------------------
@@ -103,6 +104,30 @@ def run_one(overrides: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, A
 
     run = RLHF(**overrides).learn()
     return run.summary(), run.metrics
+
+
+def runner_summary(task: str, seed: int, started: float) -> dict[str, Any]:
+    """The summary a runner of its own returns: what it ran, the code version and platform that
+    ``finished`` checks, and its wall time since ``started`` (``time.perf_counter``)."""
+    from rlhf_gym.provenance import code_version, platform
+
+    wall = round(time.perf_counter() - started, 1)
+    return {
+        "task": task,
+        "seed": seed,
+        "code_version": code_version(),
+        "platform": platform(),
+        "wall_seconds": wall,
+    }
+
+
+def metrics_rows(runs: Any, meta: dict[str, Any]) -> Any:
+    """Every metrics row of the ``runs`` (a rendered table), as one table: a renderer's view of the
+    rows of runners of their own."""
+    import pandas as pd
+
+    folders = [run_folder(Path(meta["results"]), a, s) for a, s in zip(runs["arm"], runs["seed"])]
+    return pd.concat([pd.read_csv(folder / "metrics.csv") for folder in folders], ignore_index=True)
 
 
 def run_folder(results: Path, arm: str, seed: int) -> Path:

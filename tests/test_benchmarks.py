@@ -76,3 +76,19 @@ def test_cpl_diagnosis_labels_the_same_pairs_three_ways(tmp_path):
     assert {c.teacher for c in regret} == {"regret"}
     ties = [c.is_tie for c in oracle]
     assert any(ties) and not all(ties)  # expert segments that both stay up tie; others do not
+
+
+@pytest.mark.slow
+def test_the_cpl_diagnosis_is_a_publication_with_every_route_of_a_seed(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import publish
+
+    pub = publish.publications()["cpl_diagnosis"]
+    results = tmp_path / "results"
+    assert publish.run(pub, results, seeds=1, workers=1, smoke=True) == 0
+    files = {"RESULTS.md": tmp_path / "RESULTS.md", "README.md": tmp_path / "README.md"}
+    assert publish.render(pub, results, files, figures=True, allow_mixed=False)
+    text = files["RESULTS.md"].read_text()
+    for route in ("| online CPL | 6 |", "| offline CPL, noise 0-1 | 10 |", "| offline CPL, random | 10 |"):
+        assert route in text
+    assert (tmp_path / "cpl_diagnosis.png").stat().st_size > 1000
