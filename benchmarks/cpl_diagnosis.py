@@ -11,7 +11,7 @@ fixed-horizon CartPole separate the two, per seed:
    oracle and from the regret teacher (``teacher: regret``), whose critic is a PPO agent trained
    here on the true reward (the ceiling).
 2. **Offline**: CPL fits a fixed set of labelled pairs of 50-step segments from a random start,
-   for ``--offline-steps`` gradient steps. The segments come from 100 episodes of the scripted
+   for ``OFFLINE_STEPS`` gradient steps. The segments come from 100 episodes of the scripted
    expert taking a random action with a probability drawn per episode: from [0, 1] (``noise
    0-1``, every quality, as CPL's and B-Pref's datasets mix policies), or always (``random``,
    what online CPL starts from). The control fits the oracle's labels shuffled among the pairs:

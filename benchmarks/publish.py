@@ -247,7 +247,7 @@ def overrides(pub: Publication, arm: str, seed: int, smoke: bool) -> dict[str, A
         o |= SMOKE
         if o.get("reward", "learned") == "learned":
             o["labels"] = min(o.get("labels", 6), 6)
-            if "budget_seconds" in o:
+            if o.get("budget_seconds") is not None:
                 o["budget_seconds"] = 30.0
         if o["task"] == "Pendulum-v1":
             o["hyperparams"] = {"learning_starts": 100}
@@ -314,8 +314,9 @@ def render(pub: Publication, results: Path, files: dict[str, Path], figures: boo
         put_block(files[key], pub.name, block)
     if figures and len(table):  # the tidy table, one row per run, beside the runs
         tidy = table.copy()
-        if "labels_by_type" in tidy:  # a nested field, as JSON
-            tidy["labels_by_type"] = [json.dumps(v, sort_keys=True) for v in tidy["labels_by_type"]]
+        for column in ("labels_by_type", "overrides"):  # nested fields, as JSON
+            if column in tidy:
+                tidy[column] = [json.dumps(v, sort_keys=True) for v in tidy[column]]
         write_atomic(results / "runs.csv", tidy.to_csv(index=False))
     return True
 

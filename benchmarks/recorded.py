@@ -65,25 +65,23 @@ def sample_info() -> dict[str, Any]:
     return dict(feedback_info(ROOT / SAMPLE))
 
 
-def run_from_root(overrides: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """A run with the repository as its working folder, where the sample's path leads."""
+def run_sample(overrides: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A run whose recorded teacher reads the sample wherever the run's working folder is (the
+    overrides name it as the repository does, and the bytes it had by their hash)."""
     from publish import run_one
 
-    os.chdir(ROOT)
-    return run_one(overrides)
+    o = {k: v for k, v in overrides.items() if k != "sample_sha256"}
+    if "recorded_feedback" in o:
+        o["recorded_feedback"] = str(ROOT / o["recorded_feedback"])
+    return run_one(o)
 
 
 def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
     from report import normalise, section
-
-    from rlhf_gym.experiments.report import improvement_lines
+    from sweeps import improvement_by_task
 
     info = sample_info()
     normalise(df, meta["random_returns"])
-    learned = df[df["reward"] == "learned"]
-    scores = {
-        arm: [runs["normalised_return"].to_numpy(float)] for arm, runs in learned.groupby("arm", sort=False)
-    }
     notes = [
         f"The sample `{SAMPLE.as_posix()}` holds {info['counts']['comparison']} comparisons recorded through "
         f"`rlhf-gym label` ({info['effort_seconds']:.0f} s of labelling) by the synthetic keyboard teacher "
@@ -91,14 +89,20 @@ def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]
         "order; the oracle answers fresh queries about each run's own policy, at the same number of labels.",
         "",
     ]
-    return {"RESULTS.md": section(df, meta, figure, improvement_lines(scores), notes)}
+    return {"RESULTS.md": section(df, meta, figure, improvement_by_task(df), notes)}
 
 
 def arms() -> dict[str, dict[str, Any]]:
+    """The oracle and the recorded teacher at the sample's number of labels, with the controls; a
+    new sample (its SHA-256 in the overrides) runs them again."""
+    import hashlib
+
+    sample = {"recorded_feedback": SAMPLE.as_posix()}
+    sample["sample_sha256"] = hashlib.sha256((ROOT / SAMPLE).read_bytes()).hexdigest()[:16]
     base = {"task": "CartPole-v1", "horizon": "fixed", "labels": sample_info()["counts"]["comparison"]}
     return {
         "teacher=oracle": base,
-        "teacher=recorded": {**base, "teacher": "recorded", "recorded_feedback": SAMPLE.as_posix()},
+        "teacher=recorded": {**base, "teacher": "recorded", **sample},
         "ceiling (true reward)": {"task": "CartPole-v1", "horizon": "fixed", "reward": "true"},
         "control (constant reward)": {"task": "CartPole-v1", "horizon": "fixed", "reward": "constant"},
     }
@@ -121,7 +125,12 @@ def main(argv: list[str] | None = None) -> int:
 
 from publish import Publication  # noqa: E402 - publish.py imports this module only when asked
 
-PUBLICATIONS = [Publication("recorded", "The recorded teacher", arms(), 5, render, runner=run_from_root)]
+# without the sample (before it is recorded) there is nothing to publish
+PUBLICATIONS = (
+    [Publication("recorded", "The recorded teacher", arms(), 5, render, runner=run_sample)]
+    if (ROOT / SAMPLE).is_file()
+    else []
+)
 
 if __name__ == "__main__":
     sys.exit(main())

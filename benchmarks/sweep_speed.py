@@ -2,7 +2,8 @@
 
     python benchmarks/publish.py sweep_speed      # 8 small CartPole runs, three ways, side by side
 
-The same runs (PPO on fixed-horizon CartPole, 20k timesteps, RLHF with 20 oracle comparisons)
+The same runs (PPO on fixed-horizon CartPole, 20k timesteps, RLHF with 20 comparisons from the
+oracle, stoch, mistake and equal teachers)
 are timed three ways in one go: one after another in this process (``execute``, the work
 itself), through ``run_sweep`` with one worker (the same work plus the runner: process start,
 result files, the table), and through ``run_sweep`` with every core. Then the published
@@ -68,6 +69,8 @@ def measure(tasks: list[str], smoke: bool) -> dict[str, Any]:
         full = None if smoke else run_sweep(Sweep.from_yaml(HERE / "sweeps" / "smoke.yaml"), Path(tmp) / "s")
     return {
         "runs": len(runs),
+        "timesteps": small["base"]["total_timesteps"],
+        "labels": small["base"]["labels"],
         "cores": cores,
         "platform": platform(),
         "serial_seconds": serial,
@@ -102,8 +105,9 @@ def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]
     block = [
         f"## {meta['title']}",
         "",
-        f"Command: `{meta['command']}` ({n} runs of PPO on fixed CartPole, 20k timesteps, 20 oracle "
-        f"comparisons). Code version `{meta['code_version']}`{commit}; {m['cores']} cores; platform: "
+        f"Command: `{meta['command']}` ({n} runs of PPO on fixed CartPole, {m['timesteps']} timesteps, "
+        f"{m['labels']} comparisons from the oracle, stoch, mistake and equal teachers). Code version "
+        f"`{meta['code_version']}`{commit}; {m['cores']} cores; platform: "
         f"{m['platform']}. One after another in one process: {serial:.0f} s; through the runner with one "
         f"worker: {one:.0f} s; with {m['cores']} workers: {pool:.0f} s."
         + (f" `smoke.yaml`: {smoke['done']} runs, {smoke['failed']} failed." if smoke else ""),

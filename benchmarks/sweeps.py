@@ -12,6 +12,7 @@ that differ in one grid field (``rlhf_gym.experiments.report``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -39,25 +40,37 @@ def sweep_arms(name: str) -> tuple[str, dict[str, dict[str, Any]], int]:
     if seeds != list(range(len(seeds))):
         raise ValueError(f"sweep {name}: a publication runs seeds 0..n-1, got {seeds}")
     arms: dict[str, dict[str, Any]] = {}
-    for run in sweep.runs():
-        if run.config["seed"] == seeds[0]:
-            arms.setdefault(run.arm, {k: v for k, v in run.config.items() if k != "seed"})
+    for run in dataclasses.replace(sweep, seeds=(0,)).runs():  # the arms of every seed are the same
+        if run.arm in arms:
+            raise ValueError(f"sweep {name}: two runs of one seed are both named {run.arm!r}")
+        arms[run.arm] = {k: v for k, v in run.config.items() if k != "seed"}
     return sweep.description, json.loads(json.dumps(arms)), len(seeds)
+
+
+def improvement_by_task(df: Any) -> list[str]:
+    """The probability of improvement between the learned arms of each task that differ in one grid
+    field (``rlhf_gym.experiments.report.improvement_lines``); arms of different tasks are never
+    compared."""
+    from rlhf_gym.experiments.report import improvement_lines
+
+    lines: list[str] = []
+    learned = df[df["reward"] == "learned"]
+    tasks = list(dict.fromkeys(learned["task"]))
+    for task in tasks:
+        runs = learned[learned["task"] == task]
+        scores = {a: [g["normalised_return"].to_numpy(float)] for a, g in runs.groupby("arm", sort=False)}
+        table = improvement_lines(scores)
+        if table and len(tasks) > 1:
+            lines += [f"**{task}**", ""]
+        lines += table
+    return lines
 
 
 def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
     """The section: the probability of improvement between learned arms one grid field apart, then
     every arm's IQM (``report.section``)."""
-    from rlhf_gym.experiments.report import improvement_lines
-
     normalise(df, meta["random_returns"])
-    tasks = list(dict.fromkeys(df["task"]))
-    learned = df[df["reward"] == "learned"]
-    scores = {
-        arm: [runs.loc[runs["task"] == t, "normalised_return"].to_numpy(float) for t in tasks]
-        for arm, runs in learned.groupby("arm", sort=False)
-    }
-    return {"RESULTS.md": section(df, meta, figure, improvement_lines(scores))}
+    return {"RESULTS.md": section(df, meta, figure, improvement_by_task(df))}
 
 
 PUBLICATIONS = []

@@ -196,7 +196,7 @@ def test_a_smoke_sweep_publication_ranks_arms_one_field_apart(tmp_path):
 def test_the_recorded_teacher_publication_replays_the_sample_from_any_working_folder(tmp_path, monkeypatch):
     import publish
 
-    monkeypatch.chdir(tmp_path)  # the sample's path is the repository's: the runner goes there
+    monkeypatch.chdir(tmp_path)  # the sample's path is the repository's, wherever the run is
     pub = publish.publications()["recorded"]
     assert publish.run(pub, tmp_path / "results", seeds=1, workers=1, smoke=True, only=["teacher=*"]) == 0
     summary = publish.finished(tmp_path / "results" / "teacher=recorded" / "s0", None)
@@ -211,6 +211,8 @@ def test_the_sweep_runner_section_is_rendered_from_its_measured_timings():
 
     measured = {
         "runs": 8,
+        "timesteps": 20000,
+        "labels": 20,
         "cores": 2,
         "platform": "cpu",
         "serial_seconds": 100.0,
