@@ -70,7 +70,38 @@ def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]
     """The section: the probability of improvement between learned arms one grid field apart, then
     every arm's IQM (``report.section``)."""
     normalise(df, meta["random_returns"])
-    return {"RESULTS.md": section(df, meta, figure, improvement_by_task(df))}
+    return {"RESULTS.md": section(df, meta, figure, improvement_by_task(df) + twins(df))}
+
+
+def twins(df: Any) -> list[str]:
+    """A note on each learned arm whose runs match an earlier arm's in every seed (the same final
+    return and reward-model accuracy): on this task its setting changed nothing that was measured,
+    as a teacher whose labels equal the oracle's would.
+
+    Example:
+        >>> import pandas as pd
+        >>> rows = {"arm": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "reward": ["learned"] * 4}
+        >>> rows |= {"true_return_mean": [500.0, 320.5] * 2, "reward_model_accuracy": [0.9, 0.8] * 2}
+        >>> twins(pd.DataFrame(rows))[2]
+        '- b: the same runs as a in every seed (2 of 2): its setting changed nothing measured here.'
+    """
+    columns = ["seed", "true_return_mean", "reward_model_accuracy"]
+    learned = df[df["reward"] == "learned"]
+    runs = {
+        a: tuple(g.sort_values("seed")[columns].itertuples(False))
+        for a, g in learned.groupby("arm", sort=False)
+    }
+    lines: list[str] = []
+    seen: dict[Any, str] = {}
+    for arm, key in runs.items():
+        if key in seen and len(key) > 1:
+            n = len(key)
+            lines.append(
+                f"- {arm}: the same runs as {seen[key]} in every seed ({n} of {n}): its setting changed "
+                "nothing measured here."
+            )
+        seen.setdefault(key, arm)
+    return ["Arms whose runs repeat another arm's:", "", *lines, ""] if lines else []
 
 
 PUBLICATIONS = []
