@@ -223,7 +223,7 @@ def measure(
 def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
     """The *Labelling app* section of RESULTS.md from the measured figures in ``meta``."""
     import numpy as np
-    from report import target_row
+    from report import commit_note, target_row
 
     m, s = meta["measured"], meta["measured"]["settings"]
     fps, low = 1.0 / m["frame_seconds_median"], 1.0 / m["frame_seconds_p99"]
@@ -272,7 +272,7 @@ def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]
             durable["lost"] == 0,
         ),
     ]
-    commit = f" (commit `{meta['commit'][:12]}`)" if meta.get("commit") else ""
+    commit = commit_note(meta)
     block = [
         f"## {meta['title']}",
         "",

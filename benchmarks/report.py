@@ -197,8 +197,13 @@ def origin_lines(runs: Any, meta: dict[str, Any], what: str) -> list[str]:
 
     origin = provenance(runs, meta.get("allow_mixed", False), what)
     if meta.get("commit") and not meta.get("allow_mixed"):
-        origin = [origin[0].replace(";", f" (commit `{meta['commit'][:12]}`);", 1), *origin[1:]]
+        origin = [origin[0].replace(";", f"{commit_note(meta)};", 1), *origin[1:]]
     return origin
+
+
+def commit_note(meta: dict[str, Any]) -> str:
+    """`` (commit `abcdef012345`)``: the commit the publication's meta names, or nothing."""
+    return f" (commit `{meta['commit'][:12]}`)" if meta.get("commit") else ""
 
 
 PROTOCOL = (

@@ -83,7 +83,7 @@ def measure(tasks: list[str], smoke: bool) -> dict[str, Any]:
 
 
 def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
-    from report import target_row
+    from report import commit_note, target_row
 
     m = meta["measured"]
     n, serial, one, pool = m["runs"], m["serial_seconds"], m["one_worker_seconds"], m["pool_seconds"]
@@ -101,7 +101,7 @@ def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]
                 "smoke.yaml from scratch, s (< 300)", f"{smoke['seconds']:.0f}", smoke["seconds"] < 300
             )
         )
-    commit = f" (commit `{meta['commit'][:12]}`)" if meta.get("commit") else ""
+    commit = commit_note(meta)
     block = [
         f"## {meta['title']}",
         "",
