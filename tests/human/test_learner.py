@@ -248,26 +248,32 @@ def test_a_learner_blocked_on_a_full_pipe_dies_when_the_window_is_sigkilled(tmp_
 
 
 def _stalled_learner(tmp_path):
-    """A Learner whose process stopped (SIGSTOP) mid-way through writing a 1 MB message."""
+    """A Learner whose process stopped (SIGSTOP) mid-way through writing a 1 MB message.
+
+    The first bytes of the message are written here, in the queue's own wire format, so no
+    scheduler can let the whole message through before the stop. Returns the rest too.
+    """
     import multiprocessing as mp
     import os
     import signal
+    import struct
+    from multiprocessing.reduction import ForkingPickler
 
     from rlhf_gym.human.learner import Inbox
 
     ctx = mp.get_context("spawn")
     messages, clips = ctx.Queue(), ctx.Queue(1)
     big = {"type": "policy", "state": {"w": np.zeros(1 << 17)}}  # 1 MiB: 16 times the pipe's buffer
-    worker = ctx.Process(target=messages.put, args=(big,), daemon=True)  # puts it, then flushes at exit
+    wire = struct.pack("!i", len(payload := bytes(ForkingPickler.dumps(big)))) + payload
+    messages._sem.acquire()  # (as put does: one message more in the queue)
+    os.write(messages._writer.fileno(), wire[: 1 << 15])  # (less than the pipe holds: nobody reads yet)
+    worker = ctx.Process(target=time.sleep, args=(600,), daemon=True)  # the writer, stalled
     worker.start()
+    os.kill(worker.pid, signal.SIGSTOP)
     learner = Learner(resolve_config(FAST, task="CartPole-v1", horizon="fixed"), tmp_path / "s.db")
     learner._messages, learner._clips, learner._stop, learner._worker = messages, clips, ctx.Event(), worker
-    deadline = time.monotonic() + 30
-    while not messages._reader.poll() and time.monotonic() < deadline:
-        time.sleep(0.01)  # its first bytes are in the pipe (no more than the pipe holds: nobody reads)
-    os.kill(worker.pid, signal.SIGSTOP)
     learner._inbox, learner._pairs_in = Inbox(messages), Inbox(clips, 1)  # (as Learner.start does)
-    return learner, worker
+    return learner, worker, wire[1 << 15 :]
 
 
 def _within(seconds: float, call):
@@ -285,7 +291,7 @@ def test_a_message_still_being_written_never_blocks_the_window_nor_the_stop(tmp_
     import os
     import signal
 
-    learner, worker = _stalled_learner(tmp_path)
+    learner, worker, _ = _stalled_learner(tmp_path)
     try:
         assert _within(1.0, learner.poll) == []  # the window goes on; the inbox waits for the rest
         assert _within(1.0, learner.next_pair) is None
@@ -301,17 +307,19 @@ def test_a_message_still_being_written_never_blocks_the_window_nor_the_stop(tmp_
 def test_a_slow_message_arrives_whole(tmp_path):
     import os
     import signal
+    import threading
 
-    learner, worker = _stalled_learner(tmp_path)
+    learner, worker, rest = _stalled_learner(tmp_path)
     try:
-        os.kill(worker.pid, signal.SIGCONT)
+        assert learner.poll() == []
+        writer = learner._messages._writer.fileno()
+        threading.Thread(target=os.write, args=(writer, rest), daemon=True).start()  # the rest, late
         deadline, got = time.monotonic() + 30, []
         while not got and time.monotonic() < deadline:
             got = learner.poll()
             time.sleep(0.01)
         assert [m["type"] for m in got] == ["policy"] and got[0]["state"]["w"].shape == (1 << 17,)
-        worker.join(10)
-        assert learner.stop(timeout=1.0) == {} and not worker.is_alive()
+        assert learner.stop(timeout=0.3) == {} and not worker.is_alive()
     finally:
         if worker.is_alive():
             os.kill(worker.pid, signal.SIGKILL)
