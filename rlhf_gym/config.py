@@ -80,6 +80,10 @@ class RewardModelConfig:
     noise_robust: float = 0.1
     """Probability of a uniformly random answer in the likelihood: P = (1 - e) P_bt + e/2, the
     value of Christiano et al. (2017); 0 is plain Bradley-Terry."""
+    rime: bool = False
+    """RIME's sample selection (Cheng et al., ICML 2024; ``rlhf_gym.reward.rime``): each pass of a fit
+    trains only on the pairs the ensemble finds plausible and flips those it finds almost surely
+    wrong; against noisy teachers, beside (or instead of) ``noise_robust``."""
     pessimism: float = 0.0
     """The agent's reward is the ensemble mean less this many standard deviations of the members
     (Coste et al. 2023), each member's reward taken relative to its own absorbing reward (labels fix

@@ -198,3 +198,28 @@ def _accuracy(p: torch.Tensor, labels: torch.Tensor, judges: torch.Tensor) -> fl
         return float("nan")
     p_mean = (p * judges).sum(0)[judged] / judges.sum(0)[judged]
     return float(((p_mean > 0.5).float() == labels[judged]).float().mean())
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What one fit achieved.
+
+    Args:
+        n_labels: items fitted: pairs (ties included) and ordinal labels.
+        train_accuracy: accuracy on the labels it was fitted on: each label judged by the mean of
+            the members whose bootstrap sample held it (ties left out).
+        heldout_accuracy: out-of-bag accuracy: each label judged only by members whose
+            bootstrap sample left it out (ties left out); ``nan`` if none was left out.
+        loss: mean training loss per member at the last Adam step.
+        absorbing_identified: the share of members whose sample held a label that teaches the
+            absorbing reward; the others' is neutral, their mean live reward (``_neutral_absorbing``).
+        trusted, flipped: with ``rime``, the shares of pairs it trusted and flipped at its last pass.
+    """
+
+    n_labels: int
+    train_accuracy: float
+    heldout_accuracy: float
+    loss: float
+    absorbing_identified: float = float("nan")
+    trusted: float = float("nan")
+    flipped: float = float("nan")

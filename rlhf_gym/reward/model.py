@@ -10,10 +10,10 @@ what ending the episode is worth) and scaled to a fixed root-mean-square.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,35 +24,15 @@ from rlhf_gym.config import RewardModelConfig
 from rlhf_gym.reward.checkpoints import FORMAT_VERSION as FORMAT_VERSION  # re-exported
 from rlhf_gym.reward.checkpoints import describe_space, load_reward_model, save_reward_model
 from rlhf_gym.reward.evidence import Evidence, gather, judged_accuracy
+from rlhf_gym.reward.evidence import FitReport as FitReport  # re-exported
 from rlhf_gym.reward.losses import comparison_loss, ordinal_loss, ordinal_thresholds
+from rlhf_gym.reward.rime import Rime
 from rlhf_gym.types import Feedback, Query, Segment
 
 LEAKY_SLOPE = 0.01
 SCALAR_LR_FACTOR = 10.0
 Normalisers = tuple[torch.Tensor, torch.Tensor]
 """Each member's input mean and std, ``(E, D)`` each."""
-
-
-@dataclass(frozen=True)
-class FitReport:
-    """What one fit achieved.
-
-    Args:
-        n_labels: items fitted: pairs (ties included) and ordinal labels.
-        train_accuracy: accuracy on the labels it was fitted on: each label judged by the mean of
-            the members whose bootstrap sample held it (ties left out).
-        heldout_accuracy: out-of-bag accuracy: each label judged only by members whose
-            bootstrap sample left it out (ties left out); ``nan`` if none was left out.
-        loss: mean training loss per member at the last Adam step.
-        absorbing_identified: the share of members whose sample held a label that teaches the
-            absorbing reward; the others' is neutral, their mean live reward (``_neutral_absorbing``).
-    """
-
-    n_labels: int
-    train_accuracy: float
-    heldout_accuracy: float
-    loss: float
-    absorbing_identified: float = float("nan")
 
 
 class RewardModel:
@@ -89,19 +69,11 @@ class RewardModel:
         self.config = config or RewardModelConfig()
         self.seed = seed
         self._fits = 0
-        obs_dim = (
-            self.obs_info["n"]
-            if self.obs_info["type"] == "Discrete"
-            else int(np.prod(self.obs_info["shape"]))
+        obs_dim, act_dim = (
+            i["n"] if i["type"] == "Discrete" else int(np.prod(i["shape"]))
+            for i in (self.obs_info, self.action_info)
         )
-        act_dim = 0
-        if self.config.use_actions:
-            act_dim = (
-                self.action_info["n"]
-                if self.action_info["type"] == "Discrete"
-                else int(np.prod(self.action_info["shape"]))
-            )
-        self.input_dim = obs_dim + act_dim
+        self.input_dim = obs_dim + act_dim * self.config.use_actions
         self.obs_mean = np.zeros(obs_dim, np.float32)
         self.obs_std = np.ones(obs_dim, np.float32)
         if isinstance(action_space, spaces.Box):
@@ -268,18 +240,26 @@ class RewardModel:
                 else torch.randint(0, n, (cfg.batch_size,), generator=gen)
             )
 
-        loss = torch.zeros(())
-        for _ in range(cfg.n_steps):
+        loss, target, keep = torch.zeros(()), labels, torch.ones(n_pairs)
+        every = math.ceil(n_pairs / cfg.batch_size)  # steps per pass over the pairs
+        rime = Rime(math.ceil(cfg.n_steps / every)) if cfg.rime and n_pairs else None
+        for step in range(cfg.n_steps):
+            if rime is not None and step % every == 0:  # RIME: which labels to fit in this pass
+                with torch.no_grad():
+                    flat = pairs.view(-1)
+                    target, keep = rime.targets(
+                        self._returns(x[flat], absorb[flat], weights[flat], norm), labels
+                    )
             idx_p, idx_o = sample(n_pairs), sample(len(ordinal))
             seq = torch.cat([pairs[idx_p].view(-1), ordinal[idx_o]])
             returns = self._returns(x[seq], absorb[seq], weights[seq], norm)
             total, weight = torch.zeros(e), 0.0
             if len(idx_p):
-                w = counts[:, idx_p]
+                w = counts[:, idx_p] * keep[idx_p]
                 total = total + n_pairs * comparison_loss(
                     returns[:, : 2 * len(idx_p) : 2],
                     returns[:, 1 : 2 * len(idx_p) : 2],
-                    labels[idx_p],
+                    target[idx_p],
                     w,
                     cfg.noise_robust,
                 )
@@ -317,7 +297,12 @@ class RewardModel:
             judged_accuracy(returns, ev, counts == 0),
         )
         self.calibrate(*ev.live_steps())
-        return FitReport(m, train_acc, heldout, float(loss.detach()), identified)
+        report = FitReport(m, train_acc, heldout, float(loss.detach()), identified)
+        return (
+            report
+            if rime is None
+            else dataclasses.replace(report, trusted=rime.trusted, flipped=rime.flipped)
+        )
 
     def _neutral_absorbing(self, ev: Evidence, counts: np.ndarray, x: torch.Tensor) -> float:
         """Give each member whose bootstrap sample held no label that teaches the absorbing reward

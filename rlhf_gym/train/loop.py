@@ -300,6 +300,8 @@ class Loop:
                 "reward_model_train_accuracy": self.last_fit.train_accuracy,
                 "absorbing_identified": self.last_fit.absorbing_identified,
             }
+            if self.reward_model.config.rime:
+                base |= {"labels_trusted": self.last_fit.trusted, "labels_flipped": self.last_fit.flipped}
             pool = self.env.recorder.pool()[-20:]
             if pool:  # (empty only before the loop's environment has taken a step)
                 m = reward_model_metrics(
