@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-from stable_baselines3.common.vec_env import VecEnv
 
 from rlhf_gym.types import Trajectory
+
+if TYPE_CHECKING:  # (the labelling window imports this module, and never torch)
+    from stable_baselines3.common.vec_env import VecEnv
 
 
 class TrajectoryRecorder:

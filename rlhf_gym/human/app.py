@@ -267,10 +267,8 @@ class App:
         """Take the learner's messages; ``False`` if it failed, or ended without a word."""
         for message in self.learner.poll():
             kind = message["type"]
-            if kind == "status":
-                self.status = message
-                if message.get("timesteps", 0) or message.get("fits", 0):
-                    self.phase = ("", 0.0)
+            if kind == "status":  # sent when what a progress message announced is over
+                self.status, self.phase = message, ("", 0.0)
             elif kind == "progress":
                 self.phase = (message["text"], time.monotonic())
             elif kind == "policy":

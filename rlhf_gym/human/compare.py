@@ -63,7 +63,7 @@ class CompareView:
         self.shown_at: float | None = None  # when the pair's first frame was drawn
         self.watched = 0.0  # seconds the current pair has been on screen, pauses excluded
         self.fps = float(app.task.make(app.config.horizon).metadata.get("render_fps") or 30)
-        self.answered: dict[int, tuple[Clip, ...]] = {}  # this session's labels: row -> its pair
+        self.answered: dict[int, tuple[tuple[Clip, ...], str]] = {}  # this session's: row -> pair, source
         self.queue: list[int | Prepared] = []  # what comes next: tickets of the preparer, or pairs
         # a new agent's clips are random actions: the window makes them until the learner's arrive
         self.bootstrap = not checkpoint_path(app.store.path).is_file()
@@ -80,7 +80,8 @@ class CompareView:
                     check_clip(Clip(actions=arrays[f"actions{i}"], **c), app.task, space)
                     for i, c in enumerate(clips)
                 )
-                self.queue.append(self.preparer.submit(pair, urgent=True))
+                source = value.get("source", "learner")
+                self.queue.append(self.preparer.submit(pair, urgent=True, source=str(source)))
                 app.say("showing the query that was on screen when the last session ended", WARN)
         except (ValueError, KeyError, TypeError) as err:  # a corrupt pending item must not block labelling
             app.store.clear_pending(PENDING)
@@ -95,7 +96,7 @@ class CompareView:
         self.preparer.close()
 
     def _show(self, ready: Prepared) -> None:
-        value = {"clips": [c.to_json() for c in ready.clips]}
+        value = {"clips": [c.to_json() for c in ready.clips], "source": ready.source}
         arrays = {f"actions{i}": c.actions for i, c in enumerate(ready.clips)}
         self.app.store.set_pending(PENDING, value, arrays)  # stored as pending before it is shown
         self.players = [OnScreen(*parts) for parts in zip(ready.clips, ready.segments, ready.frames)]
@@ -103,8 +104,8 @@ class CompareView:
 
     def undone(self, row: int) -> None:
         """Show the pair of an undone label again, to be answered anew (the pair on screen after it)."""
-        pair = self.answered.pop(row, None)
-        if pair is None:
+        answered = self.answered.pop(row, None)
+        if answered is None:
             return
         if self.players:
             clips = tuple(p.clip for p in self.players)
@@ -112,7 +113,7 @@ class CompareView:
             frames = [p.frames for p in self.players]
             self.queue.insert(0, Prepared(clips, segments, frames, self.source, 0.0))
             self.players = []
-        self.queue.insert(0, self.preparer.submit(pair, urgent=True))
+        self.queue.insert(0, self.preparer.submit(answered[0], urgent=True, source=answered[1]))
 
     def key(self, name: str, control: str | None, down: bool, read_at: float) -> None:
         app = self.app
@@ -143,7 +144,7 @@ class CompareView:
         info = {"mode": "compare", "clips": [p.clip.to_json() for p in self.players], "source": self.source}
         effort = self.watched if app.paused else on_screen  # from the first frame on screen
         row = app.commit(record, effort, info, read_at, resolves=PENDING)
-        self.answered[row] = tuple(p.clip for p in self.players)
+        self.answered[row] = (tuple(p.clip for p in self.players), self.source)
         self.players = []  # a second key in the same batch must not label a pair not yet seen
 
     def update(self, now: float) -> None:
@@ -181,7 +182,8 @@ class CompareView:
             return "rendering the next pair"
         if self.bootstrap and not self.from_learner:
             return "making the first clips"
-        return "the learner is playing its next episodes"
+        doing = self.app.phase[0]  # what the learner said it is doing, if it is not playing yet
+        return f"the learner is {doing}" if doing else "the learner is playing its next episodes"
 
     def _legend(self) -> str:
         where = scene(self.app.task)

@@ -49,6 +49,7 @@ class DemoView(_EpisodeView):
                 self.app.ack(
                     "ignored", f"{name}: ignored, the last episode waits for the agent's segments", WARN
                 )
+                return  # (not held either: an ignored key steers nothing)
             self._steer(name, down, say=not started)
         elif down and control == "restart":
             self.app.ack("done", "episode discarded: press a task key to start the next", WARN)

@@ -52,6 +52,10 @@ def counters_path(store: str | Path) -> Path:
     return store.with_name(store.name + ".learner.json")
 
 
+TOP_UP = 4
+"""Episodes played at most to fill the window's queue of pairs before the learner goes on."""
+
+
 def chunk_steps(config: RunConfig) -> int:
     """Agent steps between two looks at the store: one on-policy rollout, or 1,000 steps."""
     hp = config.hyperparams
@@ -72,7 +76,9 @@ def learn(
     if as_process and parent is not None and parent.pid is not None:
         die_with_parent(parent.pid)
         with contextlib.suppress(OSError):
-            os.nice(10)  # the window's keys come first; learning takes what the machine has left
+            # the window's keys come first, then pairs for the person (``_on_step``), then learning;
+            # not lower: on a busy machine the pairs would stop coming
+            os.nice(5)
     try:
         messages.put({"type": "progress", "text": "importing torch and stable-baselines3"})
         import torch
@@ -188,14 +194,12 @@ class _Learning:
         self._status()
         try:
             while not self.stopping():
+                self._top_up()  # pairs first: a person waiting for one comes before learning
                 now = self.store.marker()
                 if now != seen:
                     seen = now
                     self._refit()
-                for _ in range(3):  # top the queue up, so a quick labeller never waits long
-                    if self.clips.full() or self.stopping():
-                        break
-                    self._send_clips()
+                    self._top_up()
                 if self.fitted:
                     self._train()
                 else:
@@ -206,6 +210,21 @@ class _Learning:
         finally:
             self.store.close()
 
+    def _top_up(self) -> None:
+        """Fill the window's queue of pairs, so that a quick labeller never waits long (an episode
+        played for each, at most ``TOP_UP`` in a row: one too short to cut a pair from sends none)."""
+        for _ in range(TOP_UP):
+            if self.clips.full() or self.stopping():
+                return
+            self._send_clips()
+
+    def _on_step(self, *_: Any) -> bool:
+        """During a chunk: a pair for a window that has taken every queued one, as soon as the
+        agent's next step is taken (learning waits, a person does not); ``False`` ends the chunk."""
+        if not self.stopping() and self.clips.empty():
+            self._send_clips()
+        return not self.stopping()
+
     def stopping(self) -> bool:
         """Asked to stop, or the window's process is gone (a killed window must not leave us running)."""
         parent = mp.parent_process()  # None in a thread
@@ -213,14 +232,14 @@ class _Learning:
 
     def _refit(self) -> None:
         loop = self.loop
-        self.messages.put(
-            {"type": "progress", "text": f"fitting the reward model on {len(self.store)} labels"}
-        )
         loop.ask(None)
-        if not loop.feedback:  # everything was undone: wait for new feedback
+        if not loop.feedback:  # no label yet, or everything was undone: wait for new feedback
             self.fitted = False
             self._status()
             return
+        self.messages.put(
+            {"type": "progress", "text": f"fitting the reward model on {len(loop.feedback)} labels"}
+        )
         fit = loop.fit()
         self.fitted, self.fits = True, self.fits + 1
         self.accuracy = fit.heldout_accuracy if fit is not None else math.nan
@@ -230,8 +249,7 @@ class _Learning:
     def _train(self) -> None:
         from stable_baselines3.common.callbacks import ConvertCallback
 
-        stop = ConvertCallback(lambda *_: not self.stopping())  # ends a chunk at once when asked
-        self.loop.train(chunk_steps(self.cfg), callback=stop)
+        self.loop.train(chunk_steps(self.cfg), callback=ConvertCallback(self._on_step))
         if self.stopping():
             return
         if self.send_policy:  # (only live mode acts with it)

@@ -9,6 +9,7 @@ next (the absorbing steps that fill the horizon show nothing to rate or stop).
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -158,7 +159,7 @@ class LiveView(_EpisodeView):
     def __init__(self, app: App, seed: int) -> None:
         super().__init__(app, seed)
         self.takeover: tuple[Any, int] | None = None  # (snapshot, first step) while the person steers
-        self.agent = _Agent(app)
+        self.agent = _Agent(app, seed)
         self.side = app.task.make(app.config.horizon)  # for the agent's own continuations
         self.side.reset(seed=seed)  # Gymnasium's checker wants a reset before the first step
         self.last_label = time.perf_counter()
@@ -300,7 +301,7 @@ class LiveView(_EpisodeView):
             now = f"you steer ({', '.join(self.pressed)}): let go to store the correction"
         elif episode.absorbed:
             now = f"episode over ({self._ended()}): keys wait for the next one, in {self._left():.1f} s"
-        elif self.app.policy is None:
+        elif self.agent.loaded is None:
             now = "the untrained agent plays (no policy from the learner yet): rate it, take over or stop it"
         else:
             now = "the agent plays: rate it good or bad, take over, or stop it"
@@ -315,22 +316,42 @@ class LiveView(_EpisodeView):
 
 
 class _Agent:
-    """The learner's latest policy, acting in the window's process."""
+    """The learner's latest policy, acting in the window's process.
 
-    def __init__(self, app: App) -> None:
-        from stable_baselines3.common.vec_env import DummyVecEnv
+    torch and SB3 load on a thread of their own (seconds on a busy machine), so the window opens at
+    once. Until they have, and the learner has sent a policy, the agent acts uniformly at random, as
+    an untrained one nearly does.
+    """
 
-        from rlhf_gym.agents.registry import make_agent
-
-        cfg, task = app.config, app.task
-        hp = {k: v for k, v in cfg.hyperparams.items() if k != "n_envs"}
-        venv = DummyVecEnv([lambda: task.make(cfg.horizon)])
-        assert cfg.algo is not None
-        self.model = make_agent(cfg.algo, venv, hp, cfg.seed, relabel=False)
+    def __init__(self, app: App, seed: int) -> None:
+        self.space = app.task.make(app.config.horizon).action_space
+        self.space.seed(seed)
+        self.model: Any = None
         self.loaded: Any = None
+        self.failed: BaseException | None = None
+        threading.Thread(target=self._build, args=(app,), daemon=True, name="rlhf-gym agent").start()
+
+    def _build(self, app: App) -> None:
+        try:
+            import torch
+            from stable_baselines3.common.vec_env import DummyVecEnv
+
+            from rlhf_gym.agents.registry import make_agent
+
+            torch.set_num_threads(1)  # the window's one core: acting needs no more
+            cfg, task = app.config, app.task
+            hp = {k: v for k, v in cfg.hyperparams.items() if k != "n_envs"}
+            venv = DummyVecEnv([lambda: task.make(cfg.horizon)])
+            assert cfg.algo is not None
+            self.model = make_agent(cfg.algo, venv, hp, cfg.seed, relabel=False)
+        except Exception as err:  # said when the first policy comes
+            self.failed = err
 
     def load(self, state: dict[str, np.ndarray] | None) -> None:
-        if state is None or state is self.loaded:
+        """Act with ``state`` (the actor's weights) from now on, once the agent is built."""
+        if self.failed is not None:
+            raise RuntimeError(f"the window's agent could not be built: {self.failed}") from self.failed
+        if state is None or state is self.loaded or self.model is None:
             return
         import torch
 
@@ -344,4 +365,6 @@ class _Agent:
         self.loaded = state
 
     def act(self, obs: np.ndarray) -> Any:
+        if self.loaded is None:
+            return self.space.sample()
         return self.model.predict(obs, deterministic=False)[0]

@@ -95,7 +95,9 @@ class Preparer:
     ) -> None:
         self.task, self.horizon, self.length, self.size = task, horizon, length, size
         self.rng = np.random.default_rng([seed, time.time_ns() % 2**32])
-        self._requests: queue.PriorityQueue[tuple[int, int, tuple[Clip, ...] | None]] = queue.PriorityQueue()
+        self._requests: queue.PriorityQueue[tuple[int, int, tuple[Clip, ...] | None, str]] = (
+            queue.PriorityQueue()
+        )
         self._done: dict[int, Prepared | BaseException] = {}
         self._lock = threading.Lock()
         self._tickets = itertools.count()
@@ -103,10 +105,11 @@ class Preparer:
         self._thread = threading.Thread(target=self._run, daemon=True, name="rlhf-gym clip preparer")
         self._thread.start()
 
-    def submit(self, clips: tuple[Clip, ...] | None, urgent: bool = False) -> int:
-        """Ask for ``clips`` (``None``: a pair of random actions); returns its ticket."""
+    def submit(self, clips: tuple[Clip, ...] | None, urgent: bool = False, source: str = "learner") -> int:
+        """Ask for ``clips`` (``None``: a pair of random actions) from ``source`` (a pair shown
+        again keeps where it came from); returns its ticket."""
         ticket = next(self._tickets)
-        self._requests.put((0 if urgent else 1, ticket, clips))
+        self._requests.put((0 if urgent else 1, ticket, clips, source))
         return ticket
 
     def take(self, ticket: int) -> Prepared | None:
@@ -123,12 +126,12 @@ class Preparer:
 
     def close(self) -> None:
         self._closed.set()
-        self._requests.put((-1, -1, None))
+        self._requests.put((-1, -1, None, ""))
 
     def _run(self) -> None:
         envs: list[Any] = []
         while not self._closed.is_set():
-            _, ticket, clips = self._requests.get()
+            _, ticket, clips, source = self._requests.get()
             if self._closed.is_set():
                 return
             try:
@@ -136,7 +139,7 @@ class Preparer:
                     render = "rgb_array" if self.size is not None else None
                     task = render_task(self.task, self.size or (0, 0))
                     envs = [task.make(self.horizon, render_mode=render) for _ in range(2)]
-                self._prepare(ticket, envs, clips)
+                self._prepare(ticket, envs, clips, source)
             except Exception as err:  # reported to the window, which says so
                 err.add_note(traceback.format_exc())
                 self._publish(ticket, err)
@@ -145,11 +148,10 @@ class Preparer:
         with self._lock:
             self._done[ticket] = done
 
-    def _prepare(self, ticket: int, envs: list[Any], clips: tuple[Clip, ...] | None) -> None:
+    def _prepare(self, ticket: int, envs: list[Any], clips: tuple[Clip, ...] | None, source: str) -> None:
         """Replay the clips, then publish the pair once each clip has its first frame, and go on
         rendering the rest into it (the window shows a clip's last frame so far until then)."""
         started = time.perf_counter()
-        source = "learner"
         if clips is None:
             clips, source = random_pair(self.task, envs[0], self.length, self.rng), RANDOM
         segments = tuple(replay(self.task, self.horizon, clip, env) for clip, env in zip(clips, envs))

@@ -414,3 +414,77 @@ def test_a_learner_that_ends_without_a_word_ends_the_session_saying_so(tmp_path,
     result = quick(tmp_path / "s.db", backend="process", callback=kill, max_frames=2000)
     assert killed and result.quit_reason == "learner"
     assert "the learner process ended unexpectedly (exit code -9)" in capsys.readouterr().out
+
+
+def test_a_random_pair_shown_again_keeps_its_source_after_a_resume_and_an_undo(tmp_path):
+    store = tmp_path / "s.db"
+    _, script = run_compare(store, ["q"])  # quits while the new store's first pair is on screen
+    with FeedbackStore(store) as s:
+        assert s.pending("compare")[0]["source"] == "random actions"
+    states = []
+
+    def watch(app) -> None:
+        if app.view.players and app.view._state() not in states:
+            states.append(app.view._state())
+        script2(app)
+
+    script2 = Script(["left", "u", "right", "q"])  # answered, undone, shown again, answered anew
+    quick(store, callback=watch)
+    assert script2.pairs[0] == script.pairs[0]
+    with FeedbackStore(store) as s:
+        (row,), (record,) = s.rows(), s.records()
+    assert record.label == 0.0 and row["info"]["source"] == "random actions"
+    assert states[0].startswith("these clips are random actions")
+
+
+def test_the_learners_status_ends_what_its_progress_message_announced(tmp_path):
+    from rlhf_gym.human.app import App
+
+    app = App.__new__(App)  # only its message handling
+    app.status, app.phase = {}, ("starting the learner", 0.0)
+
+    class Messages:
+        def __init__(self, *batches):
+            self.batches = list(batches)
+
+        def poll(self):
+            return self.batches.pop(0)
+
+        def ended(self):
+            return None
+
+    app.learner = Messages(
+        [{"type": "progress", "text": "building the agent"}],
+        [{"type": "status", "timesteps": 0, "fits": 0, "labels": 0}],  # a new store: nothing to fit
+    )
+    assert app.poll() and app.phase[0] == "building the agent"
+    assert app.poll() and app.phase[0] == ""
+
+
+def test_the_live_windows_agent_acts_at_once_and_loads_torch_on_a_thread_of_its_own():
+    from types import SimpleNamespace
+
+    import torch
+
+    from rlhf_gym.human.learning import actor_state
+    from rlhf_gym.human.live import _Agent
+    from rlhf_gym.train.resolve import resolve_config
+
+    app = SimpleNamespace(
+        config=resolve_config(FAST, task="CartPole-v1", horizon="fixed"), task=get_task("CartPole-v1")
+    )
+    threads = torch.get_num_threads()
+    agent = _Agent(app, seed=0)  # returns before torch and SB3 are imported and the agent built
+    obs = np.zeros(4, np.float32)
+    assert agent.act(obs) in (0, 1) and agent.loaded is None  # meanwhile: uniform actions
+    deadline = time.monotonic() + 60
+    while agent.model is None and agent.failed is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert agent.failed is None and agent.model is not None
+    assert torch.get_num_threads() == 1  # (the window's process: acting needs one core)
+    torch.set_num_threads(threads)
+    state = actor_state(agent.model.policy)
+    state = {k: np.full_like(v, 0.5) for k, v in state.items()}
+    agent.load(state)
+    assert agent.loaded is state and agent.act(obs) in (0, 1)
+    assert float(next(agent.model.policy.action_net.parameters()).mean()) == 0.5
