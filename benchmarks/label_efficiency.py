@@ -57,18 +57,21 @@ for _teacher, _n in (("mistake", 25), ("mistake", 50), ("stoch", 100), ("mistake
         "teacher": _teacher,
     }
     DISPLAY.append(f"cartpole-fixed-{_teacher}-{_n}")
-# ablations, each against the arm it changes: at 25 oracle labels, the gradient clipping of SB3's
-# default and a pessimistic reward; against B-Pref's mistake teacher, RIME's label selection with
-# the plain Bradley-Terry likelihood (the paper's) in place of the noise-robust one
-RIME = {"reward_model": {"rime": True, "noise_robust": 0.0}}
+# ablations, each against the arm it changes in one place: at 25 oracle labels, the gradient clipping
+# of SB3's default and a pessimistic reward; against B-Pref's mistake teacher, the plain Bradley-Terry
+# likelihood in place of the noise-robust one, and RIME's label selection on top of it (the paper's)
 ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "cartpole-fixed-oracle-25-clip0.5": ("cartpole-fixed-oracle-25", {"hyperparams": {"max_grad_norm": 0.5}}),
     "cartpole-fixed-oracle-25-pessimism1": ("cartpole-fixed-oracle-25", {"reward_model": {"pessimism": 1.0}}),
-    "cartpole-fixed-mistake-25-rime": ("cartpole-fixed-mistake-25", RIME),
-    "cartpole-fixed-mistake-50-rime": ("cartpole-fixed-mistake-50", RIME),
+    "cartpole-fixed-mistake-25-plain": ("cartpole-fixed-mistake-25", {"reward_model": {"noise_robust": 0.0}}),
+    "cartpole-fixed-mistake-25-rime": ("cartpole-fixed-mistake-25-plain", {"reward_model": {"rime": True}}),
+    "cartpole-fixed-mistake-50-plain": ("cartpole-fixed-mistake-50", {"reward_model": {"noise_robust": 0.0}}),
+    "cartpole-fixed-mistake-50-rime": ("cartpole-fixed-mistake-50-plain", {"reward_model": {"rime": True}}),
 }
 for _arm, (_base, _change) in ABLATIONS.items():
-    CORE[_arm] = {**CORE[_base], **_change}
+    CORE[_arm] = {**CORE[_base]}
+    for _field, _value in _change.items():  # nested fields: changed one by one
+        CORE[_arm][_field] = {**CORE[_arm].get(_field, {}), **_value}
     DISPLAY.append(_arm)
 
 

@@ -160,6 +160,8 @@ class CompareView:
             else:
                 break
             waiting += 1
+        if not self.players and not self.queue and app.budget_left:
+            app.learner.want_pair()  # a person waits: the learner plays one between two steps
         if not self.players and self.queue and app.budget_left:
             head = self.queue[0]
             try:
@@ -183,7 +185,7 @@ class CompareView:
         if self.bootstrap and not self.from_learner:
             return "making the first clips"
         doing = self.app.phase[0]  # what the learner said it is doing, if it is not playing yet
-        return f"the learner is {doing}" if doing else "the learner is playing its next episodes"
+        return f"waiting for the learner ({doing})" if doing else "the learner is playing its next episodes"
 
     def _legend(self) -> str:
         where = scene(self.app.task)

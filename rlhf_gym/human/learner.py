@@ -78,16 +78,18 @@ class Learner:
             self._messages: Any = queue.Queue()
             self._clips: Any = queue.Queue(self._pairs)
             self._stop: Any = threading.Event()
+            self._wanted: Any = threading.Event()
             self._inbox: Any = self._messages  # already whole messages
             self._pairs_in: Any = self._clips
             worker = threading.Thread
         else:
             ctx = mp.get_context("spawn")  # never fork a process that holds a window
             self._messages, self._clips, self._stop = ctx.Queue(), ctx.Queue(self._pairs), ctx.Event()
+            self._wanted = ctx.Event()
             self._inbox, self._pairs_in = Inbox(self._messages), Inbox(self._clips, self._pairs)
             worker = ctx.Process
         config = to_dict(self.config)
-        args = (config, str(self.store), self._messages, self._clips, self._stop, self._policy)
+        args = (config, str(self.store), self._messages, self._clips, self._stop, self._policy, self._wanted)
         self._worker = worker(target=learn, args=args, daemon=True, name="rlhf-gym learner")
         self._worker.start()
         return self
@@ -108,6 +110,12 @@ class Learner:
             return self._pairs_in.get_nowait()
         except queue.Empty:
             return None
+
+    def want_pair(self) -> None:
+        """Say that a person waits for a pair: the learner plays one at its agent's next step, even
+        in the middle of a training chunk (it fills its queue between chunks anyway)."""
+        if self._worker is not None:
+            self._wanted.set()
 
     @property
     def alive(self) -> bool:

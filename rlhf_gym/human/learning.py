@@ -63,7 +63,13 @@ def chunk_steps(config: RunConfig) -> int:
 
 
 def learn(
-    config: dict[str, Any], store: str, messages: Any, clips: Any, stop: Any, policy: bool = False
+    config: dict[str, Any],
+    store: str,
+    messages: Any,
+    clips: Any,
+    stop: Any,
+    policy: bool = False,
+    wanted: Any = None,
 ) -> None:
     """The learner's loop (the body of its process or thread); reports errors as a message.
 
@@ -86,7 +92,7 @@ def learn(
 
         torch.set_num_threads(1)  # one core for learning; the window keeps the other
         with threadpool_limits(limits=1):
-            _Learning(config, store, messages, clips, stop, policy).run()
+            _Learning(config, store, messages, clips, stop, policy, wanted).run()
     except Exception as err:
         messages.put(
             {"type": "error", "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
@@ -149,7 +155,14 @@ class _Learning:
     stopped. Every option of a run's config acts here as it does in ``RLHF``."""
 
     def __init__(
-        self, config: dict[str, Any], store: str, messages: Any, clips: Any, stop: Any, policy: bool = False
+        self,
+        config: dict[str, Any],
+        store: str,
+        messages: Any,
+        clips: Any,
+        stop: Any,
+        policy: bool = False,
+        wanted: Any = None,
     ) -> None:
         from rlhf_gym.agents.files import load_parameters
         from rlhf_gym.feedback.store import FeedbackStore
@@ -159,6 +172,7 @@ class _Learning:
         self.cfg = cfg = from_dict(RunConfig, config)
         self.task = task = get_task(cfg.task)
         self.messages, self.clips, self.stop, self.send_policy = messages, clips, stop, policy
+        self.wanted = wanted  # an Event the window sets while a person waits for a pair
         messages.put({"type": "progress", "text": "building the agent"})
         self.store = FeedbackStore(store)
         self.env = task.make(cfg.horizon)  # the episodes that clips are cut from
@@ -219,9 +233,10 @@ class _Learning:
             self._send_clips()
 
     def _on_step(self, *_: Any) -> bool:
-        """During a chunk: a pair for a window that has taken every queued one, as soon as the
-        agent's next step is taken (learning waits, a person does not); ``False`` ends the chunk."""
-        if not self.stopping() and self.clips.empty():
+        """During a chunk: a pair as soon as the window says a person waits for one (learning
+        waits, a person does not); ``False`` ends the chunk."""
+        if self.wanted is not None and self.wanted.is_set() and not self.stopping():
+            self.wanted.clear()
             self._send_clips()
         return not self.stopping()
 

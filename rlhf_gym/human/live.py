@@ -349,9 +349,11 @@ class _Agent:
 
     def load(self, state: dict[str, np.ndarray] | None) -> None:
         """Act with ``state`` (the actor's weights) from now on, once the agent is built."""
-        if self.failed is not None:
+        if state is None or state is self.loaded:
+            return
+        if self.failed is not None:  # (a policy came, and nothing can act with it)
             raise RuntimeError(f"the window's agent could not be built: {self.failed}") from self.failed
-        if state is None or state is self.loaded or self.model is None:
+        if self.model is None:
             return
         import torch
 

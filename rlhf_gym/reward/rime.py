@@ -72,7 +72,7 @@ class Rime:
         kl = label_kl(labels, p_first)
         beta = BETA_START - (BETA_START - BETA_END) * min(1.0, self.done / max(1, self.passes - 1))
         bound = -math.log(self.rho + 1e-8) + ALPHA * self.rho + min(beta * self.var, MAX_UNCERTAINTY)
-        flipped = kl > -math.log(TAU)
+        flipped = (kl > -math.log(TAU)) & (labels != 0.5)  # (a tie turned is the same tie)
         trusted = (kl < bound) & ~flipped
         if trusted.any():
             kept = kl[trusted]

@@ -282,6 +282,11 @@ class RLHF:
             "true_return_std": self.final.std if self.final else None,
             "reward_model_accuracy": fit.heldout_accuracy if fit else None,
             "absorbing_identified": fit.absorbing_identified if fit else None,
+            **(
+                {"labels_trusted": fit.trusted, "labels_flipped": fit.flipped}
+                if fit and cfg.reward_model.rime
+                else {}
+            ),
             "reward_model_pair_accuracy": last.get("reward_model_pair_accuracy"),
             "reward_correlation": last.get("reward_correlation"),
             "sampled_true_return": final.get("sampled_true_return"),

@@ -413,7 +413,7 @@ def test_a_thread_learner_is_waited_for_until_it_ends(tmp_path, monkeypatch):
     ended = []
 
     class Slow:  # a long refit: it does not look at the stop for 1.5 s
-        def __init__(self, config, store, messages, clips, stop, policy):
+        def __init__(self, config, store, messages, clips, stop, policy, wanted):
             self.messages = messages
 
         def run(self):
@@ -429,3 +429,26 @@ def test_a_thread_learner_is_waited_for_until_it_ends(tmp_path, monkeypatch):
     worker = learner._worker
     assert learner.stop(timeout=0.1) == {"type": "stopped", "timesteps": 7, "saved": ""}
     assert ended and not worker.is_alive()
+
+
+def test_mid_chunk_the_learner_plays_a_pair_only_when_the_window_asks(tmp_path):
+    import queue
+    import threading
+
+    from rlhf_gym.human.learning import _Learning
+    from rlhf_gym.schema import to_dict
+
+    cfg = to_dict(resolve_config(FAST, task="CartPole-v1", horizon="fixed"))
+    path = tmp_path / "s.db"
+    FeedbackStore(path, meta={"task": "CartPole-v1"}).close()
+    clips: queue.Queue = queue.Queue(3)
+    wanted = threading.Event()
+    learning = _Learning(cfg, str(path), queue.Queue(), clips, threading.Event(), False, wanted)
+    try:
+        for _ in range(50):  # a window that takes every pair as it comes (demo mode does) asks for none
+            assert learning._on_step() and clips.empty()
+        wanted.set()  # a person waits
+        assert learning._on_step() and clips.qsize() == 1 and not wanted.is_set()
+        assert learning._on_step() and clips.qsize() == 1  # one pair per request
+    finally:
+        learning.store.close()
