@@ -160,8 +160,8 @@ class CompareView:
             else:
                 break
             waiting += 1
-        if not self.players and not self.queue and app.budget_left:
-            app.learner.want_pair()  # a person waits: the learner plays one between two steps
+        if not self.queue and app.budget_left:  # the next pair, asked for while this one is judged
+            app.learner.want_pair()  # (the learner plays it between two steps of its agent)
         if not self.players and self.queue and app.budget_left:
             head = self.queue[0]
             try:

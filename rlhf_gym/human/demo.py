@@ -77,6 +77,8 @@ class DemoView(_EpisodeView):
                 self.against.extend(ready.segments)
         if self.unsaved is not None and self.against:
             self._store(*self.unsaved[:2], time.perf_counter())  # its latency counts from here
+        elif self.unsaved is not None and not self.tickets:
+            self.app.learner.want_pair()  # a demonstration waits for the agent's first segments
         paused = self.app.paused or self.waiting
         for _ in range(self.stepper.due(now, self.episode.fps * self.app.speed, paused)):
             self.episode.step(self.act(self.pressed))

@@ -2,7 +2,7 @@
 
 A ``Learner`` runs the reward model and the SB3 agent in a background process (or a thread),
 so the window that shows clips and reads keys never waits for training. The two sides share
-only the feedback store and two queues:
+only the feedback store, two queues and two events (stop; a person waits for a pair):
 
 - **Feedback** travels through the ``FeedbackStore``: the window commits each label, and the
   learner refits the reward model whenever the store's contents change (a label added or
@@ -12,6 +12,9 @@ only the feedback store and two queues:
   to act with in live mode (only then); and a status (agent steps, reward-model accuracy, true
   return). In the window's process a daemon thread (``Inbox``) reads them, so the window only
   ever takes whole messages: a large one arriving slowly from a busy learner never stalls it.
+- **Pairs come before learning**: the learner fills the queue of pairs between training chunks,
+  and the window asks for the next one (``want_pair``) as soon as it has nothing more to prepare;
+  the learner then plays it between two steps of its agent, in the middle of a chunk.
 
 Clips (``rlhf_gym.human.clips``) are stretches of the policy's episodes that anyone can show again.
 The learner's own side, and the files it keeps beside a store, are in ``rlhf_gym.human.learning``.

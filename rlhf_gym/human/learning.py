@@ -236,8 +236,7 @@ class _Learning:
         """During a chunk: a pair as soon as the window says a person waits for one (learning
         waits, a person does not); ``False`` ends the chunk."""
         if self.wanted is not None and self.wanted.is_set() and not self.stopping():
-            self.wanted.clear()
-            self._send_clips()
+            self._send_clips()  # (it clears the request once a pair is queued)
         return not self.stopping()
 
     def stopping(self) -> bool:
@@ -343,7 +342,9 @@ class _Learning:
             try:
                 self.clips.put_nowait((self._clip(w1, s1), self._clip(w2, s2)))
             except queue.Full:
-                pass
+                return
+            if self.wanted is not None:
+                self.wanted.clear()  # (what the window asked for is on its way)
 
     def _clip(self, which: int, start: int) -> Clip:
         seed, actions, _ = self.episodes[which]
