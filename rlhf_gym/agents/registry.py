@@ -40,6 +40,18 @@ def schedule(value: Any) -> Any:
     return value
 
 
+def activation(name: str) -> type:
+    """A torch activation by its name in hyperparameters (``relu``, ``tanh``, ...: ``rlhf_gym.tasks.zoo``)."""
+    from torch import nn
+
+    from rlhf_gym.tasks.zoo import ACTIVATIONS
+
+    classes = {short: getattr(nn, cls) for cls, short in ACTIVATIONS.items()}
+    if name not in classes:
+        raise ValueError(f"unknown activation_fn {name!r}; expected one of {', '.join(classes)}")
+    return classes[name]
+
+
 def sample_actions(policy: BasePolicy, obs: np.ndarray) -> np.ndarray:
     """Stochastic actions for a batch of observations, each drawn from pi(.|s) afresh.
 
@@ -73,6 +85,11 @@ def make_agent(algo: str, env: VecEnv, kwargs: dict[str, Any], seed: int, relabe
     check_algo(algo, env.action_space)
     kwargs = {k: schedule(v) for k, v in kwargs.items()}
     policy = kwargs.pop("policy", "MlpPolicy")
+    if isinstance((policy_kwargs := kwargs.get("policy_kwargs") or {}).get("activation_fn"), str):
+        kwargs["policy_kwargs"] = {
+            **policy_kwargs,
+            "activation_fn": activation(policy_kwargs["activation_fn"]),
+        }
     cls = algo_class(algo)
     if relabel and issubclass(cls, OffPolicyAlgorithm):
         kwargs["replay_buffer_class"] = AbsorbingReplayBuffer

@@ -11,6 +11,7 @@ import argparse
 import os
 import sqlite3
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -361,22 +362,13 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.formatwarning = lambda message, *_, **__: f"rlhf-gym: warning: {_one_line(message)}\n"
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        commands = {
-            "train": cmd_train,
-            "warp": cmd_warp,
-            "sft": cmd_sft,
-            "tasks": cmd_tasks,
-            "play": cmd_play,
-            "label": cmd_label,
-            "sweep": cmd_sweep,
-            "plot": cmd_plot,
-            "report": cmd_report,
-            "feedback": cmd_feedback,
-        }
-        return commands[args.command](args)
+        commands = (cmd_train, cmd_warp, cmd_sft, cmd_tasks, cmd_play, cmd_label, cmd_sweep, cmd_plot)
+        by_name = {c.__name__.removeprefix("cmd_"): c for c in (*commands, cmd_report, cmd_feedback)}
+        return by_name[args.command](args)
     except (ValueError, TypeError, OSError, sqlite3.Error, ImportError, NoDisplayError) as err:
         # OSError: a missing file, a read-only or full disk; sqlite3.Error: a store that cannot be
         # written. Whatever was written before stays: run folders and stores are written atomically.
@@ -389,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _one_line(err: BaseException) -> str:
+def _one_line(err: BaseException | Warning | str) -> str:
     """The error's message on one line (an OSError without a path of its own gets its strerror)."""
     if isinstance(err, OSError) and not isinstance(err, FileNotFoundError) and err.strerror and err.filename:
         return f"{err.strerror}: {err.filename}"

@@ -26,6 +26,7 @@ from rlhf_gym.schema import from_dict, load_yaml
 from rlhf_gym.tasks import snapshots
 from rlhf_gym.tasks.experts import EXPERTS, Expert
 from rlhf_gym.tasks.horizon import FixedHorizon
+from rlhf_gym.tasks.zoo import generic_settings
 
 ALGOS = ("ppo", "a2c", "dqn", "sac", "cpl", "bon")
 PPO_BASED = ("cpl", "bon")
@@ -71,6 +72,7 @@ class Task:
         extra: the optional extra the task needs (``mujoco``, ``box2d`` or ``atari``), or
             ``None``.
         env_kwargs: keyword arguments for ``gym.make`` (e.g. ``obs_type: ram``).
+        source: where the hyperparameters come from (``rlhf_gym.tasks.zoo``), if not a preset.
 
     Example:
         >>> task = get_task("CartPole-v1")
@@ -104,6 +106,8 @@ class Task:
     play: dict[str, Any] = field(default_factory=dict)
     extra: str | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    """Where the hyperparameters come from, for a task without a preset (rl-zoo3's, or SB3's)."""
 
     def make(self, horizon: str = "natural", render_mode: str | None = None) -> gym.Env:
         """Build the environment with its true reward, in the given horizon mode."""
@@ -295,7 +299,7 @@ def get_task(name: str) -> Task:
     except gym.error.Error as err:
         raise ValueError(f"task {name!r} cannot be made: {err}") from None
     check_spaces(env, name)
-    algo = "ppo"
+    algo, steps, hyperparams, source = generic_settings(name, env.action_space)
     env.close()
     return Task(
         name=name,
@@ -303,8 +307,11 @@ def get_task(name: str) -> Task:
         family="generic",
         max_episode_steps=spec.max_episode_steps or 1000,
         algo=algo,
-        description="generic defaults (no preset)",
+        total_timesteps=steps,
+        hyperparams=hyperparams,
+        description=f"no preset: {source}",
         extra=extra,
+        source=source,
     )
 
 

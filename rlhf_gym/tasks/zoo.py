@@ -1,0 +1,208 @@
+"""Tuned hyperparameters for Gymnasium ids without a preset, from rl-baselines3-zoo (the ``zoo`` extra).
+
+rl-zoo3's wheel ships ``hyperparams/<algo>.yml``: tuned SB3 settings for hundreds of Gymnasium ids.
+They are read as YAML (safe loading; rl-zoo3 itself is never imported) and translated to a run's
+config:
+
+- ``n_timesteps`` becomes the task's ``total_timesteps``, ``n_envs`` and SB3's own keyword
+  arguments stay hyperparameters, and ``lin_<x>`` rates become linear schedules;
+- ``policy_kwargs``, a Python expression in the zoo (``"dict(net_arch=[256, 256], activation_fn=nn.ReLU)"``),
+  is parsed, never evaluated: only ``dict(...)``, lists, numbers, strings, booleans and ``nn.<Name>``
+  activations are read;
+- what the pipeline does not apply (``normalize``, ``frame_stack``, ``env_wrapper``, a ``policy`` other
+  than ``MlpPolicy``, ...) is named in the source line that runs record, not silently dropped.
+
+An id missing from the zoo takes the entry of the same environment's nearest other version
+(``Hopper-v5`` -> ``Hopper-v4``), and the source line says so.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import re
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ALGOS = ("ppo", "sac", "dqn", "a2c")
+"""The zoo's files read, in order of preference for a task's default algorithm."""
+IGNORED = (
+    "normalize",
+    "normalize_kwargs",
+    "frame_stack",
+    "env_wrapper",
+    "vec_env_wrapper",
+    "callback",
+    "env_kwargs",
+    "noise_type",
+    "noise_std",
+)
+"""Zoo settings the pipeline does not apply (named in the source line of a run that meets them)."""
+ACTIVATIONS = {
+    "ReLU": "relu",
+    "Tanh": "tanh",
+    "ELU": "elu",
+    "LeakyReLU": "leaky_relu",
+    "SiLU": "silu",
+    "GELU": "gelu",
+}
+"""``nn.<Name>`` activations of the zoo's ``policy_kwargs``, and the names hyperparameters use."""
+MAX_BYTES = 2_000_000
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One algorithm's tuned settings for one id, translated."""
+
+    algo: str
+    zoo_id: str
+    """The zoo's id the settings are for (another version of the id, when it has none for it)."""
+    hyperparams: dict[str, Any]
+    total_timesteps: int | None
+    ignored: tuple[str, ...]
+
+
+def zoo_dir() -> Path | None:
+    """rl-zoo3's ``hyperparams`` folder, found without importing it; ``None`` without the extra."""
+    spec = importlib.util.find_spec("rl_zoo3")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "hyperparams"
+    return folder if folder.is_dir() else None
+
+
+def zoo_version() -> str:
+    try:
+        return metadata.version("rl_zoo3")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def lookup(env_id: str, algos: tuple[str, ...] = ALGOS) -> list[ZooEntry]:
+    """The zoo's entries for ``env_id`` (or another version of it), one per algorithm it has."""
+    folder = zoo_dir()
+    if folder is None:
+        return []
+    entries = []
+    for algo in algos:
+        path = folder / f"{algo}.yml"
+        if not path.is_file() or path.stat().st_size > MAX_BYTES:
+            continue
+        table = yaml.safe_load(path.read_text())
+        key = _nearest(env_id, table) if isinstance(table, dict) else None
+        if key is not None and isinstance(table[key], dict):
+            entries.append(translate(algo, key, table[key]))
+    return entries
+
+
+def _nearest(env_id: str, table: dict[str, Any]) -> str | None:
+    """``env_id`` if the zoo has it, else the highest other version of the same environment."""
+    if env_id in table:
+        return env_id
+    stem = re.sub(r"-v\d+$", "", env_id)
+    versions = [
+        (int(m.group(1)), k) for k in table if (m := re.fullmatch(re.escape(stem) + r"-v(\d+)", str(k)))
+    ]
+    return max(versions)[1] if versions else None
+
+
+def translate(algo: str, zoo_id: str, entry: dict[str, Any]) -> ZooEntry:
+    """The zoo's settings as a run's hyperparameters and timesteps, with what was left out.
+
+    Example:
+        >>> e = translate("ppo", "X-v1", {"n_timesteps": 1e5, "policy": "MlpPolicy", "n_envs": 8,
+        ...     "normalize": True, "policy_kwargs": "dict(net_arch=[64], activation_fn=nn.Tanh)"})
+        >>> e.total_timesteps, e.hyperparams, e.ignored
+        (100000, {'n_envs': 8, 'policy_kwargs': {'net_arch': [64], 'activation_fn': 'tanh'}}, ('normalize',))
+    """
+    hyperparams: dict[str, Any] = {}
+    ignored: list[str] = []
+    timesteps = None
+    for key, value in entry.items():
+        if key == "n_timesteps":
+            timesteps = int(float(value))
+        elif key == "policy":
+            if value != "MlpPolicy":
+                ignored.append(f"policy {value}")
+        elif key in IGNORED:
+            ignored.append(key)
+        elif key == "policy_kwargs":
+            hyperparams[key] = parse_policy_kwargs(value) if isinstance(value, str) else value
+        else:
+            hyperparams[key] = value
+    return ZooEntry(algo, zoo_id, hyperparams, timesteps, tuple(ignored))
+
+
+def parse_policy_kwargs(text: str) -> dict[str, Any]:
+    """The zoo's ``policy_kwargs`` expression as a dict, read from its syntax tree (never run).
+
+    Raises:
+        ValueError: anything but ``dict(...)``, literals and ``nn.<activation>``.
+    """
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except SyntaxError as err:
+        raise ValueError(f"rl-zoo3 policy_kwargs {text!r} is not an expression: {err}") from None
+    value = _literal(tree, text)
+    if not isinstance(value, dict):
+        raise ValueError(f"rl-zoo3 policy_kwargs {text!r} is not a dict")
+    return value
+
+
+def _literal(node: ast.AST, text: str) -> Any:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _literal(node.operand, text)
+        if isinstance(inner, (int, float)) and not isinstance(inner, bool):
+            return -inner
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_literal(e, text) for e in node.elts]
+    if isinstance(node, ast.Dict) and all(isinstance(k, ast.Constant) for k in node.keys):
+        return {k.value: _literal(v, text) for k, v in zip(node.keys, node.values)}  # type: ignore[union-attr]
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "dict"
+        and not node.args
+        and all(kw.arg is not None for kw in node.keywords)
+    ):
+        return {kw.arg: _literal(kw.value, text) for kw in node.keywords}
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "nn"
+        and node.attr in ACTIVATIONS
+    ):
+        return ACTIVATIONS[node.attr]
+    raise ValueError(f"rl-zoo3 policy_kwargs {text!r}: cannot read {ast.unparse(node)!r} without running it")
+
+
+def source(entry: ZooEntry, env_id: str) -> str:
+    """The line a run records for where its hyperparameters came from."""
+    which = entry.zoo_id if entry.zoo_id == env_id else f"{entry.zoo_id}, its nearest version of {env_id}"
+    left = f"; not applied: {', '.join(entry.ignored)}" if entry.ignored else ""
+    return f"rl-zoo3 {zoo_version()} ({entry.algo}.yml: {which}){left}"
+
+
+def generic_settings(env_id: str, action_space: Any) -> tuple[str, int, dict[str, dict[str, Any]], str]:
+    """A preset-less id's algorithm, timesteps, hyperparameters per algorithm and their source: the
+    zoo's, its PPO entry first (SAC's for Box actions, DQN's for Discrete ones next), or SB3's defaults."""
+    from gymnasium import spaces
+
+    entries = {e.algo: e for e in lookup(env_id)}
+    usable = {"sac": isinstance(action_space, spaces.Box), "dqn": isinstance(action_space, spaces.Discrete)}
+    chosen = next((entries[a] for a in ALGOS if a in entries and usable.get(a, True)), None)
+    if chosen is None:
+        why = (
+            'pip install "rlhf-gym[zoo]" for rl-zoo3\'s tuned ones'
+            if zoo_dir() is None
+            else f"rl-zoo3 has no entry for {env_id}"
+        )
+        return "ppo", 100_000, {}, f"generic defaults: SB3's, untuned ({why})"
+    hyperparams = {a: e.hyperparams for a, e in entries.items() if usable.get(a, True)}
+    return chosen.algo, chosen.total_timesteps or 100_000, hyperparams, source(chosen, env_id)

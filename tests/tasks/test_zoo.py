@@ -1,0 +1,116 @@
+"""rl-zoo3's tuned hyperparameters for ids without a preset: read, translated, never run."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from rlhf_gym.tasks import zoo
+from rlhf_gym.tasks.registry import get_task
+
+PPO = """
+CartPole-v1:
+  n_envs: 8
+  n_timesteps: !!float 1e5
+  policy: 'MlpPolicy'
+  n_steps: 32
+  learning_rate: lin_0.001
+  policy_kwargs: "dict(log_std_init=-2, net_arch=dict(pi=[32], vf=[16]), activation_fn=nn.Tanh)"
+  normalize: true
+Pendulum-v1: &pendulum
+  n_timesteps: 2000
+  policy: 'CnnPolicy'
+"""
+DQN = """
+Pendulum-v1:
+  n_timesteps: 5000
+  policy: 'MlpPolicy'
+CartPole-v1:
+  n_timesteps: 7000
+  policy: 'MlpPolicy'
+  learning_starts: 0
+"""
+
+
+@pytest.fixture
+def fake_zoo(tmp_path, monkeypatch):
+    """An installed rl_zoo3 as far as the project can tell: a package with its hyperparams folder."""
+    package = tmp_path / "rl_zoo3"
+    (package / "hyperparams").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('rl_zoo3 is never imported')\n")
+    (package / "hyperparams" / "ppo.yml").write_text(textwrap.dedent(PPO))
+    (package / "hyperparams" / "dqn.yml").write_text(textwrap.dedent(DQN))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return package
+
+
+def test_the_zoo_entry_is_translated_and_what_the_pipeline_does_not_apply_is_named():
+    entry = zoo.translate("ppo", "CartPole-v1", zoo.yaml.safe_load(textwrap.dedent(PPO))["CartPole-v1"])
+    assert entry.total_timesteps == 100_000 and entry.ignored == ("normalize",)
+    assert entry.hyperparams == {
+        "n_envs": 8,
+        "n_steps": 32,
+        "learning_rate": "lin_0.001",  # a linear schedule when the agent is built
+        "policy_kwargs": {"log_std_init": -2, "net_arch": {"pi": [32], "vf": [16]}, "activation_fn": "tanh"},
+    }
+    assert zoo.translate("ppo", "X-v0", {"policy": "CnnPolicy"}).ignored == ("policy CnnPolicy",)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "__import__('os').system('echo pwned')",
+        "dict(net_arch=[64], activation_fn=nn.Module)",
+        "dict(**other)",
+        "dict(net_arch=(lambda: [64])())",
+        "[64, 64]",
+        "dict(net_arch=[64]",
+    ],
+)
+def test_policy_kwargs_are_read_never_run(text):
+    with pytest.raises(ValueError, match="rl-zoo3 policy_kwargs"):
+        zoo.parse_policy_kwargs(text)
+
+
+def test_an_id_without_a_preset_takes_the_zoos_nearest_version_and_says_so(fake_zoo):
+    from rlhf_gym.train.resolve import resolve_config
+
+    task = get_task("CartPole-v0")  # no preset makes CartPole-v0; the zoo has CartPole-v1
+    assert task.algo == "ppo" and task.total_timesteps == 100_000
+    assert task.hyperparams["dqn"] == {"learning_starts": 0}
+    assert task.source.startswith(
+        "rl-zoo3 unknown (ppo.yml: CartPole-v1, its nearest version of CartPole-v0)"
+    )
+    assert task.source.endswith("not applied: normalize")
+    cfg = resolve_config(task="CartPole-v0")
+    assert cfg.hyperparams["n_steps"] == 32 and cfg.total_timesteps == 100_000
+    assert resolve_config(task="CartPole-v0", algo="dqn").hyperparams == {"learning_starts": 0}
+
+
+def test_the_zoos_settings_build_the_agent_with_its_activation_and_schedule(fake_zoo):
+    from stable_baselines3.common.vec_env import DummyVecEnv
+    from torch import nn
+
+    from rlhf_gym.agents.registry import make_agent
+    from rlhf_gym.train.resolve import resolve_config
+
+    cfg = resolve_config(task="CartPole-v0")
+    hp = {k: v for k, v in cfg.hyperparams.items() if k != "n_envs"}
+    agent = make_agent("ppo", DummyVecEnv([get_task("CartPole-v0").make]), hp, 0, relabel=False)
+    assert agent.policy.activation_fn is nn.Tanh and agent.n_steps == 32
+    assert agent.lr_schedule(1.0) == pytest.approx(0.001) and agent.lr_schedule(0.5) == pytest.approx(0.0005)
+
+
+def test_a_continuous_task_skips_the_zoos_dqn_and_a_missing_zoo_is_said(fake_zoo, monkeypatch):
+    task = get_task("Pendulum-v1")  # (a preset: the zoo is for ids without one)
+    assert task.source == ""
+    algo, steps, hyperparams, source = zoo.generic_settings(
+        "Pendulum-v0", get_task("Pendulum-v1").make().action_space
+    )
+    assert (algo, steps) == ("ppo", 2000) and "dqn" not in hyperparams
+    assert source.endswith("not applied: policy CnnPolicy")
+    monkeypatch.setattr(zoo, "zoo_dir", lambda: None)
+    assert get_task("CartPole-v0").source == (
+        "generic defaults: SB3's, untuned (pip install \"rlhf-gym[zoo]\" for rl-zoo3's tuned ones)"
+    )
