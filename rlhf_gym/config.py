@@ -167,6 +167,9 @@ class RunConfig:
     best-of-N episodes under the learned reward). ``None`` takes the task preset's."""
     hyperparams: dict[str, Any] = field(default_factory=dict)
     """Overrides of the algorithm's keyword arguments (``n_envs`` included)."""
+    hyperparams_from: str | None = None
+    """Where ``hyperparams`` came from: set when the config is resolved (``preset <task>``, rl-zoo3's entry
+    for an id without a preset, or SB3's untuned defaults), and kept by a saved config."""
     query_strategy: str = "disagreement"
     """How pairs are chosen: uniform, disagreement (ensemble std of P) or entropy (the members'
     mean entropy of P, as B-Pref). The first round is always uniform, as in B-Pref."""

@@ -317,7 +317,10 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
-    print("Any other Gymnasium id with Box or Discrete spaces also works, with generic defaults.")
+    print(
+        "Any other Gymnasium id with Box or Discrete spaces also works: with rl-zoo3's tuned hyperparameters "
+        'where it has them (pip install "rlhf-gym[zoo]"), else with SB3\'s defaults.'
+    )
     return 0
 
 
@@ -362,9 +365,10 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    warnings.formatwarning = lambda message, *_, **__: f"rlhf-gym: warning: {_one_line(message)}\n"
     parser = build_parser()
     args = parser.parse_args(argv)
+    formatwarning = warnings.formatwarning  # (put back at the end, for a caller in the same process)
+    warnings.formatwarning = lambda message, *_, **__: f"rlhf-gym: warning: {_one_line(message)}\n"
     try:
         commands = (cmd_train, cmd_warp, cmd_sft, cmd_tasks, cmd_play, cmd_label, cmd_sweep, cmd_plot)
         by_name = {c.__name__.removeprefix("cmd_"): c for c in (*commands, cmd_report, cmd_feedback)}
@@ -379,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rlhf-gym: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 def _one_line(err: BaseException | Warning | str) -> str:

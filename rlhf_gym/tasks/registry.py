@@ -26,7 +26,7 @@ from rlhf_gym.schema import from_dict, load_yaml
 from rlhf_gym.tasks import snapshots
 from rlhf_gym.tasks.experts import EXPERTS, Expert
 from rlhf_gym.tasks.horizon import FixedHorizon
-from rlhf_gym.tasks.zoo import generic_settings
+from rlhf_gym.tasks.zoo import Generic, generic_settings, untuned
 
 ALGOS = ("ppo", "a2c", "dqn", "sac", "cpl", "bon")
 PPO_BASED = ("cpl", "bon")
@@ -72,7 +72,7 @@ class Task:
         extra: the optional extra the task needs (``mujoco``, ``box2d`` or ``atari``), or
             ``None``.
         env_kwargs: keyword arguments for ``gym.make`` (e.g. ``obs_type: ram``).
-        source: where the hyperparameters come from (``rlhf_gym.tasks.zoo``), if not a preset.
+        zoo: an id without a preset: its settings per algorithm (rl-zoo3's, or SB3's defaults).
 
     Example:
         >>> task = get_task("CartPole-v1")
@@ -106,8 +106,8 @@ class Task:
     play: dict[str, Any] = field(default_factory=dict)
     extra: str | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
-    source: str = ""
-    """Where the hyperparameters come from, for a task without a preset (rl-zoo3's, or SB3's)."""
+    zoo: Generic | None = None
+    """For an id without a preset: rl-zoo3's settings per algorithm, if any (``rlhf_gym.tasks.zoo``)."""
 
     def make(self, horizon: str = "natural", render_mode: str | None = None) -> gym.Env:
         """Build the environment with its true reward, in the given horizon mode."""
@@ -183,6 +183,15 @@ class Task:
         CPL and best-of-N take the preset's ppo set, then their own block."""
         base = self.hyperparams.get("ppo", {}) if algo in PPO_BASED else {}
         return {**base, **self.hyperparams.get(algo, {})}
+
+    def settings_for(self, algo: str) -> tuple[int, str]:
+        """The default timesteps for ``algo``, and where its hyperparameters come from."""
+        if self.zoo is None:
+            tuned = f"preset {self.name}" + (
+                "" if self.algo_kwargs(algo) else f" (SB3's defaults for {algo})"
+            )
+            return self.total_timesteps, tuned
+        return self.zoo.timesteps.get(algo, 100_000), self.zoo.sources.get(algo) or untuned(self.name)
 
     def snapshot(self, env: gym.Env, obs: np.ndarray) -> snapshots.Snapshot:
         """Save the state of ``env`` (built by ``make``), currently at observation ``obs``.
@@ -299,19 +308,19 @@ def get_task(name: str) -> Task:
     except gym.error.Error as err:
         raise ValueError(f"task {name!r} cannot be made: {err}") from None
     check_spaces(env, name)
-    algo, steps, hyperparams, source = generic_settings(name, env.action_space)
+    settings = generic_settings(name, env.action_space)
     env.close()
     return Task(
         name=name,
         env_id=name,
         family="generic",
         max_episode_steps=spec.max_episode_steps or 1000,
-        algo=algo,
-        total_timesteps=steps,
-        hyperparams=hyperparams,
-        description=f"no preset: {source}",
+        algo=settings.algo,
+        total_timesteps=settings.timesteps.get(settings.algo, 100_000),
+        hyperparams=settings.hyperparams,
+        description=f"no preset: {settings.sources.get(settings.algo) or untuned(name)}",
         extra=extra,
-        source=source,
+        zoo=settings,
     )
 
 

@@ -22,6 +22,7 @@ import ast
 import importlib.util
 import re
 from dataclasses import dataclass
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ ACTIVATIONS = {
 }
 """``nn.<Name>`` activations of the zoo's ``policy_kwargs``, and the names hyperparameters use."""
 MAX_BYTES = 2_000_000
+MAX_ALIASES = 256
 
 
 @dataclass(frozen=True)
@@ -82,21 +84,57 @@ def zoo_version() -> str:
         return "unknown"
 
 
-def lookup(env_id: str, algos: tuple[str, ...] = ALGOS) -> list[ZooEntry]:
-    """The zoo's entries for ``env_id`` (or another version of it), one per algorithm it has."""
+class _MergeAliasesOnly(yaml.SafeLoader):
+    """YAML's safe loader allowing an alias only as a merge key's value (``<<: *defaults``, as the
+    zoo writes them): a merge copies one mapping's entries, so no alias bomb expands without bound."""
+
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1  # (merges of merges copy more each time: a few are all the zoo needs)
+            if not (isinstance(index, yaml.ScalarNode) and index.value == "<<") or self.aliases > MAX_ALIASES:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"aliases (*name) are allowed only after '<<:', at most {MAX_ALIASES}",
+                    self.peek_event().start_mark,
+                )
+        return super().compose_node(parent, index)
+
+
+@cache
+def _table(path: Path, mtime: float) -> dict[str, Any]:
+    """One zoo file's entries ({} if it cannot be read: too large, not YAML, not a mapping)."""
+    if path.stat().st_size > MAX_BYTES:
+        return {}
+    try:
+        table = yaml.load(path.read_text(encoding="utf-8"), Loader=_MergeAliasesOnly)
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
+        return {}
+    return table if isinstance(table, dict) else {}
+
+
+def lookup(env_id: str, algos: tuple[str, ...] = ALGOS) -> tuple[list[ZooEntry], list[str]]:
+    """The zoo's entries for ``env_id`` (or another version of it), one per algorithm it has, and
+    the files whose entry could not be read (``<algo>.yml: why``)."""
     folder = zoo_dir()
     if folder is None:
-        return []
-    entries = []
+        return [], []
+    entries, unread = [], []
     for algo in algos:
         path = folder / f"{algo}.yml"
-        if not path.is_file() or path.stat().st_size > MAX_BYTES:
+        if not path.is_file():
             continue
-        table = yaml.safe_load(path.read_text())
-        key = _nearest(env_id, table) if isinstance(table, dict) else None
-        if key is not None and isinstance(table[key], dict):
+        table = _table(path, path.stat().st_mtime)
+        key = _nearest(env_id, table)
+        if key is None or not isinstance(table[key], dict):
+            continue
+        try:
             entries.append(translate(algo, key, table[key]))
-    return entries
+        except ValueError as err:
+            unread.append(f"{algo}.yml: {err}")
+    return entries, unread
 
 
 def _nearest(env_id: str, table: dict[str, Any]) -> str | None:
@@ -189,20 +227,43 @@ def source(entry: ZooEntry, env_id: str) -> str:
     return f"rl-zoo3 {zoo_version()} ({entry.algo}.yml: {which}){left}"
 
 
-def generic_settings(env_id: str, action_space: Any) -> tuple[str, int, dict[str, dict[str, Any]], str]:
-    """A preset-less id's algorithm, timesteps, hyperparameters per algorithm and their source: the
-    zoo's, its PPO entry first (SAC's for Box actions, DQN's for Discrete ones next), or SB3's defaults."""
+def untuned(env_id: str, unread: list[str] | None = None) -> str:
+    """The source line of SB3's defaults, and why they are used."""
+    if zoo_dir() is None:
+        why = 'pip install "rlhf-gym[zoo]" for rl-zoo3\'s tuned ones'
+    else:
+        why = f"rl-zoo3 has no entry for {env_id} and this algorithm"
+        why += f"; unread: {'; '.join(unread)}" if unread else ""
+    return f"{UNTUNED} ({why})"
+
+
+UNTUNED = "SB3's defaults, untuned"
+
+
+@dataclass(frozen=True)
+class Generic:
+    """What a preset-less id gets: an algorithm, and per algorithm its hyperparameters, timesteps
+    and source line (the zoo's entries it has, or SB3's defaults)."""
+
+    algo: str
+    hyperparams: dict[str, dict[str, Any]]
+    timesteps: dict[str, int]
+    sources: dict[str, str]
+
+
+def generic_settings(env_id: str, action_space: Any) -> Generic:
+    """A preset-less id's settings: the zoo's, its PPO entry first as the default algorithm (SAC's for
+    Box actions, DQN's for Discrete ones next), or SB3's defaults with PPO."""
     from gymnasium import spaces
 
-    entries = {e.algo: e for e in lookup(env_id)}
+    found, unread = lookup(env_id)
     usable = {"sac": isinstance(action_space, spaces.Box), "dqn": isinstance(action_space, spaces.Discrete)}
-    chosen = next((entries[a] for a in ALGOS if a in entries and usable.get(a, True)), None)
-    if chosen is None:
-        why = (
-            'pip install "rlhf-gym[zoo]" for rl-zoo3\'s tuned ones'
-            if zoo_dir() is None
-            else f"rl-zoo3 has no entry for {env_id}"
-        )
-        return "ppo", 100_000, {}, f"generic defaults: SB3's, untuned ({why})"
-    hyperparams = {a: e.hyperparams for a, e in entries.items() if usable.get(a, True)}
-    return chosen.algo, chosen.total_timesteps or 100_000, hyperparams, source(chosen, env_id)
+    entries = {e.algo: e for e in found if usable.get(e.algo, True)}
+    algo = next((a for a in ALGOS if a in entries), "ppo")
+    left = f"; unread: {'; '.join(unread)}" if unread else ""
+    return Generic(
+        algo,
+        {a: e.hyperparams for a, e in entries.items()},
+        {a: e.total_timesteps for a, e in entries.items() if e.total_timesteps},
+        {a: source(e, env_id) + left for a, e in entries.items()} or {"": untuned(env_id, unread)},
+    )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from rlhf_gym.config import RunConfig
 from rlhf_gym.schema import merge, to_dict
 from rlhf_gym.tasks.registry import get_task
+from rlhf_gym.tasks.zoo import UNTUNED
 
 
 def resolve_config(config: RunConfig | dict[str, Any] | None = None, **overrides: Any) -> RunConfig:
@@ -35,16 +37,31 @@ def resolve_config(config: RunConfig | dict[str, Any] | None = None, **overrides
             f"segment_length {segment_length} is longer than an episode of {task.name} "
             f"({task.max_episode_steps} steps); expected at most {task.max_episode_steps}"
         )
+    steps, source = task.settings_for(algo)
+    if "hyperparams_from" not in user:  # (a saved config keeps where its hyperparameters came from)
+        if task.zoo is not None and (source.startswith(UNTUNED) or "not applied" in source):
+            _warn_once(f"{task.name} has no preset; its {algo} hyperparameters: {source}")
     return merge(
         cfg,
         {
             "task": task.name,  # the preset an id resolved to, so the saved config names it
             "algo": algo,
-            "total_timesteps": cfg.total_timesteps or task.total_timesteps,
+            "hyperparams_from": user.get("hyperparams_from") or source,
+            "total_timesteps": cfg.total_timesteps or steps,
             "segment_length": segment_length,
             "hyperparams": {**task.algo_kwargs(algo), **cfg.hyperparams},
         },
     )
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(text: str) -> None:
+    """A warning said once per process (a sweep resolves the same task for every run)."""
+    if text not in _WARNED:
+        _WARNED.add(text)
+        warnings.warn(text, stacklevel=3)
 
 
 def effort_schedule(seconds: float, rounds: int, initial_fraction: float) -> list[float]:

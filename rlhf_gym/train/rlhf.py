@@ -84,8 +84,6 @@ class RLHF:
             overrides["teacher_params"] = dataclasses.asdict(teacher.params)
         self.config = resolve_config(config, **overrides)
         self.task = get_task(self.config.task)
-        if self.task.source.startswith("generic"):  # (a preset's, or the zoo's, are tuned)
-            warnings.warn(f"{self.task.name} has no preset: {self.task.source}", stacklevel=2)
         # a recorded teacher is replayed by the collector, a regret teacher is built below once
         # feedback is sure to be asked; the oracle stands in
         preset = "oracle" if self.config.teacher in (RECORDED, REGRET) else self.config.teacher
@@ -264,7 +262,7 @@ class RLHF:
         final: dict[str, Any] = next((m for m in reversed(self.metrics) if m.get("final")), {})
         return {
             "task": cfg.task,
-            "hyperparams_from": self.task.source or f"preset {self.task.name}",
+            "hyperparams_from": cfg.hyperparams_from,
             "horizon": cfg.horizon,
             "feedback": cfg.feedback,
             "teacher": cfg.teacher,

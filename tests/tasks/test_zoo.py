@@ -79,13 +79,26 @@ def test_an_id_without_a_preset_takes_the_zoos_nearest_version_and_says_so(fake_
     task = get_task("CartPole-v0")  # no preset makes CartPole-v0; the zoo has CartPole-v1
     assert task.algo == "ppo" and task.total_timesteps == 100_000
     assert task.hyperparams["dqn"] == {"learning_starts": 0}
-    assert task.source.startswith(
-        "rl-zoo3 unknown (ppo.yml: CartPole-v1, its nearest version of CartPole-v0)"
-    )
-    assert task.source.endswith("not applied: normalize")
     cfg = resolve_config(task="CartPole-v0")
     assert cfg.hyperparams["n_steps"] == 32 and cfg.total_timesteps == 100_000
-    assert resolve_config(task="CartPole-v0", algo="dqn").hyperparams == {"learning_starts": 0}
+    assert cfg.hyperparams_from.startswith(
+        "rl-zoo3 unknown (ppo.yml: CartPole-v1, its nearest version of CartPole-v0)"
+    )
+    assert cfg.hyperparams_from.endswith("not applied: normalize")
+    # another algorithm: its own entry, budget and source line
+    dqn = resolve_config(task="CartPole-v0", algo="dqn")
+    assert dqn.hyperparams == {"learning_starts": 0} and dqn.total_timesteps == 7000
+    assert dqn.hyperparams_from.startswith("rl-zoo3 unknown (dqn.yml: CartPole-v1")
+    a2c = resolve_config(task="CartPole-v0", algo="a2c")  # none in the zoo: SB3's, said
+    assert a2c.hyperparams == {} and a2c.total_timesteps == 100_000
+    assert a2c.hyperparams_from.startswith("SB3's defaults, untuned (rl-zoo3 has no entry for CartPole-v0")
+    # a saved config keeps its source, on a machine without the zoo too
+    assert resolve_config(cfg).hyperparams_from == cfg.hyperparams_from
+    preset = resolve_config(task="CartPole-v1")
+    assert preset.hyperparams_from == "preset CartPole-v1"
+    assert resolve_config(task="Pendulum-v1", algo="a2c").hyperparams_from == (
+        "preset Pendulum-v1 (SB3's defaults for a2c)"
+    )
 
 
 def test_the_zoos_settings_build_the_agent_with_its_activation_and_schedule(fake_zoo):
@@ -103,14 +116,30 @@ def test_the_zoos_settings_build_the_agent_with_its_activation_and_schedule(fake
 
 
 def test_a_continuous_task_skips_the_zoos_dqn_and_a_missing_zoo_is_said(fake_zoo, monkeypatch):
-    task = get_task("Pendulum-v1")  # (a preset: the zoo is for ids without one)
-    assert task.source == ""
-    algo, steps, hyperparams, source = zoo.generic_settings(
-        "Pendulum-v0", get_task("Pendulum-v1").make().action_space
+    from gymnasium import spaces
+
+    settings = zoo.generic_settings("Pendulum-v0", spaces.Box(-2, 2, (1,)))
+    assert (
+        settings.algo == "ppo" and settings.timesteps == {"ppo": 2000} and "dqn" not in settings.hyperparams
     )
-    assert (algo, steps) == ("ppo", 2000) and "dqn" not in hyperparams
-    assert source.endswith("not applied: policy CnnPolicy")
+    assert settings.sources["ppo"].endswith("not applied: policy CnnPolicy")
     monkeypatch.setattr(zoo, "zoo_dir", lambda: None)
-    assert get_task("CartPole-v0").source == (
-        "generic defaults: SB3's, untuned (pip install \"rlhf-gym[zoo]\" for rl-zoo3's tuned ones)"
-    )
+    assert zoo.generic_settings("CartPole-v0", spaces.Discrete(2)).sources == {
+        "": "SB3's defaults, untuned (pip install \"rlhf-gym[zoo]\" for rl-zoo3's tuned ones)"
+    }
+
+
+def test_an_unreadable_entry_or_file_is_skipped_and_named_and_aliases_only_merge(fake_zoo):
+    hyper = fake_zoo / "hyperparams"
+    (hyper / "a2c.yml").write_text('CartPole-v1:\n  policy_kwargs: "dict(optimizer_class=RMSpropTFLike)"\n')
+    (hyper / "sac.yml").write_text("a: [unclosed\n")
+    found, unread = zoo.lookup("CartPole-v1")
+    assert {e.algo for e in found} == {"ppo", "dqn"}
+    assert len(unread) == 1 and unread[0].startswith("a2c.yml: rl-zoo3 policy_kwargs")
+    merged = "base: &base\n  n_steps: 8\nCartPole-v1:\n  <<: *base\n  gamma: 0.9\n"
+    (hyper / "a2c.yml").write_text(merged)
+    (a2c,) = [e for e in zoo.lookup("CartPole-v1")[0] if e.algo == "a2c"]
+    assert a2c.hyperparams == {"n_steps": 8, "gamma": 0.9}
+    bomb = "a: &a [1, 2, 3]\nb: &b [*a, *a, *a]\nCartPole-v1:\n  gamma: *b\n"
+    (hyper / "a2c.yml").write_text(bomb)
+    assert "a2c" not in {e.algo for e in zoo.lookup("CartPole-v1")[0]}  # (the file reads as empty)
