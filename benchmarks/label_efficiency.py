@@ -374,3 +374,54 @@ PUBLICATIONS += [
         measure_tasks,
     ),
 ]
+
+
+# ----- preset speed: each changed preset against its old setting, side by side -----------------
+# (issue 21's preset profiling) on the true reward, so that the ceiling is compared too; each old
+# setting runs right after the preset in every seed, so the two share the machine's load
+PRESET_CHANGES: dict[str, tuple[str, dict[str, Any]]] = {
+    "Pendulum-v1 SAC: 128x128 networks, were 256x256": (
+        "Pendulum-v1",
+        {"hyperparams": {"policy_kwargs": {"net_arch": [256, 256]}}},
+    ),
+}
+SPEED_ARMS: dict[str, dict[str, Any]] = {}
+for _i, (_task, _old) in enumerate(PRESET_CHANGES.values()):
+    SPEED_ARMS[f"preset-{_i}"] = {"task": _task, "horizon": "fixed", "reward": "true"}
+    SPEED_ARMS[f"old-{_i}"] = {"task": _task, "horizon": "fixed", "reward": "true", **_old}
+
+
+def speed_render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
+    """Per changed preset: wall time of the preset over its old setting, seed by seed, and both
+    ceilings (normalised to the old setting's IQM: the new one keeps the ceiling if its CI reaches 1)."""
+    from rlhf_gym.experiments.stats import iqm_ci
+
+    rows = [
+        "| change | wall time, preset / old (IQM [95% CI]) | wall s, preset / old (median) | "
+        "true return, preset: IQM [95% CI] | old: IQM [95% CI] |",
+        "|---|---|---|---|---|",
+    ]
+    for i, what in enumerate(PRESET_CHANGES):
+        new, old = df[df["arm"] == f"preset-{i}"], df[df["arm"] == f"old-{i}"]
+        if not len(new) or not len(old):
+            rows.append(f"| {what} | not run yet | | | |")
+            continue
+        returns = [shown(iqm_ci(g["true_return_mean"].to_numpy(float))) for g in (new, old)]
+        rows.append(
+            f"| {what} | {shown(paired_ratio(df, f'preset-{i}', f'old-{i}'))} | "
+            f"{new['wall_seconds'].median():.0f} / {old['wall_seconds'].median():.0f} | "
+            f"{returns[0]} | {returns[1]} |"
+        )
+    normalise(df, meta["random_returns"])
+    return {"RESULTS.md": section(df, meta, figure, ["### Wall time and ceiling", "", *rows, ""])}
+
+
+PUBLICATIONS.append(
+    Publication(
+        "preset_speed",
+        "Preset speed: changed presets against their old settings",
+        SPEED_ARMS,
+        10,
+        speed_render,
+    )
+)
