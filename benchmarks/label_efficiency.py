@@ -393,7 +393,7 @@ for _i, (_task, _old) in enumerate(PRESET_CHANGES.values()):
 
 def speed_render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
     """Per changed preset: wall time of the preset over its old setting, seed by seed, and both
-    ceilings (normalised to the old setting's IQM: the new one keeps the ceiling if its CI reaches 1)."""
+    ceilings (the IQM of each setting's true return, with its CI)."""
     from rlhf_gym.experiments.stats import iqm_ci
 
     rows = [

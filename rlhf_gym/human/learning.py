@@ -235,7 +235,7 @@ class _Learning:
     def _on_step(self, *_: Any) -> bool:
         """During a chunk: a pair as soon as the window says a person waits for one (learning
         waits, a person does not); ``False`` ends the chunk."""
-        if self.wanted is not None and self.wanted.is_set() and not self.stopping():
+        if self.wanted is not None and self.wanted.is_set() and not (self.stopping() or self.clips.full()):
             self._send_clips()  # (it clears the request once a pair is queued)
         return not self.stopping()
 
@@ -339,12 +339,10 @@ class _Learning:
         ranked = rank_queries(candidates, strategy, self.loop.reward_model if self.fitted else None, self.rng)
         if ranked:
             (w1, s1), (w2, s2) = where[id(ranked[0])]
-            try:
+            with contextlib.suppress(queue.Full):  # (full: the window has pairs enough)
                 self.clips.put_nowait((self._clip(w1, s1), self._clip(w2, s2)))
-            except queue.Full:
-                return
             if self.wanted is not None:
-                self.wanted.clear()  # (what the window asked for is on its way)
+                self.wanted.clear()  # what the window asked for is on its way
 
     def _clip(self, which: int, start: int) -> Clip:
         seed, actions, _ = self.episodes[which]

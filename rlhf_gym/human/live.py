@@ -159,8 +159,8 @@ class LiveView(_EpisodeView):
     def __init__(self, app: App, seed: int) -> None:
         super().__init__(app, seed)
         self.takeover: tuple[Any, int] | None = None  # (snapshot, first step) while the person steers
-        self.agent = _Agent(app, seed)
         self.side = app.task.make(app.config.horizon)  # for the agent's own continuations
+        self.agent = _Agent(app, self.side.action_space, seed)
         self.side.reset(seed=seed)  # Gymnasium's checker wants a reset before the first step
         self.last_label = time.perf_counter()
 
@@ -323,8 +323,8 @@ class _Agent:
     an untrained one nearly does.
     """
 
-    def __init__(self, app: App, seed: int) -> None:
-        self.space = app.task.make(app.config.horizon).action_space
+    def __init__(self, app: App, space: Any, seed: int) -> None:
+        self.space = space
         self.space.seed(seed)
         self.model: Any = None
         self.loaded: Any = None

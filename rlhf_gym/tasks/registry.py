@@ -191,7 +191,9 @@ class Task:
                 "" if self.algo_kwargs(algo) else f" (SB3's defaults for {algo})"
             )
             return self.total_timesteps, tuned
-        return self.zoo.timesteps.get(algo, 100_000), self.zoo.sources.get(algo) or untuned(self.name)
+        tuned_as = "ppo" if algo in PPO_BASED and algo not in self.zoo.sources else algo  # (as algo_kwargs)
+        source = self.zoo.sources.get(tuned_as) or self.zoo.sources.get("") or untuned(self.name)
+        return self.zoo.timesteps.get(tuned_as, 100_000), source
 
     def snapshot(self, env: gym.Env, obs: np.ndarray) -> snapshots.Snapshot:
         """Save the state of ``env`` (built by ``make``), currently at observation ``obs``.
@@ -318,7 +320,7 @@ def get_task(name: str) -> Task:
         algo=settings.algo,
         total_timesteps=settings.timesteps.get(settings.algo, 100_000),
         hyperparams=settings.hyperparams,
-        description=f"no preset: {settings.sources.get(settings.algo) or untuned(name)}",
+        description=f"no preset: {settings.sources.get(settings.algo, settings.sources.get(''))}",
         extra=extra,
         zoo=settings,
     )

@@ -104,15 +104,15 @@ class _MergeAliasesOnly(yaml.SafeLoader):
 
 
 @cache
-def _table(path: Path, mtime: float) -> dict[str, Any]:
-    """One zoo file's entries ({} if it cannot be read: too large, not YAML, not a mapping)."""
+def _table(path: Path, mtime: float) -> tuple[dict[str, Any], str]:
+    """One zoo file's entries, and why it could not be read ({} then: too large, not YAML, ...)."""
     if path.stat().st_size > MAX_BYTES:
-        return {}
+        return {}, f"over {MAX_BYTES} bytes"
     try:
         table = yaml.load(path.read_text(encoding="utf-8"), Loader=_MergeAliasesOnly)
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
-        return {}
-    return table if isinstance(table, dict) else {}
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as err:
+        return {}, " ".join(f"not readable YAML ({type(err).__name__})".split())
+    return (table, "") if isinstance(table, dict) else ({}, "not a mapping")
 
 
 def lookup(env_id: str, algos: tuple[str, ...] = ALGOS) -> tuple[list[ZooEntry], list[str]]:
@@ -126,7 +126,9 @@ def lookup(env_id: str, algos: tuple[str, ...] = ALGOS) -> tuple[list[ZooEntry],
         path = folder / f"{algo}.yml"
         if not path.is_file():
             continue
-        table = _table(path, path.stat().st_mtime)
+        table, why = _table(path, path.stat().st_mtime)
+        if why:
+            unread.append(f"{algo}.yml: {why}")
         key = _nearest(env_id, table)
         if key is None or not isinstance(table[key], dict):
             continue

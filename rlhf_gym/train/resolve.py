@@ -38,7 +38,7 @@ def resolve_config(config: RunConfig | dict[str, Any] | None = None, **overrides
             f"({task.max_episode_steps} steps); expected at most {task.max_episode_steps}"
         )
     steps, source = task.settings_for(algo)
-    if "hyperparams_from" not in user:  # (a saved config keeps where its hyperparameters came from)
+    if not user.get("hyperparams_from"):  # (a saved config keeps where its hyperparameters came from)
         if task.zoo is not None and (source.startswith(UNTUNED) or "not applied" in source):
             _warn_once(f"{task.name} has no preset; its {algo} hyperparameters: {source}")
     return merge(

@@ -474,7 +474,8 @@ def test_the_live_windows_agent_acts_at_once_and_loads_torch_on_a_thread_of_its_
         config=resolve_config(FAST, task="CartPole-v1", horizon="fixed"), task=get_task("CartPole-v1")
     )
     threads = torch.get_num_threads()
-    agent = _Agent(app, seed=0)  # returns before torch and SB3 are imported and the agent built
+    space = app.task.make().action_space
+    agent = _Agent(app, space, seed=0)  # returns before torch and SB3 are imported and the agent built
     obs = np.zeros(4, np.float32)
     assert agent.act(obs) in (0, 1) and agent.loaded is None  # meanwhile: uniform actions
     deadline = time.monotonic() + 60

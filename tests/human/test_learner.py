@@ -450,5 +450,13 @@ def test_mid_chunk_the_learner_plays_a_pair_only_when_the_window_asks(tmp_path):
         wanted.set()  # a person waits
         assert learning._on_step() and clips.qsize() == 1 and not wanted.is_set()
         assert learning._on_step() and clips.qsize() == 1  # one pair per request
+        played = len(learning.episodes)
+        while not clips.full():
+            clips.put(None)
+        wanted.set()  # asked while the queue is full (paused, or the budget reached): nothing played
+        for _ in range(20):
+            assert learning._on_step() and len(learning.episodes) == played
+        clips.get()
+        assert learning._on_step() and clips.full() and not wanted.is_set()  # room again: one pair
     finally:
         learning.store.close()

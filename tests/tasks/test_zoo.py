@@ -12,7 +12,7 @@ from rlhf_gym.tasks.registry import get_task
 PPO = """
 CartPole-v1:
   n_envs: 8
-  n_timesteps: !!float 1e5
+  n_timesteps: !!float 1.2e5
   policy: 'MlpPolicy'
   n_steps: 32
   learning_rate: lin_0.001
@@ -47,7 +47,7 @@ def fake_zoo(tmp_path, monkeypatch):
 
 def test_the_zoo_entry_is_translated_and_what_the_pipeline_does_not_apply_is_named():
     entry = zoo.translate("ppo", "CartPole-v1", zoo.yaml.safe_load(textwrap.dedent(PPO))["CartPole-v1"])
-    assert entry.total_timesteps == 100_000 and entry.ignored == ("normalize",)
+    assert entry.total_timesteps == 120_000 and entry.ignored == ("normalize",)
     assert entry.hyperparams == {
         "n_envs": 8,
         "n_steps": 32,
@@ -77,10 +77,10 @@ def test_an_id_without_a_preset_takes_the_zoos_nearest_version_and_says_so(fake_
     from rlhf_gym.train.resolve import resolve_config
 
     task = get_task("CartPole-v0")  # no preset makes CartPole-v0; the zoo has CartPole-v1
-    assert task.algo == "ppo" and task.total_timesteps == 100_000
+    assert task.algo == "ppo" and task.total_timesteps == 120_000
     assert task.hyperparams["dqn"] == {"learning_starts": 0}
     cfg = resolve_config(task="CartPole-v0")
-    assert cfg.hyperparams["n_steps"] == 32 and cfg.total_timesteps == 100_000
+    assert cfg.hyperparams["n_steps"] == 32 and cfg.total_timesteps == 120_000
     assert cfg.hyperparams_from.startswith(
         "rl-zoo3 unknown (ppo.yml: CartPole-v1, its nearest version of CartPole-v0)"
     )
@@ -92,6 +92,8 @@ def test_an_id_without_a_preset_takes_the_zoos_nearest_version_and_says_so(fake_
     a2c = resolve_config(task="CartPole-v0", algo="a2c")  # none in the zoo: SB3's, said
     assert a2c.hyperparams == {} and a2c.total_timesteps == 100_000
     assert a2c.hyperparams_from.startswith("SB3's defaults, untuned (rl-zoo3 has no entry for CartPole-v0")
+    bon = resolve_config(task="CartPole-v0", algo="bon")  # PPO-based: PPO's entry, as its hyperparameters
+    assert bon.total_timesteps == 120_000 and bon.hyperparams_from == cfg.hyperparams_from
     # a saved config keeps its source, on a machine without the zoo too
     assert resolve_config(cfg).hyperparams_from == cfg.hyperparams_from
     preset = resolve_config(task="CartPole-v1")
@@ -135,7 +137,8 @@ def test_an_unreadable_entry_or_file_is_skipped_and_named_and_aliases_only_merge
     (hyper / "sac.yml").write_text("a: [unclosed\n")
     found, unread = zoo.lookup("CartPole-v1")
     assert {e.algo for e in found} == {"ppo", "dqn"}
-    assert len(unread) == 1 and unread[0].startswith("a2c.yml: rl-zoo3 policy_kwargs")
+    assert unread[0] == "sac.yml: not readable YAML (ParserError)"
+    assert unread[1].startswith("a2c.yml: rl-zoo3 policy_kwargs")
     merged = "base: &base\n  n_steps: 8\nCartPole-v1:\n  <<: *base\n  gamma: 0.9\n"
     (hyper / "a2c.yml").write_text(merged)
     (a2c,) = [e for e in zoo.lookup("CartPole-v1")[0] if e.algo == "a2c"]
@@ -143,3 +146,21 @@ def test_an_unreadable_entry_or_file_is_skipped_and_named_and_aliases_only_merge
     bomb = "a: &a [1, 2, 3]\nb: &b [*a, *a, *a]\nCartPole-v1:\n  gamma: *b\n"
     (hyper / "a2c.yml").write_text(bomb)
     assert "a2c" not in {e.algo for e in zoo.lookup("CartPole-v1")[0]}  # (the file reads as empty)
+
+
+def test_untuned_defaults_are_warned_about_once_for_a_config_object_too(monkeypatch):
+    import warnings
+
+    from rlhf_gym.config import RunConfig
+    from rlhf_gym.train import resolve
+
+    monkeypatch.setattr(zoo, "zoo_dir", lambda: None)
+    monkeypatch.setattr(resolve, "_WARNED", set())
+    with pytest.warns(
+        UserWarning, match="CartPole-v0 has no preset; its ppo hyperparameters: SB3's defaults"
+    ):
+        resolve.resolve_config(RunConfig(task="CartPole-v0"))
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
+        resolve.resolve_config(RunConfig(task="CartPole-v0"))
+    assert not [w for w in again if "has no preset" in str(w.message)]  # said once
