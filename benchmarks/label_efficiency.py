@@ -26,8 +26,8 @@ CURVES = {  # (task, horizon) -> the oracle label counts of its curve
     ("Pendulum-v1", "natural"): (25, 50, 100, 200),
 }
 SHORT = {"CartPole-v1": "cartpole", "Pendulum-v1": "pendulum"}
-PAIRED = {"CartPole-v1": 50, "Pendulum-v1": 100}
-SEEDS = 10  # per arm  # the label count whose overhead is measured
+PAIRED = {"CartPole-v1": 50, "Pendulum-v1": 100}  # the label count whose overhead is measured
+SEEDS = 10  # per arm
 
 
 def _curve_arm(task: str, horizon: str, what: str) -> str:
