@@ -164,6 +164,11 @@ class RewardModel:
         k, centred = self.config.pessimism, members - self._np_abs[:, None]
         return centred.mean(0) - k * centred.std(0) if k else members.mean(0)
 
+    def spread(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> np.ndarray:
+        """The members' standard deviation, each relative to its absorbing reward, in reward units."""
+        members = self.member_rewards(obs, actions, absorbing) - self._np_abs[:, None]
+        return (members.std(0) / self.scale).astype(np.float32)
+
     # ----- queries ----------------------------------------------------------------------
     def segment_returns(self, segments: Sequence[Segment]) -> np.ndarray:
         """Predicted return of every segment for every member, ``(E, S)``."""

@@ -9,7 +9,7 @@ behaviour cloning, CPL, best-of-N) lives here, so it acts the same in every driv
 
     loop = Loop(config, task, reward_model, source)
     loop.start()                     # the environment and the agent
-    loop.collect(steps)              # rollouts of the initial policy
+    loop.collect(steps)              # rollouts of the initial policy (or loop.explore(steps))
     loop.ask(budget)                 # queries from those rollouts, answered by the source
     loop.fit()                       # the reward model on all feedback; relabel; clone
     loop.train(steps)                # the agent on the learned reward
@@ -32,6 +32,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlhf_gym.agents.buffers import relabel_buffer
 from rlhf_gym.agents.cloning import behaviour_clone
+from rlhf_gym.agents.critics import reset_critic
 from rlhf_gym.agents.evaluation import EvalResult, evaluate, reward_model_metrics
 from rlhf_gym.agents.registry import make_agent
 from rlhf_gym.agents.tensorboard import record_metrics, tensorboard_logger
@@ -42,6 +43,8 @@ from rlhf_gym.feedback.collect import FeedbackCollector
 from rlhf_gym.feedback.effort import Budget
 from rlhf_gym.reward.evidence import expert_steps
 from rlhf_gym.reward.model import FitReport, RewardModel
+from rlhf_gym.reward.novelty import StateEntropy
+from rlhf_gym.reward.rune import Rune
 from rlhf_gym.tasks.registry import Task
 from rlhf_gym.train.resolve import n_envs
 from rlhf_gym.types import Feedback
@@ -136,6 +139,7 @@ class Loop:
         self.anchor: Anchor | None = None
         self.kl_term: KLPenalty | KLLoss | None = None
         self.last_fit: FitReport | None = None
+        self.rune: Rune | None = None  # the agent's reward, with RUNE's bonus (reward_model.rune_beta)
         self.metrics: list[dict[str, Any]] = []
         self.initial_env_steps = 0
         self._start = time.perf_counter()
@@ -167,6 +171,19 @@ class Loop:
         self.initial_env_steps = collect(self.env, self._initial_policy, steps)
         return self.initial_env_steps
 
+    def explore(self, steps: int) -> int:
+        """PEBBLE's unsupervised phase: train the agent ``steps`` steps on the state entropy of its
+        own visits (``StateEntropy``), whose rollouts become the pool of the first queries; then
+        its critic starts afresh (``reset_critic``), its values being of that other reward."""
+        reward_fn = self.env.reward_fn
+        self.env.reward_fn = StateEntropy(seed=self.config.seed)
+        try:
+            self.agent.learn(steps, reset_num_timesteps=True)
+        finally:
+            self.env.reward_fn = reward_fn
+        reset_critic(self.agent)
+        return self.agent.num_timesteps  # (an on-policy agent finishes its last rollout)
+
     def ask(self, budget: Budget | None, strategy: str | None = None) -> list[Item]:
         """Ask the source for feedback within ``budget`` (queries ranked by ``strategy``, the
         config's when ``None``); the records join ``feedback``. Returns the new records."""
@@ -189,7 +206,7 @@ class Loop:
         if not self.fits_reward_model or not self.feedback:
             return None
         self.last_fit = self.reward_model.fit(self.feedback)
-        relabel_buffer(self.agent, self.reward_model)
+        relabel_buffer(self.agent, self.rune.current if self.rune is not None else self.reward_model)
         if self.config.bc_steps:
             behaviour_clone(self.agent, *expert_steps(self.feedback), self.config.bc_steps, self.rng)
         return self.last_fit
@@ -218,6 +235,10 @@ class Loop:
     def _agent_reward(self) -> Any:
         if not self.fits_reward_model:
             return ConstantReward(0.0)  # the policy learns from the pairs; no reward reaches it
+        rune = self.reward_model.config.rune_beta
+        if self.config.reward == "learned" and rune:
+            self.rune = Rune(self.reward_model, rune, self.reward_model.config.rune_decay)
+            return self.rune
         return {"learned": self.reward_model, "constant": ConstantReward(1.0), "true": None}[
             self.config.reward
         ]

@@ -165,11 +165,15 @@ class RLHF:
         start = time.perf_counter()
         loop.start()
         round_steps: list[int] = []
-        if self.asks_feedback:
+        explored = 0
+        if self.asks_feedback and cfg.unsupervised_fraction:
+            explored = loop.explore(max(round(cfg.unsupervised_fraction * total), 1))
+        elif self.asks_feedback:
             # enough for one segment per environment, even with a tiny initial_rollout_fraction
             loop.collect(
                 max(math.ceil(cfg.initial_rollout_fraction * total), loop.n_envs * (cfg.segment_length or 1))
             )
+        if self.asks_feedback:
             self.feedback_round(self.budget_for_next_round(), strategy="uniform")
             if not loop.feedback:
                 warnings.warn(
@@ -185,7 +189,7 @@ class RLHF:
             cfg.eval_freq,
             lambda: self.log_evaluation(cfg.eval_episodes),
         )
-        loop.train(total, callback=schedule, progress_bar=progress_bar, reset=True)
+        loop.train(max(total - explored, 0), callback=schedule, progress_bar=progress_bar, reset=not explored)
         self.final = loop.evaluate(cfg.final_eval_episodes, seed=cfg.seed + 10_000)
         self.wall_seconds = time.perf_counter() - start
         loop.log(

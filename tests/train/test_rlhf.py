@@ -283,3 +283,70 @@ def test_a_run_starts_with_the_configs_torch_threads(threads, expected):
 def test_torch_threads_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match="torch_threads must be a positive integer or None"):
         RunConfig(torch_threads=bad)
+
+
+def test_pebbles_unsupervised_phase_trains_on_state_entropy_then_asks_about_its_rollouts(monkeypatch):
+    import rlhf_gym.train.loop as loop_module
+
+    seen: list[int] = []
+    resets: list[int] = []
+
+    class Spy(loop_module.StateEntropy):
+        def __call__(self, obs, actions, absorbing):
+            seen.append(len(obs))
+            return super().__call__(obs, actions, absorbing)
+
+    monkeypatch.setattr(loop_module, "StateEntropy", Spy)
+    monkeypatch.setattr(loop_module, "reset_critic", lambda agent: resets.append(agent.num_timesteps))
+    run = tiny_run(unsupervised_fraction=0.5)
+    run.learn()
+    s = run.summary()
+    assert sum(seen) == 128  # half of 256 steps, two rollouts of 2 x 32, on the intrinsic reward
+    assert resets == [128]  # the critic starts afresh once, when the phase ends
+    assert run.env.reward_fn is run.reward_model  # and the agent's reward is the learned one after it
+    # those steps are the agent's own: no initial rollout is added to the nominal budget
+    assert s["env_steps"] == s["total_timesteps"] == 256
+    assert s["labels_used"] == 6
+    first = run.feedback[0].query.first
+    assert first.obs.shape == (10, 4)
+
+
+def test_the_unsupervised_fraction_is_a_share():
+    with pytest.raises(ValueError, match="unsupervised_fraction must be in"):
+        RunConfig(unsupervised_fraction=1.5)
+
+
+def test_rune_adds_the_members_spread_to_the_agents_reward_and_to_its_relabelled_buffer():
+    from rlhf_gym.reward.rune import Rune
+
+    run = RLHF(
+        "Pendulum-v1",
+        labels=6,
+        algo="sac",
+        feedback_until=0.9,
+        **{
+            **TINY,
+            "hyperparams": {"learning_starts": 64, "batch_size": 32},
+            "reward_model": {**TINY["reward_model"], "rune_beta": 0.5, "rune_decay": 0.0},
+        },
+    )
+    run.learn()
+    rune = run.env.reward_fn
+    assert isinstance(rune, Rune) and rune.model is run.reward_model and rune.steps == run.env.env_steps
+    buf = run.agent.replay_buffer
+    steps = run.env.recorder.pool()[-3:]
+    obs = np.concatenate([t.obs for t in steps])
+    actions = np.concatenate([t.actions for t in steps])
+    live = np.zeros(512, bool)
+    plain = run.reward_model(obs, actions, live)
+    spread = run.reward_model.spread(obs, actions, live)
+    assert spread.min() > 0
+    np.testing.assert_allclose(buf.rewards[:512, 0], plain + 0.5 * spread, rtol=1e-4, atol=1e-5)
+
+
+def test_runes_bonus_decays_with_every_environment_step():
+    run = tiny_run(reward_model={"rune_beta": 0.5, "rune_decay": 0.01})
+    run.learn()
+    steps = run.env.env_steps  # the initial rollout's included
+    assert run.env.reward_fn.steps == steps > 256
+    assert run.env.reward_fn.beta == pytest.approx(0.5 * 0.99**steps)
