@@ -45,6 +45,7 @@ from rlhf_gym.reward.evidence import expert_steps
 from rlhf_gym.reward.model import FitReport, RewardModel
 from rlhf_gym.reward.novelty import StateEntropy
 from rlhf_gym.reward.rune import Rune
+from rlhf_gym.reward.surf import unlabeled_pairs
 from rlhf_gym.tasks.registry import Task
 from rlhf_gym.train.resolve import n_envs
 from rlhf_gym.types import Feedback
@@ -205,7 +206,12 @@ class Loop:
         behaviour-clone on the demonstrated steps (``bc_steps``). CPL fits nothing here."""
         if not self.fits_reward_model or not self.feedback:
             return None
-        self.last_fit = self.reward_model.fit(self.feedback)
+        unlabeled: list = []
+        if self.reward_model.config.surf_threshold:  # SURF: pairs of recent segments, unlabelled
+            h = self.config.segment_length or 50
+            pool = self.env.recorder.pool()
+            unlabeled = unlabeled_pairs(pool, h, len(self.feedback), self.rng, self.task.absorbing_reward)
+        self.last_fit = self.reward_model.fit(self.feedback, unlabeled)
         relabel_buffer(self.agent, self.rune.current if self.rune is not None else self.reward_model)
         if self.config.bc_steps:
             behaviour_clone(self.agent, *expert_steps(self.feedback), self.config.bc_steps, self.rng)
