@@ -33,6 +33,9 @@ class RLHFCallback(BaseCallback):
         self.eval_freq = eval_freq
         self.next_eval = eval_freq
 
+    def _on_training_start(self) -> None:  # (a run that explored first starts past step 0)
+        self.next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
+
     def _on_rollout_start(self) -> None:
         while self.round_steps and self.num_timesteps >= self.round_steps[0]:
             self.round_steps.pop(0)

@@ -181,8 +181,10 @@ class RLHF:
                     "from an unfitted reward model until a later round gives some",
                     stacklevel=3,
                 )
-            gap = cfg.feedback_until * total / max(cfg.feedback_rounds, 1)
-            round_steps = [round(gap * k) for k in range(1, cfg.feedback_rounds + 1)]
+            # the later rounds spread evenly from the end of exploration to feedback_until
+            end = max(cfg.feedback_until * total, explored)
+            gap = (end - explored) / max(cfg.feedback_rounds, 1)
+            round_steps = [round(explored + gap * k) for k in range(1, cfg.feedback_rounds + 1)]
         schedule = RLHFCallback(
             round_steps,
             lambda: self.feedback_round(self.budget_for_next_round()),

@@ -311,6 +311,25 @@ def test_pebbles_unsupervised_phase_trains_on_state_entropy_then_asks_about_its_
     assert first.obs.shape == (10, 4)
 
 
+def test_after_exploring_rounds_and_evaluations_are_spread_over_the_steps_that_remain():
+    steps: list[tuple[str, int]] = []
+    run = tiny_run(
+        total_timesteps=1024, unsupervised_fraction=0.5, feedback_rounds=2, feedback_until=1.0, eval_freq=200
+    )
+    real_round, real_eval = run.feedback_round, run.log_evaluation
+    run.feedback_round = lambda *a, **k: (
+        steps.append(("round", run.loop.agent.num_timesteps)),
+        real_round(*a, **k),
+    )[1]
+    run.log_evaluation = lambda n: (steps.append(("eval", run.loop.agent.num_timesteps)), real_eval(n))[1]
+    run.learn()
+    rounds = [t for kind, t in steps if kind == "round"]
+    evals = [t for kind, t in steps if kind == "eval"]
+    # the first round when exploring ends (512 steps), the next halfway to the end (not at once: 512)
+    assert rounds == [512, 768]
+    assert evals == sorted(set(evals)) and evals[0] >= 600  # once per 200 steps, none owed for exploring
+
+
 def test_the_unsupervised_fraction_is_a_share():
     with pytest.raises(ValueError, match="unsupervised_fraction must be in"):
         RunConfig(unsupervised_fraction=1.5)
