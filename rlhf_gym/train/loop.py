@@ -168,9 +168,23 @@ class Loop:
         return self.agent
 
     def collect(self, steps: int) -> int:
-        """Roll the initial policy out for ``steps`` environment steps, for the first queries."""
+        """Roll the initial policy out for ``steps`` environment steps, for the first queries.
+
+        An off-policy agent takes them itself, as the first steps of its training: before
+        ``learning_starts`` SB3 acts uniformly at random and only fills its replay buffer (whose
+        rewards every fit relabels), so they cost no environment steps beyond its own. Returns the
+        agent steps they took (0 for an on-policy agent, whose rollouts are extra)."""
+        agent = self.agent
+        if isinstance(agent, OffPolicyAlgorithm):
+            starts = agent.learning_starts
+            agent.learning_starts = max(starts, steps)
+            try:
+                agent.learn(steps, reset_num_timesteps=True)
+            finally:
+                agent.learning_starts = starts
+            return agent.num_timesteps
         self.initial_env_steps = collect(self.env, self._initial_policy, steps)
-        return self.initial_env_steps
+        return 0
 
     def explore(self, steps: int) -> int:
         """PEBBLE's unsupervised phase: train the agent ``steps`` steps on the state entropy of its
@@ -274,10 +288,7 @@ class Loop:
             bind(feedback=self.feedback, reward_fn=self.reward_model, task=self.task, horizon=cfg.horizon)
 
     def _initial_policy(self, obs: np.ndarray) -> np.ndarray:
-        """The untrained agent's own stochastic policy; uniform actions for off-policy agents,
-        as SB3 itself acts before ``learning_starts`` (an untrained DQN is greedy, not random)."""
-        if isinstance(self.agent, OffPolicyAlgorithm):
-            return np.stack([self.env.action_space.sample() for _ in range(self.n_envs)])
+        """The untrained agent's own stochastic policy (an on-policy agent's)."""
         return self.agent.predict(obs, deterministic=False)[0]
 
     def act(self, obs: np.ndarray) -> Any:

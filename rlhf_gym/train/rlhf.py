@@ -170,7 +170,7 @@ class RLHF:
             explored = loop.explore(max(round(cfg.unsupervised_fraction * total), 1))
         elif self.asks_feedback:
             # enough for one segment per environment, even with a tiny initial_rollout_fraction
-            loop.collect(
+            explored = loop.collect(
                 max(math.ceil(cfg.initial_rollout_fraction * total), loop.n_envs * (cfg.segment_length or 1))
             )
         if self.asks_feedback:

@@ -109,6 +109,8 @@ def test_off_policy_agent_buffer_is_relabelled_after_each_fit():
     run.learn()
     buf = run.agent.replay_buffer
     assert buf.pos == 512
+    # the initial rollout was the agent's own first steps: none beyond its 512 (issue 21's overhead)
+    assert run.env.env_steps == run.summary()["total_timesteps"] == 512 and run.initial_env_steps == 0
     # the steps as the environment saw them (env-unit actions), recorded independently of the buffer
     steps = run.env.recorder.pool()[-3:]  # 512 steps = two 200-step episodes and 112 of a third
     assert [len(t) for t in steps] == [200, 200, 112]
