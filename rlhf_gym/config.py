@@ -333,6 +333,11 @@ class RunConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.unsupervised_fraction and self.unsupervised_fraction >= self.feedback_until:
+            raise ValueError(
+                f"unsupervised_fraction ({self.unsupervised_fraction}) must be below feedback_until "
+                f"({self.feedback_until}): the feedback rounds come after exploring"
+            )
         if (
             self.reward == "learned"
             and self.labels == 0

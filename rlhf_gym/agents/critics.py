@@ -5,6 +5,7 @@ A saved critic is read, without unpickling, by ``load_agent`` (``rlhf_gym.agents
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -44,9 +45,11 @@ def state_value(agent: BaseAlgorithm) -> Callable[[np.ndarray], np.ndarray]:
 
 def reset_critic(agent: BaseAlgorithm) -> int:
     """Fresh weights, and fresh optimiser moments, for an agent's critic: SAC's and TD3's Q-networks,
-    DQN's Q-network, or PPO's and A2C's value network; target networks copy the fresh weights. The
-    actor is kept. PEBBLE does this after its unsupervised phase, whose values were of another
-    reward. Returns the number of parameters reset.
+    DQN's Q-network, or PPO's and A2C's value network (SB3's orthogonal init with its gains, when
+    the policy uses it); target networks copy the fresh weights. The actor is kept. PEBBLE does this
+    after its unsupervised phase, whose values were of another reward. DQN's Q-network is its policy
+    too: what it keeps from that phase is its replay buffer, relabelled at every fit. Returns the
+    number of parameters reset.
     """
     import torch
 
@@ -60,6 +63,10 @@ def reset_critic(agent: BaseAlgorithm) -> int:
         nets, targets, optimizer = [n for n in nets if n is not None], [], policy.optimizer
     params = {id(p) for net in nets for p in net.parameters()}
     for net in nets:
+        if getattr(policy, "ortho_init", False):  # SB3's gains: sqrt(2) in the extractor, 1 at the head
+            gain = 1.0 if net is policy.value_net else 2**0.5
+            net.apply(functools.partial(policy.init_weights, gain=gain))
+            continue
         for module in net.modules():
             if isinstance(module, torch.nn.Linear | torch.nn.Conv2d):
                 module.reset_parameters()

@@ -277,7 +277,11 @@ class RewardModel:
                 useq = torch.stack([2 * iu, 2 * iu + 1], 1).view(-1)
                 h = u_abs.shape[1]
                 ru = self._returns(ux_t[useq], u_abs[useq], crop_mask(len(iu), h, gen), norm)
-                total = total + n_pairs * pseudo_label_loss(ru[:, 0::2], ru[:, 1::2], cfg.surf_threshold)
+                with torch.no_grad():  # labelled on the whole segments, trained on the crops
+                    whole = self._returns(ux_t[useq], u_abs[useq], torch.ones(len(useq), h), norm)
+                guess = whole[:, 0::2] - whole[:, 1::2]
+                pseudo = pseudo_label_loss(ru[:, 0::2], ru[:, 1::2], guess, cfg.surf_threshold)
+                total = total + n_pairs * pseudo
             if len(idx_p):
                 w = counts[:, idx_p] * keep[idx_p]
                 total = total + n_pairs * comparison_loss(

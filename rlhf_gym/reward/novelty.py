@@ -7,7 +7,9 @@ go where it has not been, and its rollouts give the first queries segments a ran
 never reach (the flag of MountainCar, the block in the bin). ``StateEntropy`` is that reward for
 ``LearnedRewardVec``: each observation is scored against a uniform sample of every earlier one,
 in coordinates standardised by their running mean and spread, and the distance is divided by its
-own running mean, as PEBBLE divides by its running standard deviation.
+own running mean, as PEBBLE divides by its running standard deviation. A state's reward is its
+novelty when it was visited: an off-policy agent's replay buffer keeps it (PEBBLE recomputes it
+against the current buffer at every update), until the first fit relabels the buffer.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """SURF (Park et al., ICLR 2022): a reward model fitted on more pairs than were labelled.
 
-Two additions to each fit, both on with ``reward_model.surf_threshold``:
+Two additions to each fit given unlabelled pairs (the loop gives them), both on with
+``reward_model.surf_threshold``:
 
 - **Pseudo-labels.** Unlabelled pairs cut from the agent's recent episodes (``UNLABELED_PER_LABEL``
   per labelled pair) join every Adam step, ``BATCH_RATIO`` of them per labelled pair of the batch.
   Each member labels each pair itself, by its own prediction, where it is at least
-  ``surf_threshold`` sure (SURF: 0.95 to 0.99), and is trained on those labels; the pairs it is
-  unsure of are left out (they count as zero in the mean, as in FixMatch).
+  ``surf_threshold`` sure on the whole segments (SURF: 0.95 to 0.99), and is trained on those
+  labels on a cropped view; the pairs it is unsure of count as zero in the mean (as in FixMatch).
 - **Temporal cropping.** Every pair of a batch, labelled or not, is judged on a window of each
   segment: the same random length for both, from ``length - 2c`` to ``length`` steps with
   ``c = ceil(length / 10)`` (SURF's crop range, 5 of 50 steps, on each side), each at a random start.
@@ -58,20 +59,24 @@ def crop_mask(n_pairs: int, length: int, gen: torch.Generator) -> torch.Tensor:
     return ((steps >= starts[:, None]) & (steps < (starts + lengths)[:, None])).float()
 
 
-def pseudo_label_loss(first: torch.Tensor, second: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Each member's cross-entropy against its own confident labels, ``(E, M) -> (E,)``: the label
-    is the segment the member prefers, where its probability is at least ``threshold``.
+def pseudo_label_loss(
+    first: torch.Tensor, second: torch.Tensor, guess: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """Each member's cross-entropy against its own confident labels, ``(E, M) -> (E,)``. The label is
+    the segment the member prefers in ``guess``, its ``R1 - R2`` on the whole segments, where its
+    probability is at least ``threshold``; the loss is on the cropped returns ``first`` and
+    ``second``: as in SURF (and FixMatch), one view labels, another is trained.
 
     Example:
-        >>> first, second = torch.tensor([[3.0, 0.1]]), torch.tensor([[0.0, 0.0]])
-        >>> loss = pseudo_label_loss(first, second, 0.9)  # sure of the first pair only
-        >>> bool(torch.isclose(loss, F.softplus(torch.tensor(-3.0)) / 2).all())
+        >>> first, second = torch.tensor([[0.5, 0.1]]), torch.tensor([[0.0, 0.0]])
+        >>> guess = torch.tensor([[3.0, 0.2]])  # sure of the first pair only: it is the first's
+        >>> loss = pseudo_label_loss(first, second, guess, 0.9)
+        >>> bool(torch.isclose(loss, F.softplus(torch.tensor(-0.5)) / 2).all())
         True
     """
-    logits = first - second
     with torch.no_grad():
-        p = torch.sigmoid(logits)
+        p = torch.sigmoid(guess)
         sure = (torch.maximum(p, 1 - p) >= threshold).float()
         labels = (p > 0.5).float()
-    nll = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    nll = F.binary_cross_entropy_with_logits(first - second, labels, reduction="none")
     return (nll * sure).mean(-1)

@@ -31,6 +31,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlhf_gym.agents.buffers import relabel_buffer
+from rlhf_gym.agents.callbacks import progress_of_run
 from rlhf_gym.agents.cloning import behaviour_clone
 from rlhf_gym.agents.critics import reset_critic
 from rlhf_gym.agents.evaluation import EvalResult, evaluate, reward_model_metrics
@@ -177,9 +178,10 @@ class Loop:
         agent = self.agent
         if isinstance(agent, OffPolicyAlgorithm):
             starts = agent.learning_starts
-            agent.learning_starts = max(starts, steps)
+            agent.learning_starts = 2**62  # (SB3 would train after a train_freq chunk that ends past it)
             try:
-                agent.learn(steps, reset_num_timesteps=True)
+                with progress_of_run(agent, self.config.total_timesteps or steps):
+                    agent.learn(steps, reset_num_timesteps=True)
             finally:
                 agent.learning_starts = starts
             return agent.num_timesteps
@@ -193,7 +195,8 @@ class Loop:
         reward_fn = self.env.reward_fn
         self.env.reward_fn = StateEntropy(seed=self.config.seed)
         try:
-            self.agent.learn(steps, reset_num_timesteps=True)
+            with progress_of_run(self.agent, self.config.total_timesteps or steps):
+                self.agent.learn(steps, reset_num_timesteps=True)
         finally:
             self.env.reward_fn = reward_fn
         reset_critic(self.agent)
@@ -255,9 +258,9 @@ class Loop:
     def _agent_reward(self) -> Any:
         if not self.fits_reward_model:
             return ConstantReward(0.0)  # the policy learns from the pairs; no reward reaches it
-        rune = self.reward_model.config.rune_beta
-        if self.config.reward == "learned" and rune:
-            self.rune = Rune(self.reward_model, rune, self.reward_model.config.rune_decay)
+        rune = self.config.reward_model  # the run's, not a loaded checkpoint's
+        if self.config.reward == "learned" and rune.rune_beta:
+            self.rune = Rune(self.reward_model, rune.rune_beta, rune.rune_decay)
             return self.rune
         return {"learned": self.reward_model, "constant": ConstantReward(1.0), "true": None}[
             self.config.reward

@@ -166,13 +166,12 @@ class RLHF:
         loop.start()
         round_steps: list[int] = []
         explored = 0
+        # enough for one segment per environment, even with a tiny fraction
+        least = loop.n_envs * (cfg.segment_length or 1)
         if self.asks_feedback and cfg.unsupervised_fraction:
-            explored = loop.explore(max(round(cfg.unsupervised_fraction * total), 1))
+            explored = loop.explore(max(round(cfg.unsupervised_fraction * total), least))
         elif self.asks_feedback:
-            # enough for one segment per environment, even with a tiny initial_rollout_fraction
-            explored = loop.collect(
-                max(math.ceil(cfg.initial_rollout_fraction * total), loop.n_envs * (cfg.segment_length or 1))
-            )
+            explored = loop.collect(max(math.ceil(cfg.initial_rollout_fraction * total), least))
         if self.asks_feedback:
             self.feedback_round(self.budget_for_next_round(), strategy="uniform")
             if not loop.feedback:

@@ -29,12 +29,12 @@ def test_crops_keep_one_window_per_segment_of_the_same_length_in_both_segments_o
     assert m[:, 0].any() and m[:, -1].any() and not m[:, 0].all()  # starts vary
 
 
-def test_pseudo_labels_are_each_members_own_confident_guess():
-    first = torch.tensor([[4.0, -4.0, 0.1], [-4.0, 4.0, 0.1]])  # member 2 disagrees, surely
-    second = torch.zeros_like(first)
-    loss = pseudo_label_loss(first, second, 0.95)
-    # each member is sure of pairs 1 and 2 (each its own way), unsure of pair 3: two terms of softplus(-4)
-    expected = 2 * torch.nn.functional.softplus(torch.tensor(-4.0)) / 3
+def test_pseudo_labels_are_each_members_own_confident_guess_on_the_whole_segments():
+    guess = torch.tensor([[4.0, -4.0, 0.1], [-4.0, 4.0, 0.1]])  # member 2 disagrees, surely
+    cropped = torch.tensor([[1.0, -1.0, 3.0], [-1.0, 1.0, 3.0]])  # what the crops give
+    loss = pseudo_label_loss(cropped, torch.zeros_like(cropped), guess, 0.95)
+    # each member is sure of pairs 1 and 2 (each its own way), unsure of pair 3; trained on the crops
+    expected = 2 * torch.nn.functional.softplus(torch.tensor(-1.0)) / 3
     assert torch.allclose(loss, expected.expand(2))
 
 
@@ -42,9 +42,10 @@ def test_a_surf_fit_adds_cropped_pseudo_labelled_pairs_to_every_step_and_still_l
     calls: list[tuple[int, float]] = []
     real = model_module.pseudo_label_loss
 
-    def spy(first, second, threshold):
+    def spy(first, second, guess, threshold):
         calls.append((first.shape[1], threshold))
-        return real(first, second, threshold)
+        assert not guess.requires_grad and first.requires_grad
+        return real(first, second, guess, threshold)
 
     monkeypatch.setattr(model_module, "pseudo_label_loss", spy)
     rng = np.random.default_rng(0)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -300,7 +301,7 @@ def test_pebbles_unsupervised_phase_trains_on_state_entropy_then_asks_about_its_
 
     monkeypatch.setattr(loop_module, "StateEntropy", Spy)
     monkeypatch.setattr(loop_module, "reset_critic", lambda agent: resets.append(agent.num_timesteps))
-    run = tiny_run(unsupervised_fraction=0.5)
+    run = tiny_run(unsupervised_fraction=0.5, feedback_until=0.75)
     run.learn()
     s = run.summary()
     assert sum(seen) == 128  # half of 256 steps, two rollouts of 2 x 32, on the intrinsic reward
@@ -371,3 +372,64 @@ def test_runes_bonus_decays_with_every_environment_step():
     steps = run.env.env_steps  # the initial rollout's included
     assert run.env.reward_fn.steps == steps > 256
     assert run.env.reward_fn.beta == pytest.approx(0.5 * 0.99**steps)
+
+
+def test_a_phase_learned_as_a_call_of_its_own_keeps_the_runs_schedules():
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rlhf_gym.agents.callbacks import progress_of_run
+    from rlhf_gym.agents.registry import make_agent
+    from rlhf_gym.tasks.registry import get_task
+
+    def dqn():
+        hp = {"exploration_fraction": 0.5, "exploration_final_eps": 0.05, "learning_starts": 10_000}
+        return make_agent("dqn", DummyVecEnv([get_task("CartPole-v1").make]), hp, 0, False)
+
+    alone = dqn()
+    alone.learn(1000)
+    assert alone.exploration_rate == pytest.approx(0.05)  # SB3: the call's own schedule, finished
+    phase = dqn()
+    with progress_of_run(phase, 10_000):
+        phase.learn(1000)
+    assert phase.exploration_rate == pytest.approx(1 - 0.2 * 0.95, abs=0.01)  # 10% of the run, not all
+    assert "_update_current_progress_remaining" not in vars(phase)
+
+
+def test_an_off_policy_agents_initial_rollout_fills_its_buffer_and_never_trains():
+    run = RLHF(
+        "Pendulum-v1",
+        labels=6,
+        algo="sac",
+        **{**TINY, "hyperparams": {"learning_starts": 100, "train_freq": 32, "gradient_steps": 32}},
+    )
+    run.loop.start()
+    assert run.loop.collect(1000) == run.agent.num_timesteps >= 1000
+    assert run.agent._n_updates == 0 and run.agent.learning_starts == 100
+    assert run.agent.replay_buffer.pos == run.agent.num_timesteps
+
+
+def test_exploring_takes_at_least_a_segment_per_environment():
+    run = RLHF(
+        "Pendulum-v1",
+        labels=4,
+        algo="sac",
+        unsupervised_fraction=0.05,
+        **{**TINY, "total_timesteps": 300, "segment_length": 50, "hyperparams": {"learning_starts": 50}},
+    )
+    run.learn()  # 5% of 300 steps is 15: too short for a segment of 50, so it explores 50
+    assert run.summary()["labels_used"] == 4
+
+
+def test_the_runs_config_not_a_checkpoints_decides_runes_bonus():
+    run = tiny_run()
+    run.reward_model.config = dataclasses.replace(run.reward_model.config, rune_beta=0.5)
+    run.learn()
+    assert run.env.reward_fn is run.reward_model
+
+
+def test_exploring_and_goal_queries_are_feedback_fields_and_exploring_ends_before_the_rounds():
+    from rlhf_gym.train.resolve import feedback_only
+
+    assert feedback_only("unsupervised_fraction") and feedback_only("goal_queries")
+    with pytest.raises(ValueError, match="must be below feedback_until"):
+        RunConfig(unsupervised_fraction=0.5, feedback_until=0.5)
