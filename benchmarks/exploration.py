@@ -11,7 +11,9 @@ one arm per method, each changing one thing of the preset:
 - ``rune``: RUNE's exploration bonus from the ensemble's disagreement (``reward_model.rune_beta``);
 - ``surf``: SURF's pseudo-labels and temporal cropping (``reward_model.surf_threshold``);
 - ``goal``: queries that include a segment that reaches the goal (``goal_queries``);
-- ``pebble-goal``: the first and the last together.
+- ``pebble-goal``: the first and the last together;
+- ``scale`` and ``goal-scale``: the learned reward at a tenth of its usual root-mean-square, alone and
+  with goal queries.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ METHODS: dict[str, dict[str, Any]] = {
     "surf": {"reward_model": {"surf_threshold": 0.95}},
     "goal": {"goal_queries": 0.25},
     "pebble-goal": {"unsupervised_fraction": 0.2, "goal_queries": 0.25},
+    # a learned reward scaled to a tenth: its costs stay as small beside exploration as the true ones
+    # (MountainCarContinuous's -0.1 u^2); with goal queries, one exploratory run found the flag
+    "scale": {"reward_model": {"reward_scale": 0.1}},
+    "goal-scale": {"goal_queries": 0.25, "reward_model": {"reward_scale": 0.1}},
 }
 SEEDS = 5
 
