@@ -7,6 +7,7 @@ MountainCarContinuous, and PickPlace, whose +1 comes only once the block is drop
 the fixed horizon at the preset's label budget: the true-reward ceiling, the preset as it is, and
 one arm per method, each changing one thing of the preset:
 
+- ``plain``: the preset with none of the options below;
 - ``pebble``: PEBBLE's unsupervised pre-training on the state entropy (``unsupervised_fraction``);
 - ``rune``: RUNE's exploration bonus from the ensemble's disagreement (``reward_model.rune_beta``);
 - ``surf``: SURF's pseudo-labels and temporal cropping (``reward_model.surf_threshold``);
@@ -26,6 +27,8 @@ from report import arm_iqm, normalise, section, seed_count, shown, target_row
 
 TASKS = ("MountainCar-v0", "MountainCarContinuous-v0", "PickPlace-v0")
 METHODS: dict[str, dict[str, Any]] = {
+    # the preset without any of these (MountainCarContinuous's preset has goal-scale's two settings)
+    "plain": {"goal_queries": 0.0, "unsupervised_fraction": 0.0, "reward_model": {"reward_scale": 1.0}},
     "pebble": {"unsupervised_fraction": 0.2},
     "rune": {"reward_model": {"rune_beta": 0.05}},
     "surf": {"reward_model": {"surf_threshold": 0.95}},

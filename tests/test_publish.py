@@ -249,8 +249,9 @@ def test_the_exploration_publication_runs_each_method_and_sets_it_against_the_pr
     text = files["RESULTS.md"].read_text()
     rows = [line for line in text.splitlines() if line.startswith("| MountainCar-v0 | ")]
     methods = [row.split(" | ")[1] for row in rows]
-    assert methods == ["preset", "pebble", "rune", "surf", "goal", "pebble-goal", "scale", "goal-scale"]
-    assert "unsupervised_fraction = 0.2" in rows[1] and "not run yet" in rows[-1]
+    expected = ["preset", "plain", "pebble", "rune", "surf", "goal", "pebble-goal", "scale", "goal-scale"]
+    assert methods == expected
+    assert "unsupervised_fraction = 0.2" in rows[2] and "not run yet" in rows[-1]
     assert "MountainCar-v0: the best arm" in text
     summary = json.loads((results / "MountainCar-v0-pebble" / "s0" / "summary.json").read_text())
     assert summary["env_steps"] == summary["total_timesteps"]  # exploring is the agent's own steps
