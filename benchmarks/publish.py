@@ -85,13 +85,16 @@ def publications() -> dict[str, Publication]:
     """Every publication, by name."""
     from alignment import PUBLICATIONS as ALIGNMENT
     from cpl_diagnosis import PUBLICATIONS as CPL
+    from exploration import PUBLICATIONS as EXPLORATION
     from label_app import PUBLICATIONS as APP
     from label_efficiency import PUBLICATIONS
     from recorded import PUBLICATIONS as RECORDED
     from sweep_speed import PUBLICATIONS as SPEED
     from sweeps import PUBLICATIONS as SWEEPS
 
-    return {p.name: p for p in [*APP, *PUBLICATIONS, *SWEEPS, *RECORDED, *CPL, *ALIGNMENT, *SPEED]}
+    return {
+        p.name: p for p in [*APP, *PUBLICATIONS, *SWEEPS, *RECORDED, *CPL, *ALIGNMENT, *SPEED, *EXPLORATION]
+    }
 
 
 # ----- running -----------------------------------------------------------------------------

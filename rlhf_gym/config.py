@@ -12,32 +12,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlhf_gym.schema import check_choice, check_finite, check_positive, from_dict
+from rlhf_gym.schema import (
+    MAX_BUDGET_SECONDS,
+    MAX_COUNT,
+    MAX_LABELS,
+    MAX_TIMESTEPS,
+    MAX_WIDTH,
+    check_choice,
+    check_finite,
+    check_hyperparams,
+    check_positive,
+    from_dict,
+)
 from rlhf_gym.teacher_params import PRESETS, REGRET, TeacherParams
-
-MAX_LABELS = 1_000_000
-"""More labels than any study of people gives; a larger budget is a typo (and would not fit in memory)."""
-MAX_TIMESTEPS = 10**10
-MAX_BUDGET_SECONDS = 10**6
-"""About 12 days of one person's labelling."""
-MAX_COUNT = 10**7
-"""The largest count (episodes, steps per rollout, buffer size, ...) a field may ask for: a larger
-one is a typo that would exhaust memory."""
-MAX_WIDTH = 4096
-"""The widest reward-model layer."""
-BOUNDED_HYPERPARAMS = {"n_envs": 256, "n_steps": MAX_COUNT, "batch_size": MAX_COUNT, "buffer_size": MAX_COUNT}
-"""SB3 hyperparameters whose size is allocated up front, and their upper bounds."""
-
-
-def check_hyperparams(hyperparams: dict[str, Any]) -> None:
-    """Refuse a size hyperparameter that would exhaust memory (``BOUNDED_HYPERPARAMS``)."""
-    for key, bound in BOUNDED_HYPERPARAMS.items():
-        value = hyperparams.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound:
-            raise ValueError(f"hyperparams.{key} must be an integer in [1, {bound}], got {value!r}")
-
 
 HORIZONS = ("natural", "fixed")
 REWARDS = ("learned", "true", "constant")
@@ -88,6 +75,14 @@ class RewardModelConfig:
     """The agent's reward is the ensemble mean less this many standard deviations of the members
     (Coste et al. 2023), each member's reward taken relative to its own absorbing reward (labels fix
     a member's reward only up to a constant): states the labels did not pin down are worth less."""
+    surf_threshold: float = 0.0
+    """SURF (``rlhf_gym.reward.surf``): each fit also trains on unlabelled pairs of recent segments,
+    labelled by each member where it is this sure (0.95 to 0.99), with temporal cropping. 0: off."""
+    rune_beta: float = 0.0
+    """RUNE's exploration bonus (``rlhf_gym.reward.rune``): the agent's reward plus this many standard
+    deviations of the members, decaying by ``rune_decay`` per environment step. 0: off."""
+    rune_decay: float = 1e-5
+    """RUNE's rho: the bonus is multiplied by (1 - rho) at every environment step."""
     reward_scale: float = 1.0
     """Root-mean-square of the learned reward the agent sees, after the absorbing state is
     shifted to zero (or the mean, for tasks that never terminate)."""
@@ -95,7 +90,13 @@ class RewardModelConfig:
     def __post_init__(self) -> None:
         check_positive(self, "ensemble_size", at_most=64)
         check_positive(self, "n_steps", "batch_size", at_most=MAX_COUNT)
-        check_positive(self, "weight_decay", "pessimism", allow_zero=True)
+        check_positive(self, "weight_decay", "pessimism", "rune_beta", allow_zero=True)
+        if not 0.0 <= self.rune_decay < 1.0:
+            raise ValueError(f"reward_model.rune_decay must be in [0, 1), got {self.rune_decay}")
+        if self.surf_threshold and not 0.5 < self.surf_threshold < 1.0:
+            raise ValueError(
+                f"reward_model.surf_threshold must be 0 or in (0.5, 1), got {self.surf_threshold}"
+            )
         check_positive(self, "learning_rate", "reward_scale", allow_zero=False)
         if not 0.0 <= self.noise_robust < 1.0:
             raise ValueError(f"reward_model.noise_robust must be in [0, 1), got {self.noise_robust}")
@@ -184,6 +185,15 @@ class RunConfig:
     initial_rollout_fraction: float = 0.02
     """Environment steps of the initial policy collected for the first round, as a fraction of
     ``total_timesteps``. Later rounds reuse the agent's own rollouts at no extra cost."""
+    unsupervised_fraction: float = 0.0
+    """PEBBLE's unsupervised pre-training: the agent's first steps, this fraction of
+    ``total_timesteps``, train it on a state-entropy reward (``rlhf_gym.reward.novelty``) instead
+    of rolling out the initial policy; the first queries come from those rollouts, and the critic
+    starts afresh after them. Those steps count toward ``total_timesteps``. 0: off."""
+    goal_queries: float = 0.0
+    """Share of each round's comparisons whose first segment reaches the goal: a terminal state, or
+    a step whose ``info["is_success"]`` is true (``rlhf_gym.data.segments.reaches_end``), drawn from
+    the pool's episodes that got there and ranked like the rest; asked first. 0: off."""
     candidate_factor: int = 10
     """Candidate pairs scored per query asked (disagreement and entropy strategies)."""
     trajectory_window: int = 100
@@ -313,10 +323,21 @@ class RunConfig:
             raise ValueError(f"torch_threads must be a positive integer or None, got {threads!r}")
         if not 2 <= self.rating_levels <= 1000:
             raise ValueError(f"rating_levels must be in [2, 1000], got {self.rating_levels}")
-        for name in ("initial_label_fraction", "feedback_until", "initial_rollout_fraction"):
+        for name in (
+            "initial_label_fraction",
+            "feedback_until",
+            "initial_rollout_fraction",
+            "unsupervised_fraction",
+            "goal_queries",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.unsupervised_fraction and self.unsupervised_fraction >= self.feedback_until:
+            raise ValueError(
+                f"unsupervised_fraction ({self.unsupervised_fraction}) must be below feedback_until "
+                f"({self.feedback_until}): the feedback rounds come after exploring"
+            )
         if (
             self.reward == "learned"
             and self.labels == 0

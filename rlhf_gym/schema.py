@@ -21,6 +21,29 @@ import yaml
 
 T = TypeVar("T")
 
+MAX_LABELS = 1_000_000
+"""More labels than any study of people gives; a larger budget is a typo (and would not fit in memory)."""
+MAX_TIMESTEPS = 10**10
+MAX_BUDGET_SECONDS = 10**6
+"""About 12 days of one person's labelling."""
+MAX_COUNT = 10**7
+"""The largest count (episodes, steps per rollout, buffer size, ...) a field may ask for: a larger
+one is a typo that would exhaust memory."""
+MAX_WIDTH = 4096
+"""The widest reward-model layer."""
+BOUNDED_HYPERPARAMS = {"n_envs": 256, "n_steps": MAX_COUNT, "batch_size": MAX_COUNT, "buffer_size": MAX_COUNT}
+"""SB3 hyperparameters whose size is allocated up front, and their upper bounds."""
+
+
+def check_hyperparams(hyperparams: dict[str, Any]) -> None:
+    """Refuse a size hyperparameter that would exhaust memory (``BOUNDED_HYPERPARAMS``)."""
+    for key, bound in BOUNDED_HYPERPARAMS.items():
+        value = hyperparams.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound:
+            raise ValueError(f"hyperparams.{key} must be an integer in [1, {bound}], got {value!r}")
+
 
 @cache
 def field_docs(cls: type) -> dict[str, str]:

@@ -38,6 +38,8 @@ class Trajectory(_Steps):
         terminated: the episode ended in a terminal state (not a time limit). A segment that
             runs past the end of a terminated trajectory is padded with the absorbing state.
         final_obs: the observation after the last step (the terminal state if terminated).
+        goal: the index of the first state after a step whose ``info["is_success"]`` was true (the
+            goal reached, on a task that reports it: Gymnasium's convention), or ``None``.
 
     Example:
         >>> import numpy as np
@@ -53,6 +55,7 @@ class Trajectory(_Steps):
     absorbing: np.ndarray
     terminated: bool
     final_obs: np.ndarray
+    goal: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The published figures are the rendering of the committed raw results, and nothing else."""
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -233,3 +234,24 @@ def test_a_smoke_measurement_of_the_sweep_runner_times_its_runs_three_ways():
     m = sweep_speed.measure([], smoke=True)
     assert m["runs"] == 2 and m["smoke"] is None
     assert 0 < m["serial_seconds"] and 0 < m["pool_seconds"] and 0 < m["one_worker_seconds"]
+
+
+def test_the_exploration_publication_runs_each_method_and_sets_it_against_the_preset(tmp_path, monkeypatch):
+    import publish
+
+    pub = publish.publications()["exploration"]
+    names = [f"MountainCar-v0-{m}" for m in ("true", "preset", "pebble", "rune", "surf", "goal")]
+    monkeypatch.setattr(pub, "arms", {a: pub.arms[a] for a in names})
+    results = tmp_path / "results"
+    assert publish.run(pub, results, seeds=1, workers=1, smoke=True) == 0
+    files = {"RESULTS.md": tmp_path / "RESULTS.md", "README.md": tmp_path / "README.md"}
+    assert publish.render(pub, results, files, figures=False, allow_mixed=False)
+    text = files["RESULTS.md"].read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| MountainCar-v0 | ")]
+    methods = [row.split(" | ")[1] for row in rows]
+    expected = ["preset", "plain", "pebble", "rune", "surf", "goal", "pebble-goal", "scale", "goal-scale"]
+    assert methods == expected
+    assert "unsupervised_fraction = 0.2" in rows[2] and "not run yet" in rows[-1]
+    assert "MountainCar-v0: the best arm" in text
+    summary = json.loads((results / "MountainCar-v0-pebble" / "s0" / "summary.json").read_text())
+    assert summary["env_steps"] == summary["total_timesteps"]  # exploring is the agent's own steps

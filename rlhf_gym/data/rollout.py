@@ -7,7 +7,7 @@ queries after the first round cost no extra environment steps.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,6 +16,10 @@ from rlhf_gym.types import Trajectory
 
 if TYPE_CHECKING:  # (the labelling window imports this module, and never torch)
     from stable_baselines3.common.vec_env import VecEnv
+
+
+Step = tuple[np.ndarray, np.ndarray, float, bool, bool]
+"""One recorded step: observation, action, true reward, absorbing, and ``info["is_success"]``."""
 
 
 class TrajectoryRecorder:
@@ -38,7 +42,7 @@ class TrajectoryRecorder:
     def __init__(self, n_envs: int, max_trajectories: int = 100) -> None:
         self.n_envs = n_envs
         self.trajectories: deque[Trajectory] = deque(maxlen=max_trajectories)
-        self._open: list[list[tuple[np.ndarray, np.ndarray, float, bool]]] = [[] for _ in range(n_envs)]
+        self._open: list[list[Step]] = [[] for _ in range(n_envs)]
         self.episode_returns: deque[float] = deque(maxlen=100)
 
     def add(
@@ -52,7 +56,8 @@ class TrajectoryRecorder:
     ) -> None:
         """Record one vectorised step: ``obs`` are the states the actions were taken in."""
         for i in range(self.n_envs):
-            self._open[i].append((obs[i], actions[i], float(true_rewards[i]), bool(absorbing[i])))
+            success = bool(infos[i].get("is_success", False))
+            self._open[i].append((obs[i], actions[i], float(true_rewards[i]), bool(absorbing[i]), success))
             if dones[i]:
                 terminated = not infos[i].get("TimeLimit.truncated", False)
                 final = infos[i].get("terminal_observation", obs[i])
@@ -80,11 +85,10 @@ class TrajectoryRecorder:
         return list(self.episode_returns)[-n:]
 
 
-def to_trajectory(
-    steps: list[tuple[np.ndarray, np.ndarray, float, bool]], terminated: bool, final_obs: np.ndarray
-) -> Trajectory:
-    """A ``Trajectory`` from ``(obs, action, true_reward, absorbing)`` steps."""
-    obs, actions, rewards, absorbing = zip(*steps)
+def to_trajectory(steps: Sequence[tuple], terminated: bool, final_obs: np.ndarray) -> Trajectory:
+    """A ``Trajectory`` from ``(obs, action, true_reward, absorbing[, success])`` steps."""
+    obs, actions, rewards, absorbing, *success = zip(*steps)
+    goal = success[0].index(True) + 1 if success and True in success[0] else None
     return Trajectory(
         np.stack(obs),
         np.stack(actions),
@@ -92,6 +96,7 @@ def to_trajectory(
         np.array(absorbing, dtype=bool),
         terminated,
         final_obs,
+        goal,
     )
 
 

@@ -94,3 +94,58 @@ def sample_starts(
     which = np.searchsorted(bounds, picks, side="right")
     starts = picks - (bounds[which] - counts[which])
     return [(int(w), int(s)) for w, s in zip(which, starts)]
+
+
+def reaches_end(traj: Trajectory) -> int | None:
+    """The index of the first state of ``traj`` at its goal: the first absorbing step (a terminal
+    state reached, in the fixed horizon), its length when it stopped at a terminal state (the
+    natural horizon), or the state after the step whose ``info["is_success"]`` first said so
+    (``Trajectory.goal``), whichever comes first; ``None`` if it never got there."""
+    live = ~np.asarray(traj.absorbing, dtype=bool)
+    if not live.any():
+        return None
+    ends = [traj.goal] if traj.goal is not None else []
+    if not live.all():
+        ends.append(int(np.argmin(live)))
+    elif traj.terminated:
+        ends.append(len(traj))
+    first = min(ends, default=None)
+    return first if first else None
+
+
+def sample_goal_segments(
+    trajectories: Sequence[Trajectory],
+    length: int,
+    n: int,
+    rng: np.random.Generator,
+    absorbing_reward: float = 0.0,
+) -> list[Segment]:
+    """Draw ``n`` segments that reach the goal (``reaches_end``): each holds the last state before
+    it and the first at it. Every such (trajectory, start) is equally likely; an empty list when no
+    trajectory got there.
+
+    Example:
+        >>> t = Trajectory(np.arange(4.0)[:, None], np.zeros(4, int), np.ones(4), np.zeros(4, bool), True,
+        ...                np.array([9.0]))
+        >>> segments = sample_goal_segments([t], 3, 20, np.random.default_rng(0))
+        >>> sorted({tuple(s.absorbing.tolist()) for s in segments})
+        [(False, False, True), (False, True, True)]
+    """
+    if n <= 0:
+        return []
+    spans = []  # (trajectory, first start, last start + 1): starts from e - length + 1 to e - 1
+    for w, t in enumerate(trajectories):
+        e = reaches_end(t)
+        if e is not None and min(e, valid_starts(t, length)) > max(0, e - length + 1):
+            spans.append((w, max(0, e - length + 1), min(e, valid_starts(t, length))))
+    if not spans:
+        return []
+    counts = np.array([hi - lo for _, lo, hi in spans], dtype=np.int64)
+    picks = rng.integers(0, int(counts.sum()), size=n)
+    bounds = np.cumsum(counts)
+    which = np.searchsorted(bounds, picks, side="right")
+    out = []
+    for i, pick in zip(which, picks):
+        w, lo, _ = spans[i]
+        out.append(cut(trajectories[w], lo + int(pick - (bounds[i] - counts[i])), length, absorbing_reward))
+    return out

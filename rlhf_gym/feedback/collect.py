@@ -18,7 +18,7 @@ import numpy as np
 from rlhf_gym.config import RECORDED, RunConfig
 from rlhf_gym.data.queries import pair_up, rank_queries
 from rlhf_gym.data.rollout import TrajectoryRecorder
-from rlhf_gym.data.segments import sample_segments
+from rlhf_gym.data.segments import sample_goal_segments, sample_segments
 from rlhf_gym.feedback.effort import Budget, EffortModel
 from rlhf_gym.feedback.formats import read_feedback
 from rlhf_gym.feedback.synthetic import Item, SyntheticTeacher
@@ -26,7 +26,7 @@ from rlhf_gym.feedback.teachers import Teacher
 from rlhf_gym.feedback.validate import check_record, step_sequences
 from rlhf_gym.reward.model import RewardModel
 from rlhf_gym.tasks.registry import Task, get_expert
-from rlhf_gym.types import FEEDBACK_RECORDS, Trajectory
+from rlhf_gym.types import FEEDBACK_RECORDS, Query, Trajectory
 
 RECORD_KINDS = {
     "comparisons": "comparison",
@@ -125,6 +125,12 @@ class FeedbackCollector:
         self.teacher.update_thresholds(recent_returns, h, self.task.max_episode_steps)
         segments = sample_segments(pool, h, 2 * n * cfg.candidate_factor, rng, self.task.absorbing_reward)
         ranked = rank_queries(pair_up(segments), strategy or cfg.query_strategy, reward_model, rng)
+        n_goal = round(cfg.goal_queries * n)
+        goal = sample_goal_segments(pool, h, n_goal * cfg.candidate_factor, rng, self.task.absorbing_reward)
+        if goal:  # asked first: each pits a segment that reaches the end against any other
+            others = sample_segments(pool, h, len(goal), rng, self.task.absorbing_reward)
+            pairs = [Query(g, o) for g, o in zip(goal, others)]
+            ranked = rank_queries(pairs, strategy or cfg.query_strategy, reward_model, rng)[:n_goal] + ranked
         out: list[Item] = []
         for query in ranked:
             if not budget.affords(cost):

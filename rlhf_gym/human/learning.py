@@ -152,7 +152,9 @@ class PersonSource:
 class _Learning:
     """Drives the RLHF loop (``rlhf_gym.train.loop``) as a person labels: ask (read the store)
     and fit whenever the store changes, train a chunk, send clips, policy and status; until
-    stopped. Every option of a run's config acts here as it does in ``RLHF``."""
+    stopped. Every option of a run's config acts here as it does in ``RLHF``, but those of the
+    synthetic loop's schedule: the app shows its own episodes, so ``unsupervised_fraction`` and
+    ``goal_queries`` (like ``initial_rollout_fraction`` and ``feedback_rounds``) do nothing here."""
 
     def __init__(
         self,

@@ -26,13 +26,13 @@ from rlhf_gym.reward.checkpoints import describe_space, load_reward_model, save_
 from rlhf_gym.reward.evidence import Evidence, gather, judged_accuracy
 from rlhf_gym.reward.evidence import FitReport as FitReport  # re-exported
 from rlhf_gym.reward.losses import comparison_loss, ordinal_loss, ordinal_thresholds
+from rlhf_gym.reward.normalise import Normalisers, fold, member_normalisers
 from rlhf_gym.reward.rime import Rime
+from rlhf_gym.reward.surf import BATCH_RATIO, crop_mask, pseudo_label_loss
 from rlhf_gym.types import Feedback, Query, Segment
 
 LEAKY_SLOPE = 0.01
 SCALAR_LR_FACTOR = 10.0
-Normalisers = tuple[torch.Tensor, torch.Tensor]
-"""Each member's input mean and std, ``(E, D)`` each."""
 
 
 class RewardModel:
@@ -131,11 +131,11 @@ class RewardModel:
 
     def _forward(self, x: torch.Tensor, norm: Normalisers | None = None) -> torch.Tensor:
         """Per-member rewards of live steps, ``(N, D) -> (E, N)``; ``norm``: each member's
-        input normaliser, applied through its first layer (``_fold``)."""
+        input normaliser, applied through its first layer (``fold``)."""
         h = x
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             if i == 0 and norm is not None:
-                w, b = _fold(w, b, *norm)
+                w, b = fold(w, b, *norm)
             h = torch.baddbmm(b, h.expand(w.shape[0], -1, -1) if h.dim() == 2 else h, w)
             if i < len(self.weights) - 1:
                 h = torch.nn.functional.leaky_relu(h, LEAKY_SLOPE)
@@ -164,6 +164,11 @@ class RewardModel:
         k, centred = self.config.pessimism, members - self._np_abs[:, None]
         return centred.mean(0) - k * centred.std(0) if k else members.mean(0)
 
+    def spread(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> np.ndarray:
+        """The members' standard deviation, each relative to its absorbing reward, in reward units."""
+        members = self.member_rewards(obs, actions, absorbing) - self._np_abs[:, None]
+        return (members.std(0) / self.scale).astype(np.float32)
+
     # ----- queries ----------------------------------------------------------------------
     def segment_returns(self, segments: Sequence[Segment]) -> np.ndarray:
         """Predicted return of every segment for every member, ``(E, S)``."""
@@ -181,12 +186,14 @@ class RewardModel:
         return np.exp(-np.logaddexp(0.0, returns[:, 1::2] - returns[:, 0::2]))
 
     # ----- fitting ----------------------------------------------------------------------
-    def fit(self, feedback: Sequence[Feedback]) -> FitReport:
+    def fit(self, feedback: Sequence[Feedback], unlabeled: Sequence[Query] = ()) -> FitReport:
         """Fit the ensemble from fresh weights on all feedback so far, then re-normalise.
 
         Pair-like feedback (comparisons, corrections, demonstrations, e-stops) uses the
         Bradley-Terry likelihood; ratings and TAMER signals the ordinal one, with thresholds
         and a rationality learned per scale and member (see ``rlhf_gym.reward.evidence``).
+        With ``config.surf_threshold``, SURF's pseudo-labels on the ``unlabeled`` pairs and its
+        temporal cropping join (``rlhf_gym.reward.surf``).
 
         Raises:
             ValueError: no feedback, or steps whose shapes do not match the spaces.
@@ -210,7 +217,7 @@ class RewardModel:
         counts = torch.from_numpy(
             np.random.default_rng([self.seed, self._fits]).multinomial(m, np.full(m, 1.0 / m), size=e)
         ).float()
-        norm = self._member_normalisers(ev, counts.numpy())
+        norm = member_normalisers(ev, counts.numpy(), self.obs_info["type"] == "Box", self.input_dim)
         # per scale: a first threshold, softplus gaps to the next ones, and a log-rationality
         scales = [torch.zeros(e, k - 1) for _, k in ev.instruments]
         log_slopes = [torch.zeros(e) for _ in ev.instruments]
@@ -240,6 +247,14 @@ class RewardModel:
                 else torch.randint(0, n, (cfg.batch_size,), generator=gen)
             )
 
+        surf = cfg.surf_threshold > 0 and len(unlabeled) > 0
+        if surf:
+            useg = [seg for q in unlabeled for seg in (q.first, q.second)]
+            u_abs = torch.from_numpy(np.stack([seg.absorbing for seg in useg]))
+            ux = self.features(
+                np.concatenate([g.obs for g in useg]), np.concatenate([g.actions for g in useg])
+            )
+            ux_t = torch.from_numpy(ux).view(*u_abs.shape, -1)
         loss, target, keep = torch.zeros(()), labels, torch.ones(n_pairs)
         every = math.ceil(n_pairs / cfg.batch_size)  # steps per pass over the pairs
         rime = Rime(math.ceil(cfg.n_steps / every)) if cfg.rime and n_pairs else None
@@ -252,8 +267,21 @@ class RewardModel:
                     )
             idx_p, idx_o = sample(n_pairs), sample(len(ordinal))
             seq = torch.cat([pairs[idx_p].view(-1), ordinal[idx_o]])
-            returns = self._returns(x[seq], absorb[seq], weights[seq], norm)
+            w_seq = weights[seq]
+            if surf and len(idx_p):  # SURF's temporal cropping of the labelled pairs
+                w_seq[: 2 * len(idx_p)] *= crop_mask(len(idx_p), length, gen)
+            returns = self._returns(x[seq], absorb[seq], w_seq, norm)
             total, weight = torch.zeros(e), 0.0
+            if surf and len(idx_p):  # and its pseudo-labelled pairs, cropped too
+                iu = torch.randint(0, len(unlabeled), (BATCH_RATIO * len(idx_p),), generator=gen)
+                useq = torch.stack([2 * iu, 2 * iu + 1], 1).view(-1)
+                h = u_abs.shape[1]
+                ru = self._returns(ux_t[useq], u_abs[useq], crop_mask(len(iu), h, gen), norm)
+                with torch.no_grad():  # labelled on the whole segments, trained on the crops
+                    whole = self._returns(ux_t[useq], u_abs[useq], torch.ones(len(useq), h), norm)
+                guess = whole[:, 0::2] - whole[:, 1::2]
+                pseudo = pseudo_label_loss(ru[:, 0::2], ru[:, 1::2], guess, cfg.surf_threshold)
+                total = total + n_pairs * pseudo
             if len(idx_p):
                 w = counts[:, idx_p] * keep[idx_p]
                 total = total + n_pairs * comparison_loss(
@@ -285,7 +313,7 @@ class RewardModel:
             opt.step()
         for p in params:
             p.requires_grad_(False)
-        self.weights[0], self.biases[0] = _fold(self.weights[0], self.biases[0], *norm)
+        self.weights[0], self.biases[0] = fold(self.weights[0], self.biases[0], *norm)
         identified = self._neutral_absorbing(ev, counts.numpy(), x)
         self._sync_numpy()
         self.n_labels = m
@@ -327,27 +355,6 @@ class RewardModel:
         r = self._forward(x.reshape(s * h, -1), norm).view(-1, s, h)
         return (torch.where(absorb, self.absorbing_reward[:, None, None], r) * weights).sum(-1)
 
-    def _member_normalisers(self, ev: Evidence, counts: np.ndarray) -> Normalisers:
-        """Mean and std ``(E, D)`` of each member's inputs over its own bootstrap sample (the
-        sample's real steps, live ones if any, weighted by its counts), so that the labels it
-        leaves out, which judge its held-out accuracy, shape nothing of it. Discrete
-        observations and actions are left as they are (mean 0, std 1)."""
-        mean = np.zeros((len(counts), self.input_dim), np.float32)
-        std = np.ones_like(mean)
-        if self.obs_info["type"] == "Box":
-            owner = ev.owners()
-            real = ev.weights > 0
-            flat = ev.obs.reshape(*real.shape, -1).astype(np.float64)
-            d = flat.shape[-1]
-            for j, member_counts in enumerate(counts):
-                w = member_counts[owner][:, None] * real
-                w = w * ~ev.absorbing if (w * ~ev.absorbing).any() else w
-                if w.sum() > 0:
-                    mu = np.einsum("sl,sld->d", w, flat) / w.sum()
-                    var = np.einsum("sl,sld->d", w, (flat - mu) ** 2) / w.sum()
-                    mean[j, :d], std[j, :d] = mu, np.maximum(np.sqrt(var), 1e-3)
-        return torch.from_numpy(mean), torch.from_numpy(std)
-
     def calibrate(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> None:
         """Set the output normalisation from a batch of steps.
 
@@ -374,12 +381,3 @@ class RewardModel:
         """Load a checkpoint for an environment with these spaces. Raises ``FileNotFoundError``
         (files missing) or ``ValueError`` (corrupt, another format version, other spaces)."""
         return load_reward_model(cls, path, observation_space, action_space)
-
-
-def _fold(
-    w: torch.Tensor, b: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """First-layer weights ``(E, D, H)`` and biases ``(E, 1, H)`` of members whose inputs are
-    normalised, ``((x - mean) / std) w + b``, as a layer on raw inputs, ``x w' + b'``."""
-    w = w / std[:, :, None]
-    return w, b - torch.bmm(mean[:, None, :], w)

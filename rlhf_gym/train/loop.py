@@ -9,7 +9,7 @@ behaviour cloning, CPL, best-of-N) lives here, so it acts the same in every driv
 
     loop = Loop(config, task, reward_model, source)
     loop.start()                     # the environment and the agent
-    loop.collect(steps)              # rollouts of the initial policy
+    loop.collect(steps)              # rollouts of the initial policy (or loop.explore(steps))
     loop.ask(budget)                 # queries from those rollouts, answered by the source
     loop.fit()                       # the reward model on all feedback; relabel; clone
     loop.train(steps)                # the agent on the learned reward
@@ -31,7 +31,9 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlhf_gym.agents.buffers import relabel_buffer
+from rlhf_gym.agents.callbacks import progress_of_run
 from rlhf_gym.agents.cloning import behaviour_clone
+from rlhf_gym.agents.critics import reset_critic
 from rlhf_gym.agents.evaluation import EvalResult, evaluate, reward_model_metrics
 from rlhf_gym.agents.registry import make_agent
 from rlhf_gym.agents.tensorboard import record_metrics, tensorboard_logger
@@ -42,6 +44,9 @@ from rlhf_gym.feedback.collect import FeedbackCollector
 from rlhf_gym.feedback.effort import Budget
 from rlhf_gym.reward.evidence import expert_steps
 from rlhf_gym.reward.model import FitReport, RewardModel
+from rlhf_gym.reward.novelty import StateEntropy
+from rlhf_gym.reward.rune import Rune
+from rlhf_gym.reward.surf import unlabeled_pairs
 from rlhf_gym.tasks.registry import Task
 from rlhf_gym.train.resolve import n_envs
 from rlhf_gym.types import Feedback
@@ -136,6 +141,7 @@ class Loop:
         self.anchor: Anchor | None = None
         self.kl_term: KLPenalty | KLLoss | None = None
         self.last_fit: FitReport | None = None
+        self.rune: Rune | None = None  # the agent's reward, with RUNE's bonus (reward_model.rune_beta)
         self.metrics: list[dict[str, Any]] = []
         self.initial_env_steps = 0
         self._start = time.perf_counter()
@@ -163,9 +169,38 @@ class Loop:
         return self.agent
 
     def collect(self, steps: int) -> int:
-        """Roll the initial policy out for ``steps`` environment steps, for the first queries."""
+        """Roll the initial policy out for ``steps`` environment steps, for the first queries.
+
+        An off-policy agent takes them itself, as the first steps of its training: before
+        ``learning_starts`` SB3 acts uniformly at random and only fills its replay buffer (whose
+        rewards every fit relabels), so they cost no environment steps beyond its own. Returns the
+        agent steps they took (0 for an on-policy agent, whose rollouts are extra)."""
+        agent = self.agent
+        if isinstance(agent, OffPolicyAlgorithm):
+            starts = agent.learning_starts
+            agent.learning_starts = 2**62  # (SB3 would train after a train_freq chunk that ends past it)
+            try:
+                with progress_of_run(agent, self.config.total_timesteps or steps):
+                    agent.learn(steps, reset_num_timesteps=True)
+            finally:
+                agent.learning_starts = starts
+            return agent.num_timesteps
         self.initial_env_steps = collect(self.env, self._initial_policy, steps)
-        return self.initial_env_steps
+        return 0
+
+    def explore(self, steps: int) -> int:
+        """PEBBLE's unsupervised phase: train the agent ``steps`` steps on the state entropy of its
+        own visits (``StateEntropy``), whose rollouts become the pool of the first queries; then
+        its critic starts afresh (``reset_critic``), its values being of that other reward."""
+        reward_fn = self.env.reward_fn
+        self.env.reward_fn = StateEntropy(seed=self.config.seed)
+        try:
+            with progress_of_run(self.agent, self.config.total_timesteps or steps):
+                self.agent.learn(steps, reset_num_timesteps=True)
+        finally:
+            self.env.reward_fn = reward_fn
+        reset_critic(self.agent)
+        return self.agent.num_timesteps  # (an on-policy agent finishes its last rollout)
 
     def ask(self, budget: Budget | None, strategy: str | None = None) -> list[Item]:
         """Ask the source for feedback within ``budget`` (queries ranked by ``strategy``, the
@@ -188,8 +223,13 @@ class Loop:
         behaviour-clone on the demonstrated steps (``bc_steps``). CPL fits nothing here."""
         if not self.fits_reward_model or not self.feedback:
             return None
-        self.last_fit = self.reward_model.fit(self.feedback)
-        relabel_buffer(self.agent, self.reward_model)
+        unlabeled: list = []
+        if self.reward_model.config.surf_threshold:  # SURF: pairs of recent segments, unlabelled
+            h = self.config.segment_length or 50
+            pool = self.env.recorder.pool()
+            unlabeled = unlabeled_pairs(pool, h, len(self.feedback), self.rng, self.task.absorbing_reward)
+        self.last_fit = self.reward_model.fit(self.feedback, unlabeled)
+        relabel_buffer(self.agent, self.rune.current if self.rune is not None else self.reward_model)
         if self.config.bc_steps:
             behaviour_clone(self.agent, *expert_steps(self.feedback), self.config.bc_steps, self.rng)
         return self.last_fit
@@ -218,6 +258,10 @@ class Loop:
     def _agent_reward(self) -> Any:
         if not self.fits_reward_model:
             return ConstantReward(0.0)  # the policy learns from the pairs; no reward reaches it
+        rune = self.config.reward_model  # the run's, not a loaded checkpoint's
+        if self.config.reward == "learned" and rune.rune_beta:
+            self.rune = Rune(self.reward_model, rune.rune_beta, rune.rune_decay)
+            return self.rune
         return {"learned": self.reward_model, "constant": ConstantReward(1.0), "true": None}[
             self.config.reward
         ]
@@ -247,10 +291,7 @@ class Loop:
             bind(feedback=self.feedback, reward_fn=self.reward_model, task=self.task, horizon=cfg.horizon)
 
     def _initial_policy(self, obs: np.ndarray) -> np.ndarray:
-        """The untrained agent's own stochastic policy; uniform actions for off-policy agents,
-        as SB3 itself acts before ``learning_starts`` (an untrained DQN is greedy, not random)."""
-        if isinstance(self.agent, OffPolicyAlgorithm):
-            return np.stack([self.env.action_space.sample() for _ in range(self.n_envs)])
+        """The untrained agent's own stochastic policy (an on-policy agent's)."""
         return self.agent.predict(obs, deterministic=False)[0]
 
     def act(self, obs: np.ndarray) -> Any:

@@ -138,6 +138,8 @@ FEEDBACK_FIELDS = (
     "initial_label_fraction",
     "feedback_until",
     "initial_rollout_fraction",
+    "unsupervised_fraction",
+    "goal_queries",
     "candidate_factor",
     "reward_model",
     "reward_model_checkpoint",

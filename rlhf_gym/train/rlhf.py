@@ -165,11 +165,14 @@ class RLHF:
         start = time.perf_counter()
         loop.start()
         round_steps: list[int] = []
+        explored = 0
+        # enough for one segment per environment, even with a tiny fraction
+        least = loop.n_envs * (cfg.segment_length or 1)
+        if self.asks_feedback and cfg.unsupervised_fraction:
+            explored = loop.explore(max(round(cfg.unsupervised_fraction * total), least))
+        elif self.asks_feedback:
+            explored = loop.collect(max(math.ceil(cfg.initial_rollout_fraction * total), least))
         if self.asks_feedback:
-            # enough for one segment per environment, even with a tiny initial_rollout_fraction
-            loop.collect(
-                max(math.ceil(cfg.initial_rollout_fraction * total), loop.n_envs * (cfg.segment_length or 1))
-            )
             self.feedback_round(self.budget_for_next_round(), strategy="uniform")
             if not loop.feedback:
                 warnings.warn(
@@ -177,15 +180,17 @@ class RLHF:
                     "from an unfitted reward model until a later round gives some",
                     stacklevel=3,
                 )
-            gap = cfg.feedback_until * total / max(cfg.feedback_rounds, 1)
-            round_steps = [round(gap * k) for k in range(1, cfg.feedback_rounds + 1)]
+            # the later rounds spread evenly from the end of exploration to feedback_until
+            end = max(cfg.feedback_until * total, explored)
+            gap = (end - explored) / max(cfg.feedback_rounds, 1)
+            round_steps = [round(explored + gap * k) for k in range(1, cfg.feedback_rounds + 1)]
         schedule = RLHFCallback(
             round_steps,
             lambda: self.feedback_round(self.budget_for_next_round()),
             cfg.eval_freq,
             lambda: self.log_evaluation(cfg.eval_episodes),
         )
-        loop.train(total, callback=schedule, progress_bar=progress_bar, reset=True)
+        loop.train(max(total - explored, 0), callback=schedule, progress_bar=progress_bar, reset=not explored)
         self.final = loop.evaluate(cfg.final_eval_episodes, seed=cfg.seed + 10_000)
         self.wall_seconds = time.perf_counter() - start
         loop.log(

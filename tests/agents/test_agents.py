@@ -116,3 +116,37 @@ def test_state_value_reads_each_kind_of_critic():
     sac = make_agent("sac", DummyVecEnv([pend.make]), {}, 0, False)
     assert state_value(sac)(np.zeros((2, 3), np.float32)).shape == (2,)
     # (saving and loading critics: tests/agents/test_files.py)
+
+
+@pytest.mark.parametrize(
+    "algo, task", [("ppo", "CartPole-v1"), ("dqn", "CartPole-v1"), ("sac", "Pendulum-v1")]
+)
+def test_reset_critic_gives_the_critic_fresh_weights_and_moments_and_keeps_the_actor(algo, task):
+    import torch
+
+    from rlhf_gym.agents.critics import reset_critic
+
+    hp = {"n_steps": 64, "batch_size": 32} if algo == "ppo" else {"learning_starts": 0}
+    agent = make_agent(algo, DummyVecEnv([get_task(task).make]), hp, 0, False)
+    agent.learn(300)  # the optimiser has moments for every parameter
+    policy = agent.policy
+    critic = getattr(policy, {"ppo": "value_net", "dqn": "q_net", "sac": "critic"}[algo])
+    target = getattr(policy, {"ppo": "", "dqn": "q_net_target", "sac": "critic_target"}[algo], None)
+    optimizer = policy.critic.optimizer if algo == "sac" else policy.optimizer
+    actor = getattr(policy, {"ppo": "action_net", "dqn": "", "sac": "actor"}[algo], None)
+    actor_before = [p.detach().clone() for p in actor.parameters()] if actor is not None else []
+    with torch.no_grad():
+        for p in critic.parameters():
+            p.fill_(7.0)
+    assert all(p in optimizer.state for p in critic.parameters())
+    n = reset_critic(agent)
+    assert n >= sum(p.numel() for p in critic.parameters())
+    assert all(not torch.all(p == 7.0) for p in critic.parameters())
+    assert not any(p in optimizer.state for p in critic.parameters())
+    if target is not None:
+        for a, b in zip(critic.parameters(), target.parameters()):
+            assert torch.equal(a, b)
+    if actor is not None:
+        for before, p in zip(actor_before, actor.parameters()):
+            assert torch.equal(before, p)
+            assert p in optimizer.state or algo == "sac"  # (SAC's actor has its own optimiser)

@@ -51,3 +51,43 @@ def test_sampling_covers_every_valid_start_uniformly():
 def test_no_segment_fits_is_a_clear_error():
     with pytest.raises(ValueError, match="no segment of 50 steps"):
         sample_segments([traj(3, False)], 50, 1, np.random.default_rng(0))
+
+
+def test_goal_segments_hold_the_last_live_step_and_the_absorbing_state_after_it():
+    from rlhf_gym.data.segments import reaches_end, sample_goal_segments
+
+    fixed = traj(10, False, [False] * 6 + [True] * 4)  # fixed horizon: reached the end at step 6
+    natural = traj(4, True)  # natural horizon: the episode stopped there
+    unfinished = traj(8, False)
+    assert [reaches_end(t) for t in (fixed, natural, unfinished)] == [6, 4, None]
+    assert reaches_end(traj(3, False, [True] * 3)) is None  # all absorbing: nothing reached here
+    segs = sample_goal_segments([unfinished, fixed, natural], 3, 300, np.random.default_rng(0))
+    starts = {(len(s), s.obs[0, 0], tuple(s.absorbing.tolist())) for s in segs}
+    # fixed: starts 4, 5; natural: starts 2, 3 (padded); never the unfinished trajectory
+    assert {st[1] for st in starts} == {4.0, 5.0, 2.0, 3.0}
+    assert all(not s.absorbing[0] and s.absorbing[-1] for s in segs)
+    assert sample_goal_segments([unfinished], 3, 5, np.random.default_rng(0)) == []
+    assert sample_goal_segments([fixed], 3, 0, np.random.default_rng(0)) == []
+
+
+def test_a_reported_success_is_a_goal_too_and_segments_stay_within_an_unfinished_trajectory():
+    from rlhf_gym.data.rollout import TrajectoryRecorder
+    from rlhf_gym.data.segments import reaches_end, sample_goal_segments
+
+    rec = TrajectoryRecorder(n_envs=1)
+    for t in range(12):  # the step from state 5 reports success: state 6 is the first at the goal
+        rec.add(
+            np.full((1, 1), t),
+            np.zeros(1, int),
+            np.ones(1),
+            np.zeros(1, bool),
+            np.zeros(1, bool),
+            [{"is_success": t >= 5}],
+        )
+    (placed,) = rec.pool()
+    assert placed.goal == 6 and reaches_end(placed) == 6
+    segs = sample_goal_segments([placed], 4, 200, np.random.default_rng(0))
+    assert {s.obs[0, 0] for s in segs} == {3.0, 4.0, 5.0}  # each holds states 5 and 6
+    # near the end of an unfinished trajectory, only segments that fit in it
+    segs = sample_goal_segments([placed], 8, 200, np.random.default_rng(0))
+    assert {s.obs[0, 0] for s in segs} == {0.0, 1.0, 2.0, 3.0, 4.0}

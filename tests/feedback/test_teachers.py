@@ -145,3 +145,33 @@ def test_regret_teacher_keeps_bpref_noise_and_rejects_its_own_gamma():
         RegretTeacher(TeacherParams(gamma=0.9), value=lambda obs: obs[:, 0], discount=0.99)
     with pytest.raises(ValueError, match="discount"):
         RegretTeacher(TeacherParams(), value=lambda obs: obs[:, 0], discount=0.0)
+
+
+@pytest.mark.parametrize("share, at_least", [(0.0, 0), (0.5, 5)])
+def test_goal_queries_ask_a_share_of_pairs_about_segments_that_reach_the_end(share, at_least):
+    from rlhf_gym.config import RunConfig
+    from rlhf_gym.feedback.collect import FeedbackCollector
+    from rlhf_gym.feedback.effort import Budget, EffortModel
+    from rlhf_gym.tasks.registry import get_task
+    from rlhf_gym.types import Trajectory
+
+    def traj(reached: bool) -> Trajectory:
+        absorbing = np.arange(200) >= 150 if reached else np.zeros(200, bool)
+        return Trajectory(
+            np.zeros((200, 4), np.float32),
+            np.zeros(200, np.int64),
+            np.ones(200),
+            absorbing,
+            False,
+            np.zeros(4),
+        )
+
+    pool = [traj(i == 7) for i in range(40)]  # one episode of 40 reached the end
+    cfg = RunConfig(segment_length=10, goal_queries=share, query_strategy="uniform")
+    c = FeedbackCollector(get_task("CartPole-v1"), cfg, Teacher.preset("oracle"), EffortModel(fps=50))
+    items = c._compare(pool, [], Budget(labels=10), None, np.random.default_rng(0), None)
+    assert len(items) == 10
+    reaching = sum(bool(r.query.first.absorbing.any() or r.query.second.absorbing.any()) for r, _ in items)
+    assert reaching >= at_least
+    if share == 0.0:
+        assert reaching <= 2  # by chance alone: about 1 in 40 segments

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -109,6 +110,8 @@ def test_off_policy_agent_buffer_is_relabelled_after_each_fit():
     run.learn()
     buf = run.agent.replay_buffer
     assert buf.pos == 512
+    # the initial rollout was the agent's own first steps: none beyond its 512 (issue 21's overhead)
+    assert run.env.env_steps == run.summary()["total_timesteps"] == 512 and run.initial_env_steps == 0
     # the steps as the environment saw them (env-unit actions), recorded independently of the buffer
     steps = run.env.recorder.pool()[-3:]  # 512 steps = two 200-step episodes and 112 of a third
     assert [len(t) for t in steps] == [200, 200, 112]
@@ -283,3 +286,150 @@ def test_a_run_starts_with_the_configs_torch_threads(threads, expected):
 def test_torch_threads_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match="torch_threads must be a positive integer or None"):
         RunConfig(torch_threads=bad)
+
+
+def test_pebbles_unsupervised_phase_trains_on_state_entropy_then_asks_about_its_rollouts(monkeypatch):
+    import rlhf_gym.train.loop as loop_module
+
+    seen: list[int] = []
+    resets: list[int] = []
+
+    class Spy(loop_module.StateEntropy):
+        def __call__(self, obs, actions, absorbing):
+            seen.append(len(obs))
+            return super().__call__(obs, actions, absorbing)
+
+    monkeypatch.setattr(loop_module, "StateEntropy", Spy)
+    monkeypatch.setattr(loop_module, "reset_critic", lambda agent: resets.append(agent.num_timesteps))
+    run = tiny_run(unsupervised_fraction=0.5, feedback_until=0.75)
+    run.learn()
+    s = run.summary()
+    assert sum(seen) == 128  # half of 256 steps, two rollouts of 2 x 32, on the intrinsic reward
+    assert resets == [128]  # the critic starts afresh once, when the phase ends
+    assert run.env.reward_fn is run.reward_model  # and the agent's reward is the learned one after it
+    # those steps are the agent's own: no initial rollout is added to the nominal budget
+    assert s["env_steps"] == s["total_timesteps"] == 256
+    assert s["labels_used"] == 6
+    first = run.feedback[0].query.first
+    assert first.obs.shape == (10, 4)
+
+
+def test_after_exploring_rounds_and_evaluations_are_spread_over_the_steps_that_remain():
+    steps: list[tuple[str, int]] = []
+    run = tiny_run(
+        total_timesteps=1024, unsupervised_fraction=0.5, feedback_rounds=2, feedback_until=1.0, eval_freq=200
+    )
+    real_round, real_eval = run.feedback_round, run.log_evaluation
+    run.feedback_round = lambda *a, **k: (
+        steps.append(("round", run.loop.agent.num_timesteps)),
+        real_round(*a, **k),
+    )[1]
+    run.log_evaluation = lambda n: (steps.append(("eval", run.loop.agent.num_timesteps)), real_eval(n))[1]
+    run.learn()
+    rounds = [t for kind, t in steps if kind == "round"]
+    evals = [t for kind, t in steps if kind == "eval"]
+    # the first round when exploring ends (512 steps), the next halfway to the end (not at once: 512)
+    assert rounds == [512, 768]
+    assert evals == sorted(set(evals)) and evals[0] >= 600  # once per 200 steps, none owed for exploring
+
+
+def test_the_unsupervised_fraction_is_a_share():
+    with pytest.raises(ValueError, match="unsupervised_fraction must be in"):
+        RunConfig(unsupervised_fraction=1.5)
+
+
+def test_rune_adds_the_members_spread_to_the_agents_reward_and_to_its_relabelled_buffer():
+    from rlhf_gym.reward.rune import Rune
+
+    run = RLHF(
+        "Pendulum-v1",
+        labels=6,
+        algo="sac",
+        feedback_until=0.9,
+        **{
+            **TINY,
+            "hyperparams": {"learning_starts": 64, "batch_size": 32},
+            "reward_model": {**TINY["reward_model"], "rune_beta": 0.5, "rune_decay": 0.0},
+        },
+    )
+    run.learn()
+    rune = run.env.reward_fn
+    assert isinstance(rune, Rune) and rune.model is run.reward_model and rune.steps == run.env.env_steps
+    buf = run.agent.replay_buffer
+    steps = run.env.recorder.pool()[-3:]
+    obs = np.concatenate([t.obs for t in steps])
+    actions = np.concatenate([t.actions for t in steps])
+    live = np.zeros(512, bool)
+    plain = run.reward_model(obs, actions, live)
+    spread = run.reward_model.spread(obs, actions, live)
+    assert spread.min() > 0
+    np.testing.assert_allclose(buf.rewards[:512, 0], plain + 0.5 * spread, rtol=1e-4, atol=1e-5)
+
+
+def test_runes_bonus_decays_with_every_environment_step():
+    run = tiny_run(reward_model={"rune_beta": 0.5, "rune_decay": 0.01})
+    run.learn()
+    steps = run.env.env_steps  # the initial rollout's included
+    assert run.env.reward_fn.steps == steps > 256
+    assert run.env.reward_fn.beta == pytest.approx(0.5 * 0.99**steps)
+
+
+def test_a_phase_learned_as_a_call_of_its_own_keeps_the_runs_schedules():
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rlhf_gym.agents.callbacks import progress_of_run
+    from rlhf_gym.agents.registry import make_agent
+    from rlhf_gym.tasks.registry import get_task
+
+    def dqn():
+        hp = {"exploration_fraction": 0.5, "exploration_final_eps": 0.05, "learning_starts": 10_000}
+        return make_agent("dqn", DummyVecEnv([get_task("CartPole-v1").make]), hp, 0, False)
+
+    alone = dqn()
+    alone.learn(1000)
+    assert alone.exploration_rate == pytest.approx(0.05)  # SB3: the call's own schedule, finished
+    phase = dqn()
+    with progress_of_run(phase, 10_000):
+        phase.learn(1000)
+    assert phase.exploration_rate == pytest.approx(1 - 0.2 * 0.95, abs=0.01)  # 10% of the run, not all
+    assert "_update_current_progress_remaining" not in vars(phase)
+
+
+def test_an_off_policy_agents_initial_rollout_fills_its_buffer_and_never_trains():
+    run = RLHF(
+        "Pendulum-v1",
+        labels=6,
+        algo="sac",
+        **{**TINY, "hyperparams": {"learning_starts": 100, "train_freq": 32, "gradient_steps": 32}},
+    )
+    run.loop.start()
+    assert run.loop.collect(1000) == run.agent.num_timesteps >= 1000
+    assert run.agent._n_updates == 0 and run.agent.learning_starts == 100
+    assert run.agent.replay_buffer.pos == run.agent.num_timesteps
+
+
+def test_exploring_takes_at_least_a_segment_per_environment():
+    run = RLHF(
+        "Pendulum-v1",
+        labels=4,
+        algo="sac",
+        unsupervised_fraction=0.05,
+        **{**TINY, "total_timesteps": 300, "segment_length": 50, "hyperparams": {"learning_starts": 50}},
+    )
+    run.learn()  # 5% of 300 steps is 15: too short for a segment of 50, so it explores 50
+    assert run.summary()["labels_used"] == 4
+
+
+def test_the_runs_config_not_a_checkpoints_decides_runes_bonus():
+    run = tiny_run()
+    run.reward_model.config = dataclasses.replace(run.reward_model.config, rune_beta=0.5)
+    run.learn()
+    assert run.env.reward_fn is run.reward_model
+
+
+def test_exploring_and_goal_queries_are_feedback_fields_and_exploring_ends_before_the_rounds():
+    from rlhf_gym.train.resolve import feedback_only
+
+    assert feedback_only("unsupervised_fraction") and feedback_only("goal_queries")
+    with pytest.raises(ValueError, match="must be below feedback_until"):
+        RunConfig(unsupervised_fraction=0.5, feedback_until=0.5)
