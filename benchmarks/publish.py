@@ -88,12 +88,14 @@ def publications() -> dict[str, Publication]:
     from exploration import PUBLICATIONS as EXPLORATION
     from label_app import PUBLICATIONS as APP
     from label_efficiency import PUBLICATIONS
+    from pixels import PUBLICATIONS as PIXELS
     from recorded import PUBLICATIONS as RECORDED
     from sweep_speed import PUBLICATIONS as SPEED
     from sweeps import PUBLICATIONS as SWEEPS
 
     return {
-        p.name: p for p in [*APP, *PUBLICATIONS, *SWEEPS, *RECORDED, *CPL, *ALIGNMENT, *SPEED, *EXPLORATION]
+        p.name: p
+        for p in [*APP, *PUBLICATIONS, *SWEEPS, *RECORDED, *CPL, *ALIGNMENT, *SPEED, *EXPLORATION, *PIXELS]
     }
 
 

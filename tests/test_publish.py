@@ -255,3 +255,27 @@ def test_the_exploration_publication_runs_each_method_and_sets_it_against_the_pr
     assert "MountainCar-v0: the best arm" in text
     summary = json.loads((results / "MountainCar-v0-pebble" / "s0" / "summary.json").read_text())
     assert summary["env_steps"] == summary["total_timesteps"]  # exploring is the agent's own steps
+
+
+def test_the_pixel_publications_run_and_render_their_targets(tmp_path, monkeypatch):
+    import publish
+
+    pixel_id = {"CatchPixels-v0": {"task": "CatchPixels-v0", "labels": 4}}  # (CarRacing takes minutes)
+    for name, arms, expect in (
+        ("pixels", None, ["CatchPixels-v0: RLHF from", "the slowest run"]),
+        (
+            "image_ids",
+            pixel_id,
+            ["| CatchPixels-v0 | 36x36x2 uint8 | 0 |", "CatchPixels-v0: first round within 60 s"],
+        ),
+    ):
+        pub = publish.publications()[name]
+        if arms:
+            monkeypatch.setattr(pub, "arms", arms)
+        results = tmp_path / name
+        assert publish.run(pub, results, seeds=1, workers=1, smoke=True) == 0
+        files = {"RESULTS.md": tmp_path / "RESULTS.md", "README.md": tmp_path / "README.md"}
+        assert publish.render(pub, results, files, figures=False, allow_mixed=False)
+        text = files["RESULTS.md"].read_text()
+        for piece in expect:
+            assert piece in text, piece

@@ -10,6 +10,7 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -81,10 +82,11 @@ def check_algo(algo: str, action_space: spaces.Space) -> None:
 
 
 def make_agent(algo: str, env: VecEnv, kwargs: dict[str, Any], seed: int, relabel: bool) -> BaseAlgorithm:
-    """Build an SB3 agent; off-policy agents get a relabelling buffer when ``relabel``."""
+    """Build an SB3 agent (``CnnPolicy`` for image observations, as SB3 users choose; else
+    ``MlpPolicy``); off-policy agents get a relabelling buffer when ``relabel``."""
     check_algo(algo, env.action_space)
     kwargs = {k: schedule(v) for k, v in kwargs.items()}
-    policy = kwargs.pop("policy", "MlpPolicy")
+    policy = kwargs.pop("policy", "CnnPolicy" if is_image_space(env.observation_space) else "MlpPolicy")
     if isinstance((policy_kwargs := kwargs.get("policy_kwargs") or {}).get("activation_fn"), str):
         kwargs["policy_kwargs"] = {
             **policy_kwargs,

@@ -18,6 +18,9 @@ if TYPE_CHECKING:  # (the labelling window imports this module, and never torch)
     from stable_baselines3.common.vec_env import VecEnv
 
 
+MAX_BYTES = 512 << 20
+"""Observations a recorder keeps at most, in bytes: a hundred Atari episodes would hold gigabytes."""
+
 Step = tuple[np.ndarray, np.ndarray, float, bool, bool]
 """One recorded step: observation, action, true reward, absorbing, and ``info["is_success"]``."""
 
@@ -28,6 +31,7 @@ class TrajectoryRecorder:
     Args:
         n_envs: parallel environments in the stream.
         max_trajectories: most recent finished trajectories kept.
+        max_bytes: and at most this many bytes of their observations (image tasks), but the last.
 
     Example:
         >>> import numpy as np
@@ -39,8 +43,9 @@ class TrajectoryRecorder:
         ([3], True, [3.0])
     """
 
-    def __init__(self, n_envs: int, max_trajectories: int = 100) -> None:
+    def __init__(self, n_envs: int, max_trajectories: int = 100, max_bytes: int = MAX_BYTES) -> None:
         self.n_envs = n_envs
+        self.max_bytes = max_bytes
         self.trajectories: deque[Trajectory] = deque(maxlen=max_trajectories)
         self._open: list[list[Step]] = [[] for _ in range(n_envs)]
         self.episode_returns: deque[float] = deque(maxlen=100)
@@ -73,6 +78,8 @@ class TrajectoryRecorder:
     def _close(self, i: int, terminated: bool, final_obs: np.ndarray) -> None:
         steps, self._open[i] = self._open[i], []
         self.trajectories.append(to_trajectory(steps, terminated, final_obs))
+        while len(self.trajectories) > 1 and sum(t.obs.nbytes for t in self.trajectories) > self.max_bytes:
+            self.trajectories.popleft()
 
     def pool(self) -> list[Trajectory]:
         """Finished trajectories plus the unfinished part of every open episode, oldest first."""

@@ -4,7 +4,8 @@ A checkpoint at ``path`` is two files:
 
 - ``path.safetensors``: the ensemble's tensors ``w0, w1, ...`` (weights ``(E, in, out)``),
   ``b0, b1, ...`` (biases ``(E, 1, out)``), ``absorbing_reward`` ``(E,)``, and the input
-  normaliser's ``obs_mean`` and ``obs_std``;
+  normaliser's ``obs_mean`` and ``obs_std``; for image observations also the convolutions'
+  ``c0, c1, ...`` and ``cb0, cb1, ...`` (``rlhf_gym.reward.pixels``);
 - ``path.json``: ``format_version`` (``FORMAT_VERSION``), the ``observation_space`` and
   ``action_space`` (as ``describe_space`` gives them), the reward model's ``config``, the output
   normalisation ``shift`` and ``scale``, ``n_labels`` and ``seed``.
@@ -65,6 +66,8 @@ def save_reward_model(model: Any, path: str | Path) -> None:
     tensors = {f"w{i}": w for i, w in enumerate(model._np_w)}
     tensors |= {f"b{i}": b for i, b in enumerate(model._np_b)}
     tensors |= {"absorbing_reward": model._np_abs, "obs_mean": model.obs_mean, "obs_std": model.obs_std}
+    if model.encoder is not None:
+        tensors |= {k: v.detach().numpy() for k, v in model.encoder.named_tensors().items()}
     tmp = Path(f"{path}.safetensors.tmp")
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp))
     os.replace(tmp, f"{path}.safetensors")
@@ -141,6 +144,8 @@ def load_reward_model(
         "obs_mean": model.obs_mean.shape,
         "obs_std": model.obs_std.shape,
     }
+    if model.encoder is not None:
+        shapes |= {k: tuple(v.shape) for k, v in model.encoder.named_tensors().items()}
     for name, shape in shapes.items():
         got = tuple(tensors[name].shape) if name in tensors else "nothing"
         if got != shape:
@@ -152,6 +157,8 @@ def load_reward_model(
     model.biases = [torch.from_numpy(tensors[f"b{i}"]) for i in range(len(model.biases))]
     model.absorbing_reward = torch.from_numpy(tensors["absorbing_reward"])
     model.obs_mean, model.obs_std = tensors["obs_mean"], tensors["obs_std"]
+    if model.encoder is not None:
+        model.encoder.load(tensors)
     model.shift, model.scale, model.n_labels = (
         float(meta["shift"]),
         float(meta["scale"]),

@@ -1,4 +1,5 @@
-"""The reward model: an ensemble of small MLPs over (obs, action), run as batched tensors.
+"""The reward model: an ensemble of small MLPs over (obs, action), run as batched tensors (image
+observations through a convolutional encoder per member first: ``rlhf_gym.reward.pixels``).
 
 Each member is fitted on its own bootstrap sample of the labels (Christiano et al., 2017),
 so the labels a member never saw measure its held-out accuracy without spending any. So that
@@ -21,14 +22,16 @@ import torch
 from gymnasium import spaces
 
 from rlhf_gym.config import RewardModelConfig
+from rlhf_gym.reward import pixels
 from rlhf_gym.reward.checkpoints import FORMAT_VERSION as FORMAT_VERSION  # re-exported
 from rlhf_gym.reward.checkpoints import describe_space, load_reward_model, save_reward_model
 from rlhf_gym.reward.evidence import Evidence, gather, judged_accuracy
 from rlhf_gym.reward.evidence import FitReport as FitReport  # re-exported
 from rlhf_gym.reward.losses import comparison_loss, ordinal_loss, ordinal_thresholds
 from rlhf_gym.reward.normalise import Normalisers, fold, member_normalisers
+from rlhf_gym.reward.pixels import PixelSteps
 from rlhf_gym.reward.rime import Rime
-from rlhf_gym.reward.surf import BATCH_RATIO, crop_mask, pseudo_label_loss
+from rlhf_gym.reward.surf import crop_mask, unlabeled_loss
 from rlhf_gym.types import Feedback, Query, Segment
 
 LEAKY_SLOPE = 0.01
@@ -73,14 +76,12 @@ class RewardModel:
             i["n"] if i["type"] == "Discrete" else int(np.prod(i["shape"]))
             for i in (self.obs_info, self.action_info)
         )
-        self.input_dim = obs_dim + act_dim * self.config.use_actions
+        self.image = pixels.image_layout(observation_space)
+        features = obs_dim if self.image is None else pixels.feature_dim(self.image)
+        self.input_dim = features + act_dim * self.config.use_actions
         self.obs_mean = np.zeros(obs_dim, np.float32)
         self.obs_std = np.ones(obs_dim, np.float32)
-        if isinstance(action_space, spaces.Box):
-            low, high = action_space.low.ravel(), action_space.high.ravel()
-            finite = np.isfinite(low) & np.isfinite(high)
-            self._act_mid = np.where(finite, (low + high) / 2, 0.0).astype(np.float32)
-            self._act_half = np.where(finite, (high - low) / 2, 1.0).astype(np.float32)
+        self._action_features = pixels.ActionFeatures(action_space, self.config.use_actions)
         self.shift = 0.0
         self.scale = 1.0
         self.n_labels = 0
@@ -97,10 +98,12 @@ class RewardModel:
             self.weights.append((torch.rand(e, fan_in, fan_out, generator=gen) * 2 - 1) * bound)
             self.biases.append((torch.rand(e, 1, fan_out, generator=gen) * 2 - 1) * bound)
         self.absorbing_reward = torch.zeros(e)
+        self.encoder = None if self.image is None else pixels.Encoder.build(self.image, e, gen)
         self._sync_numpy()
 
     def parameters(self) -> list[torch.Tensor]:
-        return [*self.weights, *self.biases, self.absorbing_reward]
+        conv = self.encoder.parameters() if self.encoder else []
+        return [*self.weights, *self.biases, self.absorbing_reward, *conv]
 
     def _sync_numpy(self) -> None:
         self._np_w = [w.detach().numpy().copy() for w in self.weights]
@@ -109,9 +112,8 @@ class RewardModel:
 
     # ----- features ---------------------------------------------------------------------
     def features(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Observations (one-hot, or through ``obs_mean`` and ``obs_std``: the identity after a
-        fit, whose normalisers are in the first layer), with one-hot or [-1, 1]-scaled actions,
-        as a ``(N, D)`` array."""
+        """Observations (one-hot, or through ``obs_mean`` and ``obs_std``: the identity after a fit,
+        whose normalisers are in the first layer) and ``_action_features``, as a ``(N, D)`` array."""
         n = len(obs)
         x: np.ndarray
         if self.obs_info["type"] == "Discrete":
@@ -119,19 +121,24 @@ class RewardModel:
         else:
             x = np.asarray(obs, dtype=np.float32).reshape(n, -1)
         x = ((x - self.obs_mean) / self.obs_std).astype(np.float32)
-        if not self.config.use_actions:
-            return x
-        if self.action_info["type"] == "Discrete":
-            a = np.eye(self.action_info["n"], dtype=np.float32)[
-                np.asarray(actions, dtype=np.int64).reshape(n)
-            ]
-        else:
-            a = (np.asarray(actions, dtype=np.float32).reshape(n, -1) - self._act_mid) / self._act_half
-        return np.concatenate([x, a], axis=1)
+        return np.concatenate([x, self._action_features(actions, n)], axis=1)
 
-    def _forward(self, x: torch.Tensor, norm: Normalisers | None = None) -> torch.Tensor:
-        """Per-member rewards of live steps, ``(N, D) -> (E, N)``; ``norm``: each member's
-        input normaliser, applied through its first layer (``fold``)."""
+    def _inputs(self, obs: np.ndarray, actions: np.ndarray) -> torch.Tensor | PixelSteps:
+        """What ``_forward`` takes: the features, or an image task's uint8 frames and actions."""
+        if self.image is None:
+            return torch.from_numpy(self.features(obs, actions))
+        frames = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.uint8).reshape(len(obs), -1))
+        return PixelSteps(frames, torch.from_numpy(self._action_features(actions, len(obs))))
+
+    def _forward(self, x: torch.Tensor | PixelSteps, norm: Normalisers | None = None) -> torch.Tensor:
+        """Per-member rewards of live steps, ``(N, D) -> (E, N)``; ``norm``: each member's input
+        normaliser, applied through its first layer (``fold``). Frames are encoded first (in chunks,
+        without gradients)."""
+        if isinstance(x, PixelSteps):
+            if not torch.is_grad_enabled() and len(x) > pixels.CHUNK:
+                return pixels.in_chunks(self._forward, x)
+            h = self.encoder(x.frames)  # type: ignore[misc]
+            x = torch.cat([h, x.actions.expand(h.shape[0], -1, -1)], -1)
         h = x
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             if i == 0 and norm is not None:
@@ -142,13 +149,16 @@ class RewardModel:
         return h.squeeze(-1)
 
     def member_rewards(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> np.ndarray:
-        """Raw (unnormalised) reward of every member, ``(E, N)``, in numpy."""
-        h = self.features(obs, actions)
-        for i, (w, b) in enumerate(zip(self._np_w, self._np_b)):
-            h = np.matmul(h, w) + b
-            if i < len(self._np_w) - 1:
-                h = np.maximum(h, LEAKY_SLOPE * h)  # leaky ReLU
-        r = h[..., 0]
+        """Raw (unnormalised) reward of every member, ``(E, N)``, in numpy (images: in torch)."""
+        if self.image is not None:
+            r = pixels.in_chunks(self._forward, self._inputs(obs, actions)).numpy()  # type: ignore[arg-type]
+        else:
+            h = self.features(obs, actions)
+            for i, (w, b) in enumerate(zip(self._np_w, self._np_b)):
+                h = np.matmul(h, w) + b
+                if i < len(self._np_w) - 1:
+                    h = np.maximum(h, LEAKY_SLOPE * h)  # leaky ReLU
+            r = h[..., 0]
         absorbing = np.asarray(absorbing, dtype=bool)
         if absorbing.any():
             r = np.where(absorbing[None], self._np_abs[:, None], r)
@@ -209,7 +219,7 @@ class RewardModel:
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self._fits)
         self._init_weights(gen)
         e, n_pairs, m = cfg.ensemble_size, len(ev.pairs), ev.n_items
-        x = torch.from_numpy(self.features(obs, actions)).view(s, length, -1)
+        x = self._inputs(obs, actions).view(s, length, -1)
         absorb, weights = torch.from_numpy(ev.absorbing), torch.from_numpy(ev.weights)
         labels = torch.from_numpy(ev.pair_labels)
         pairs, ordinal = torch.from_numpy(ev.pairs), torch.from_numpy(ev.ordinal)
@@ -217,18 +227,20 @@ class RewardModel:
         counts = torch.from_numpy(
             np.random.default_rng([self.seed, self._fits]).multinomial(m, np.full(m, 1.0 / m), size=e)
         ).float()
-        norm = member_normalisers(ev, counts.numpy(), self.obs_info["type"] == "Box", self.input_dim)
+        box = self.obs_info["type"] == "Box"  # (frames are scaled to [0, 1], and actions already are)
+        norm = None if self.image else member_normalisers(ev, counts.numpy(), box, self.input_dim)
         # per scale: a first threshold, softplus gaps to the next ones, and a log-rationality
         scales = [torch.zeros(e, k - 1) for _, k in ev.instruments]
         log_slopes = [torch.zeros(e) for _ in ev.instruments]
 
         params = [*self.parameters(), *scales, *log_slopes]
+        conv_w, conv_b = (self.encoder.weights, self.encoder.biases) if self.encoder else ([], [])
         for p in params:
             p.requires_grad_(True)
         opt = torch.optim.Adam(
             [
-                {"params": self.weights, "weight_decay": cfg.weight_decay},
-                {"params": self.biases, "weight_decay": 0.0},
+                {"params": [*self.weights, *conv_w], "weight_decay": cfg.weight_decay},
+                {"params": [*self.biases, *conv_b], "weight_decay": 0.0},
                 # single scalars (the absorbing reward, ordinal thresholds and rationalities) learn
                 # faster: no hidden layer amplifies their updates as it does the MLP's outputs
                 {
@@ -240,7 +252,7 @@ class RewardModel:
             lr=cfg.learning_rate,
         )
 
-        def sample(n: int) -> torch.Tensor:
+        def sample(n: int) -> torch.Tensor:  # a batch of item indices (all of them when few)
             return (
                 torch.arange(n)
                 if n <= cfg.batch_size
@@ -251,10 +263,9 @@ class RewardModel:
         if surf:
             useg = [seg for q in unlabeled for seg in (q.first, q.second)]
             u_abs = torch.from_numpy(np.stack([seg.absorbing for seg in useg]))
-            ux = self.features(
+            ux_t = self._inputs(
                 np.concatenate([g.obs for g in useg]), np.concatenate([g.actions for g in useg])
-            )
-            ux_t = torch.from_numpy(ux).view(*u_abs.shape, -1)
+            ).view(*u_abs.shape, -1)
         loss, target, keep = torch.zeros(()), labels, torch.ones(n_pairs)
         every = math.ceil(n_pairs / cfg.batch_size)  # steps per pass over the pairs
         rime = Rime(math.ceil(cfg.n_steps / every)) if cfg.rime and n_pairs else None
@@ -273,14 +284,14 @@ class RewardModel:
             returns = self._returns(x[seq], absorb[seq], w_seq, norm)
             total, weight = torch.zeros(e), 0.0
             if surf and len(idx_p):  # and its pseudo-labelled pairs, cropped too
-                iu = torch.randint(0, len(unlabeled), (BATCH_RATIO * len(idx_p),), generator=gen)
-                useq = torch.stack([2 * iu, 2 * iu + 1], 1).view(-1)
-                h = u_abs.shape[1]
-                ru = self._returns(ux_t[useq], u_abs[useq], crop_mask(len(iu), h, gen), norm)
-                with torch.no_grad():  # labelled on the whole segments, trained on the crops
-                    whole = self._returns(ux_t[useq], u_abs[useq], torch.ones(len(useq), h), norm)
-                guess = whole[:, 0::2] - whole[:, 1::2]
-                pseudo = pseudo_label_loss(ru[:, 0::2], ru[:, 1::2], guess, cfg.surf_threshold)
+                pseudo = unlabeled_loss(
+                    lambda x, a, w: self._returns(x, a, w, norm),
+                    ux_t,
+                    u_abs,
+                    len(idx_p),
+                    gen,
+                    cfg.surf_threshold,
+                )
                 total = total + n_pairs * pseudo
             if len(idx_p):
                 w = counts[:, idx_p] * keep[idx_p]
@@ -313,7 +324,8 @@ class RewardModel:
             opt.step()
         for p in params:
             p.requires_grad_(False)
-        self.weights[0], self.biases[0] = fold(self.weights[0], self.biases[0], *norm)
+        if norm is not None:
+            self.weights[0], self.biases[0] = fold(self.weights[0], self.biases[0], *norm)
         identified = self._neutral_absorbing(ev, counts.numpy(), x)
         self._sync_numpy()
         self.n_labels = m
@@ -332,7 +344,7 @@ class RewardModel:
             else dataclasses.replace(report, trusted=rime.trusted, flipped=rime.flipped)
         )
 
-    def _neutral_absorbing(self, ev: Evidence, counts: np.ndarray, x: torch.Tensor) -> float:
+    def _neutral_absorbing(self, ev: Evidence, counts: np.ndarray, x: torch.Tensor | PixelSteps) -> float:
         """Give each member whose bootstrap sample held no label that teaches the absorbing reward
         (``Evidence.teaches_absorbing``) its mean live reward there: ending is then worth an average
         live step, neither sought nor avoided, not an untrained level. Returns the share of
@@ -347,7 +359,11 @@ class RewardModel:
         return float(seen.mean())
 
     def _returns(
-        self, x: torch.Tensor, absorb: torch.Tensor, weights: torch.Tensor, norm: Normalisers | None = None
+        self,
+        x: torch.Tensor | PixelSteps,
+        absorb: torch.Tensor,
+        weights: torch.Tensor,
+        norm: Normalisers | None = None,
     ) -> torch.Tensor:
         """Weighted predicted returns ``(E, S)`` of step sequences with features ``(S, L, D)``;
         each absorbing step is worth the member's absorbing reward instead of the MLP's output."""

@@ -16,7 +16,8 @@ Two additions to each fit given unlabelled pairs (the loop gives them), both on 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -80,3 +81,25 @@ def pseudo_label_loss(
         labels = (p > 0.5).float()
     nll = F.binary_cross_entropy_with_logits(first - second, labels, reduction="none")
     return (nll * sure).mean(-1)
+
+
+def unlabeled_loss(
+    returns: Callable[..., torch.Tensor],
+    x: Any,
+    absorbing: torch.Tensor,
+    n_labelled: int,
+    gen: torch.Generator,
+    threshold: float,
+) -> torch.Tensor:
+    """The pseudo-label loss ``(E,)`` of ``BATCH_RATIO`` unlabelled pairs per labelled pair of the
+    batch, drawn from the inputs ``x`` of every unlabelled pair's segments (first, second, first,
+    ...) with their ``absorbing`` masks ``(2 U, H)``: each member labels a pair on the whole
+    segments and is trained on cropped views. ``returns(x, absorbing, weights)`` gives ``(E, S)``."""
+    iu = torch.randint(0, len(absorbing) // 2, (BATCH_RATIO * n_labelled,), generator=gen)
+    seq = torch.stack([2 * iu, 2 * iu + 1], 1).view(-1)
+    h = absorbing.shape[1]
+    cropped = returns(x[seq], absorbing[seq], crop_mask(len(iu), h, gen))
+    with torch.no_grad():  # labelled on the whole segments, trained on the crops
+        whole = returns(x[seq], absorbing[seq], torch.ones(len(seq), h))
+    guess = whole[:, 0::2] - whole[:, 1::2]
+    return pseudo_label_loss(cropped[:, 0::2], cropped[:, 1::2], guess, threshold)

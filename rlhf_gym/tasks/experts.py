@@ -248,6 +248,9 @@ EXPERTS: dict[str, Callable[[], Expert]] = {
     "pick_place_script": _lazy("rlhf_gym.tasks.envs.pick_place", "PickPlaceExpert"),
     "catch_tracker": _lazy("rlhf_gym.tasks.envs.catch", "CatchExpert"),
     "pong_tracker": _lazy("rlhf_gym.tasks.envs.pong", "PongExpert"),
+    # The pixel games' experts read the state back from the frames (stacked 2 deep).
+    "catch_pixels_tracker": _lazy("rlhf_gym.tasks.envs.pixel_experts", "CatchPixelsExpert"),
+    "pong_pixels_tracker": _lazy("rlhf_gym.tasks.envs.pixel_experts", "PongPixelsExpert"),
     # Adapters of other suites' tasks (optional extras).
     "reacher_ik": _lazy("rlhf_gym.tasks.envs.adapter_experts", "ReacherExpert"),
     "pusher_script": _lazy("rlhf_gym.tasks.envs.adapter_experts", "PusherExpert"),

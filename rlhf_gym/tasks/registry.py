@@ -25,7 +25,9 @@ from rlhf_gym.config import HORIZONS
 from rlhf_gym.schema import from_dict, load_yaml
 from rlhf_gym.tasks import snapshots
 from rlhf_gym.tasks.experts import EXPERTS, Expert
+from rlhf_gym.tasks.generic import check_spaces, probe
 from rlhf_gym.tasks.horizon import FixedHorizon
+from rlhf_gym.tasks.observations import check, preprocess
 from rlhf_gym.tasks.zoo import Generic, generic_settings, untuned
 
 ALGOS = ("ppo", "a2c", "dqn", "sac", "cpl", "bon")
@@ -72,6 +74,8 @@ class Task:
         extra: the optional extra the task needs (``mujoco``, ``box2d`` or ``atari``), or
             ``None``.
         env_kwargs: keyword arguments for ``gym.make`` (e.g. ``obs_type: ram``).
+        observation: image preprocessing (``grayscale``, ``resize``, ``frame_stack``;
+            ``rlhf_gym.tasks.observations``).
         zoo: an id without a preset: its settings per algorithm (rl-zoo3's, or SB3's defaults).
 
     Example:
@@ -106,6 +110,7 @@ class Task:
     play: dict[str, Any] = field(default_factory=dict)
     extra: str | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    observation: dict[str, Any] = field(default_factory=dict)
     zoo: Generic | None = None
     """For an id without a preset: rl-zoo3's settings per algorithm, if any (``rlhf_gym.tasks.zoo``)."""
 
@@ -117,6 +122,7 @@ class Task:
         env = gym.make(
             self.env_id, max_episode_steps=self.max_episode_steps, render_mode=render_mode, **self.env_kwargs
         )
+        env = preprocess(env, self.observation)
         check_spaces(env, self.name)
         if horizon == "fixed":
             env = FixedHorizon(env, self.max_episode_steps, self.absorbing_reward)
@@ -229,16 +235,6 @@ class Task:
             )
 
 
-def check_spaces(env: gym.Env, name: str) -> None:
-    """Reject spaces the reward model and agents cannot handle, naming what was expected."""
-    for kind, space in (("observation", env.observation_space), ("action", env.action_space)):
-        if not isinstance(space, (spaces.Box, spaces.Discrete)):
-            raise ValueError(
-                f"task {name!r} has a {type(space).__name__} {kind} space; rlhf-gym supports "
-                "Box and Discrete spaces"
-            )
-
-
 def preset_dirs() -> list[Path]:
     """Where presets are looked up, first match wins."""
     dirs = []
@@ -271,6 +267,7 @@ def _load_preset(path: Path) -> Task:
         raise ValueError(f"unknown family {task.family!r} in {where}; expected one of {', '.join(FAMILIES)}")
     if task.extra is not None and task.extra not in EXTRAS:
         raise ValueError(f"unknown extra {task.extra!r} in {where}; expected one of {', '.join(EXTRAS)}")
+    check(task.observation, where)
     if task.expert is not None and task.expert not in EXPERTS:
         raise ValueError(f"unknown expert {task.expert!r} in {where}; expected one of {', '.join(EXPERTS)}")
     return task
@@ -297,69 +294,22 @@ def get_task(name: str) -> Task:
         task = get_task(preset)  # that id differently (PongRam-v5's RAM observations, say)
         if task.env_id == name and not task.env_kwargs:
             return task
-    spec, extra = _suite_spec(name)
-    try:
-        env = gym.make(name)
-    except gym.error.DependencyNotInstalled as err:
-        raise ValueError(
-            f"task {name!r} needs the {extra or 'its suite'!r} extra ({err}); install it with "
-            f'pip install "rlhf-gym[{extra}]"'
-            if extra
-            else f"task {name!r} cannot be made: {err}"
-        ) from None
-    except gym.error.Error as err:
-        raise ValueError(f"task {name!r} cannot be made: {err}") from None
-    check_spaces(env, name)
-    settings = generic_settings(name, env.action_space)
-    env.close()
+    found = probe(name, preset_names())
+    settings = generic_settings(name, found.action_space)
     return Task(
         name=name,
         env_id=name,
         family="generic",
-        max_episode_steps=spec.max_episode_steps or 1000,
+        max_episode_steps=found.max_episode_steps or 1000,
         algo=settings.algo,
         total_timesteps=settings.timesteps.get(settings.algo, 100_000),
         hyperparams=settings.hyperparams,
         description=f"no preset: {settings.sources.get(settings.algo, settings.sources.get(''))}",
-        extra=extra,
+        extra=found.extra,
+        env_kwargs=found.env_kwargs,
+        observation=found.observation,
         zoo=settings,
     )
-
-
-SUITES = {"atari": "ale_py", "mujoco": "gymnasium.envs.mujoco", "box2d": "gymnasium.envs.box2d"}
-"""Each extra of other suites, and what the entry points of its environments start with."""
-
-
-def _suite_spec(name: str) -> tuple[Any, str | None]:
-    """The Gymnasium spec of the id ``name`` and the extra its suite needs (None: Gymnasium's own
-    environments). ALE's ids are registered first when ale_py is installed (Gymnasium does not
-    know them until then); an ALE id without it names the extra.
-
-    Raises:
-        ValueError: the id is not registered (or is ALE's, and the atari extra is missing).
-    """
-    unknown = ValueError(
-        f"unknown task {name!r}; expected a preset ({', '.join(preset_names())}) or a registered Gymnasium id"
-    )
-    try:
-        spec = gym.spec(name)
-    except gym.error.Error:
-        try:
-            ale_py = import_module("ale_py")
-        except ImportError:
-            if name.startswith("ALE/"):
-                raise ValueError(
-                    f"task {name!r} is an Atari (ALE) id: it needs the 'atari' extra; install it with "
-                    'pip install "rlhf-gym[atari]"'
-                ) from None
-            raise unknown from None
-        gym.register_envs(ale_py)
-        try:
-            spec = gym.spec(name)
-        except gym.error.Error:
-            raise unknown from None
-    entry = spec.entry_point if isinstance(spec.entry_point, str) else spec.entry_point.__module__
-    return spec, next((extra for extra, module in SUITES.items() if entry.startswith(module)), None)
 
 
 def list_tasks() -> list[Task]:

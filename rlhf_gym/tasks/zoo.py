@@ -10,7 +10,8 @@ config:
   is parsed, never evaluated: only ``dict(...)``, lists, numbers, strings, booleans and ``nn.<Name>``
   activations are read;
 - what the pipeline does not apply (``normalize``, ``frame_stack``, ``env_wrapper``, a ``policy`` other
-  than ``MlpPolicy``, ...) is named in the source line that runs record, not silently dropped.
+  than ``MlpPolicy`` and ``CnnPolicy``, which the agent takes by its observations, ...) is named in
+  the source line that runs record, not silently dropped.
 
 An id missing from the zoo takes the entry of the same environment's nearest other version
 (``Hopper-v5`` -> ``Hopper-v4``), and the source line says so.
@@ -166,7 +167,7 @@ def translate(algo: str, zoo_id: str, entry: dict[str, Any]) -> ZooEntry:
         if key == "n_timesteps":
             timesteps = int(float(value))
         elif key == "policy":
-            if value != "MlpPolicy":
+            if value not in ("MlpPolicy", "CnnPolicy"):  # (the agent takes CnnPolicy for image observations)
                 ignored.append(f"policy {value}")
         elif key in IGNORED:
             ignored.append(key)

@@ -96,8 +96,8 @@ def test_a_pixel_id_is_never_taken_for_a_ram_preset_and_the_config_names_the_pre
     from rlhf_gym.train.resolve import resolve_config
 
     pong = get_task("ALE/Pong-v5")  # the RAM preset PongRam-v5 makes this id with obs_type ram
-    assert pong.name == "ALE/Pong-v5" and pong.env_kwargs == {}
-    assert pong.make().observation_space.shape == (210, 160, 3)
+    assert pong.name == "ALE/Pong-v5" and pong.env_kwargs == {"obs_type": "grayscale"}
+    assert pong.make().observation_space.shape == (84, 84, 4)  # grey screens, 84 x 84, 4 frames
     assert get_task("PongRam-v5").env_kwargs == {"obs_type": "ram"}
     assert resolve_config({"task": "rlhf_gym/Catch-v0"}).task == "Catch-v0"  # the preset, as saved
 

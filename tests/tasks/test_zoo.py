@@ -20,7 +20,7 @@ CartPole-v1:
   normalize: true
 Pendulum-v1: &pendulum
   n_timesteps: 2000
-  policy: 'CnnPolicy'
+  policy: 'MultiInputPolicy'
 """
 DQN = """
 Pendulum-v1:
@@ -54,7 +54,10 @@ def test_the_zoo_entry_is_translated_and_what_the_pipeline_does_not_apply_is_nam
         "learning_rate": "lin_0.001",  # a linear schedule when the agent is built
         "policy_kwargs": {"log_std_init": -2, "net_arch": {"pi": [32], "vf": [16]}, "activation_fn": "tanh"},
     }
-    assert zoo.translate("ppo", "X-v0", {"policy": "CnnPolicy"}).ignored == ("policy CnnPolicy",)
+    assert zoo.translate("ppo", "X-v0", {"policy": "MultiInputPolicy"}).ignored == (
+        "policy MultiInputPolicy",
+    )
+    assert zoo.translate("ppo", "X-v0", {"policy": "CnnPolicy"}).ignored == ()  # taken for images
 
 
 @pytest.mark.parametrize(
@@ -124,7 +127,7 @@ def test_a_continuous_task_skips_the_zoos_dqn_and_a_missing_zoo_is_said(fake_zoo
     assert (
         settings.algo == "ppo" and settings.timesteps == {"ppo": 2000} and "dqn" not in settings.hyperparams
     )
-    assert settings.sources["ppo"].endswith("not applied: policy CnnPolicy")
+    assert settings.sources["ppo"].endswith("not applied: policy MultiInputPolicy")
     monkeypatch.setattr(zoo, "zoo_dir", lambda: None)
     assert zoo.generic_settings("CartPole-v0", spaces.Discrete(2)).sources == {
         "": "SB3's defaults, untuned (pip install \"rlhf-gym[zoo]\" for rl-zoo3's tuned ones)"

@@ -11,6 +11,8 @@ They are pure numpy physics, fast enough for sweeps on 2 cores, and render with 
     rlhf_gym/PickPlace-v0        robotics  2 joint torques + gripper (Box)
     rlhf_gym/Catch-v0            game      left / stay / right (Discrete)
     rlhf_gym/Pong-v0             game      up / stay / down (Discrete)
+    rlhf_gym/CatchPixels-v0      game      Catch-v0 seen as one 36x36 grey frame
+    rlhf_gym/PongPixels-v0       game      Pong-v0 seen as one 36x36 grey frame
 
 Example:
     >>> import gymnasium as gym
@@ -29,6 +31,8 @@ ENVS = {
     "PickPlace-v0": ("rlhf_gym.tasks.envs.pick_place:PickPlaceEnv", {}, 100),
     "Catch-v0": ("rlhf_gym.tasks.envs.catch:CatchEnv", {}, 500),
     "Pong-v0": ("rlhf_gym.tasks.envs.pong:PongEnv", {}, 500),
+    "CatchPixels-v0": ("rlhf_gym.tasks.envs.pixels:CatchPixelsEnv", {}, 500),
+    "PongPixels-v0": ("rlhf_gym.tasks.envs.pixels:PongPixelsEnv", {}, 500),
 }
 """Every environment of the package: name -> (entry point, keyword arguments, time limit). The
 time limit is the preset's ``max_episode_steps`` (``envs/<name>.yaml``), so that a plain
