@@ -5,7 +5,8 @@
 
 Each task's expert plays a seeded episode for a few steps (so the frame shows the task in
 motion, not its reset pose), then the ``rgb_array`` frame is scaled to ``--size`` pixels wide
-and saved as ``benchmarks/figures/tasks/<task>.png``. MuJoCo tasks need ``MUJOCO_GL=egl``
+and saved as ``benchmarks/figures/tasks/<task>.png``; a pixel task's shows the agent's newest frame
+beside it. MuJoCo tasks need ``MUJOCO_GL=egl``
 on a machine without a screen (set here if unset).
 """
 
@@ -38,6 +39,13 @@ def thumbnail(task_name: str, out: Path, size: int, steps: int) -> Path:
     env.close()
     image = Image.fromarray(frame)
     image = image.resize((size, round(size * image.height / image.width)), Image.Resampling.LANCZOS)
+    if task.observation:  # a pixel task: what the agent sees (its newest frame) beside the game
+        seen = Image.fromarray(np.asarray(obs)[..., -1]).convert("RGB")
+        seen = seen.resize((image.height * seen.width // seen.height, image.height), Image.Resampling.NEAREST)
+        both = Image.new("RGB", (image.width + seen.width, image.height), "white")
+        both.paste(image, (0, 0))
+        both.paste(seen, (image.width, 0))
+        image = both
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{task.name}.png"
     image.save(path, optimize=True)

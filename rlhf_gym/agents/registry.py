@@ -14,6 +14,7 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
+from rlhf_gym.agents import normalize
 from rlhf_gym.agents.buffers import AbsorbingReplayBuffer
 from rlhf_gym.tasks.registry import ALGOS, CONTINUOUS_ONLY, DISCRETE_ONLY
 
@@ -83,8 +84,10 @@ def check_algo(algo: str, action_space: spaces.Space) -> None:
 
 def make_agent(algo: str, env: VecEnv, kwargs: dict[str, Any], seed: int, relabel: bool) -> BaseAlgorithm:
     """Build an SB3 agent (``CnnPolicy`` for image observations, as SB3 users choose; else
-    ``MlpPolicy``); off-policy agents get a relabelling buffer when ``relabel``."""
+    ``MlpPolicy``, with ``NormalizedObs`` if ``kwargs["normalize"]`` asks: ``rlhf_gym.agents.normalize``);
+    off-policy agents get a relabelling buffer when ``relabel``."""
     check_algo(algo, env.action_space)
+    kwargs, _ = normalize.prepare(kwargs, env.observation_space, algo)  # (rewards: the loop's environment)
     kwargs = {k: schedule(v) for k, v in kwargs.items()}
     policy = kwargs.pop("policy", "CnnPolicy" if is_image_space(env.observation_space) else "MlpPolicy")
     if isinstance((policy_kwargs := kwargs.get("policy_kwargs") or {}).get("activation_fn"), str):

@@ -83,8 +83,9 @@ def learn(
         die_with_parent(parent.pid)
         with contextlib.suppress(OSError):
             # the window's keys come first, then pairs for the person (``_on_step``), then learning;
-            # not lower: on a busy machine the pairs would stop coming
-            os.nice(5)
+            # not lower: beside 4 CPU-bound processes on 2 cores, at 5 the person waited for pairs
+            # 23% of a session (the label_app publication)
+            os.nice(2)
     try:
         messages.put({"type": "progress", "text": "importing torch and stable-baselines3"})
         import torch

@@ -28,6 +28,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from rlhf_gym.tasks import snapshots
+
 KEYS = ("grayscale", "resize", "frame_stack")
 MAX_STACK = 16
 MAX_SIDE = 512
@@ -161,3 +163,7 @@ class StackFrames(gym.ObservationWrapper):
         self._stack[..., : -self.c] = self._stack[..., self.c :]
         self._stack[..., -self.c :] = observation
         return self._stack.copy()
+
+
+# the stacked frames are per-episode state: a restored snapshot (a correction) sees the same stack
+snapshots.register(StackFrames, snapshots.LayerState(state=("_stack",), params=("k", "c")))

@@ -9,7 +9,8 @@ config:
 - ``policy_kwargs``, a Python expression in the zoo (``"dict(net_arch=[256, 256], activation_fn=nn.ReLU)"``),
   is parsed, never evaluated: only ``dict(...)``, lists, numbers, strings, booleans and ``nn.<Name>``
   activations are read;
-- what the pipeline does not apply (``normalize``, ``frame_stack``, ``env_wrapper``, a ``policy`` other
+- ``normalize`` (observations and rewards, ``rlhf_gym.agents.normalize``) is applied;
+- what the pipeline does not apply (``normalize_kwargs``, ``frame_stack``, ``env_wrapper``, a ``policy`` other
   than ``MlpPolicy`` and ``CnnPolicy``, which the agent takes by its observations, ...) is named in
   the source line that runs record, not silently dropped.
 
@@ -33,7 +34,6 @@ import yaml
 ALGOS = ("ppo", "sac", "dqn", "a2c")
 """The zoo's files read, in order of preference for a task's default algorithm."""
 IGNORED = (
-    "normalize",
     "normalize_kwargs",
     "frame_stack",
     "env_wrapper",
@@ -157,8 +157,8 @@ def translate(algo: str, zoo_id: str, entry: dict[str, Any]) -> ZooEntry:
     Example:
         >>> e = translate("ppo", "X-v1", {"n_timesteps": 1e5, "policy": "MlpPolicy", "n_envs": 8,
         ...     "normalize": True, "policy_kwargs": "dict(net_arch=[64], activation_fn=nn.Tanh)"})
-        >>> e.total_timesteps, e.hyperparams, e.ignored
-        (100000, {'n_envs': 8, 'policy_kwargs': {'net_arch': [64], 'activation_fn': 'tanh'}}, ('normalize',))
+        >>> e.total_timesteps, e.hyperparams["normalize"], e.ignored
+        (100000, True, ())
     """
     hyperparams: dict[str, Any] = {}
     ignored: list[str] = []
@@ -171,6 +171,10 @@ def translate(algo: str, zoo_id: str, entry: dict[str, Any]) -> ZooEntry:
                 ignored.append(f"policy {value}")
         elif key in IGNORED:
             ignored.append(key)
+        elif key == "normalize":  # true, or a dict as text (rlhf_gym.agents.normalize reads both)
+            hyperparams[key] = (
+                _literal(ast.parse(value, mode="eval").body, value) if isinstance(value, str) else value
+            )
         elif key == "policy_kwargs":
             hyperparams[key] = parse_policy_kwargs(value) if isinstance(value, str) else value
         else:

@@ -28,8 +28,9 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
+from rlhf_gym.agents import normalize
 from rlhf_gym.agents.buffers import relabel_buffer
 from rlhf_gym.agents.callbacks import progress_of_run
 from rlhf_gym.agents.cloning import behaviour_clone
@@ -160,9 +161,11 @@ class Loop:
         self.env = LearnedRewardVec(self.make_vec_env(), reward, cfg.trajectory_window)
         self.env.action_space.seed(cfg.seed)
         assert cfg.algo is not None
-        self.agent = make_agent(
-            cfg.algo, self.env, self.agent_kwargs, cfg.seed, relabel=cfg.reward == "learned"
-        )
+        _, norm_reward = normalize.prepare(self.agent_kwargs, self.env.observation_space, cfg.algo)
+        gamma = self.agent_kwargs.get("gamma", 0.99)  # (rewards scaled by their discounted returns' spread)
+        env = VecNormalize(self.env, norm_obs=False, gamma=gamma) if norm_reward else self.env
+        self.agent = make_agent(cfg.algo, env, self.agent_kwargs, cfg.seed, relabel=cfg.reward == "learned")
+        self.obs_stats = normalize.ObsStats() if normalize.normalises_obs(self.agent) else None
         if cfg.tensorboard_log:  # one logger for every learn call: one event file per run
             self.agent.set_logger(tensorboard_logger(cfg.tensorboard_log, f"{self.task.name}_{cfg.algo}"))
         self._prepare_agent()
@@ -181,7 +184,7 @@ class Loop:
             agent.learning_starts = 2**62  # (SB3 would train after a train_freq chunk that ends past it)
             try:
                 with progress_of_run(agent, self.config.total_timesteps or steps):
-                    agent.learn(steps, reset_num_timesteps=True)
+                    agent.learn(steps, callback=self.obs_stats, reset_num_timesteps=True)
             finally:
                 agent.learning_starts = starts
             return agent.num_timesteps
@@ -196,7 +199,7 @@ class Loop:
         self.env.reward_fn = StateEntropy(seed=self.config.seed)
         try:
             with progress_of_run(self.agent, self.config.total_timesteps or steps):
-                self.agent.learn(steps, reset_num_timesteps=True)
+                self.agent.learn(steps, callback=self.obs_stats, reset_num_timesteps=True)
         finally:
             self.env.reward_fn = reward_fn
         reset_critic(self.agent)
@@ -243,7 +246,8 @@ class Loop:
     ) -> None:
         """Train the agent ``steps`` more steps on the learned reward (``reset``: as a new SB3
         ``learn`` call, which counts its steps and logs from zero)."""
-        self.agent.learn(steps, callback=callback, progress_bar=progress_bar, reset_num_timesteps=reset)
+        callbacks = [c for c in (callback, self.obs_stats) if c is not None]
+        self.agent.learn(steps, callback=callbacks, progress_bar=progress_bar, reset_num_timesteps=reset)
 
     def evaluate(self, n_episodes: int, seed: int) -> EvalResult:
         """The agent's deterministic return on the true reward, in fresh environments."""

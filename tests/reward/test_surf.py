@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-import rlhf_gym.reward.model as model_module
+import rlhf_gym.reward.surf as surf_module
 from rlhf_gym.config import RewardModelConfig
 from rlhf_gym.reward.model import RewardModel
 from rlhf_gym.reward.surf import BATCH_RATIO, UNLABELED_PER_LABEL, crop_mask, pseudo_label_loss
@@ -40,14 +40,14 @@ def test_pseudo_labels_are_each_members_own_confident_guess_on_the_whole_segment
 
 def test_a_surf_fit_adds_cropped_pseudo_labelled_pairs_to_every_step_and_still_learns(monkeypatch):
     calls: list[tuple[int, float]] = []
-    real = model_module.pseudo_label_loss
+    real = surf_module.pseudo_label_loss
 
     def spy(first, second, guess, threshold):
         calls.append((first.shape[1], threshold))
         assert not guess.requires_grad and first.requires_grad
         return real(first, second, guess, threshold)
 
-    monkeypatch.setattr(model_module, "pseudo_label_loss", spy)
+    monkeypatch.setattr(surf_module, "pseudo_label_loss", spy)
     rng = np.random.default_rng(0)
     labelled = known_reward_comparisons(40, rng)
     unlabeled = [c.query for c in known_reward_comparisons(400, rng)]

@@ -118,3 +118,18 @@ def test_the_project_pixel_tasks_see_stacked_frames():
         obs, _ = env.reset(seed=0)
         assert obs.shape == (36, 36, 2) and obs.dtype == np.uint8
         np.testing.assert_array_equal(obs[..., 0], obs[..., 1])  # a reset fills both slots
+
+
+def test_a_snapshot_keeps_the_stacked_frames():
+    """Corrections restore a state and replay from it: the stack of frames is part of that state."""
+    task = get_task("CatchPixels-v0")
+    env, other = task.make("fixed"), task.make("fixed")
+    obs, _ = env.reset(seed=3)
+    for _ in range(30):
+        obs, *_ = env.step(2)
+    snap = task.snapshot(env, obs)
+    after = [env.step(0)[0] for _ in range(5)]
+    other.reset(seed=99)
+    np.testing.assert_array_equal(task.restore(other, snap), obs)
+    for expected in after:
+        np.testing.assert_array_equal(other.step(0)[0], expected)

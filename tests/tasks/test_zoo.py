@@ -18,6 +18,7 @@ CartPole-v1:
   learning_rate: lin_0.001
   policy_kwargs: "dict(log_std_init=-2, net_arch=dict(pi=[32], vf=[16]), activation_fn=nn.Tanh)"
   normalize: true
+  frame_stack: 4
 Pendulum-v1: &pendulum
   n_timesteps: 2000
   policy: 'MultiInputPolicy'
@@ -47,8 +48,9 @@ def fake_zoo(tmp_path, monkeypatch):
 
 def test_the_zoo_entry_is_translated_and_what_the_pipeline_does_not_apply_is_named():
     entry = zoo.translate("ppo", "CartPole-v1", zoo.yaml.safe_load(textwrap.dedent(PPO))["CartPole-v1"])
-    assert entry.total_timesteps == 120_000 and entry.ignored == ("normalize",)
+    assert entry.total_timesteps == 120_000 and entry.ignored == ("frame_stack",)
     assert entry.hyperparams == {
+        "normalize": True,  # applied by the agent (rlhf_gym.agents.normalize)
         "n_envs": 8,
         "n_steps": 32,
         "learning_rate": "lin_0.001",  # a linear schedule when the agent is built
@@ -87,7 +89,7 @@ def test_an_id_without_a_preset_takes_the_zoos_nearest_version_and_says_so(fake_
     assert cfg.hyperparams_from.startswith(
         "rl-zoo3 unknown (ppo.yml: CartPole-v1, its nearest version of CartPole-v0)"
     )
-    assert cfg.hyperparams_from.endswith("not applied: normalize")
+    assert cfg.hyperparams_from.endswith("not applied: frame_stack")
     # another algorithm: its own entry, budget and source line
     dqn = resolve_config(task="CartPole-v0", algo="dqn")
     assert dqn.hyperparams == {"learning_starts": 0} and dqn.total_timesteps == 7000
