@@ -10,7 +10,8 @@ from gymnasium import spaces
 from stable_baselines3 import DQN, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from rlhf_gym.agents.registry import make_agent
+from rlhf_gym.agents import normalize
+from rlhf_gym.agents.registry import make_agent, policy_input
 from rlhf_gym.tasks.registry import Task
 from rlhf_gym.types import Trajectory
 
@@ -42,7 +43,8 @@ def behaviour_clone(
     n = len(obs)
     if n == 0 or steps <= 0:
         return float("nan")
-    obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32)
+    obs_t = policy_input(policy, obs)
+    normalize.fold_in(agent, obs)  # (statistics first: the cloned policy sees the inputs it will act on)
     opt: torch.optim.Optimizer
     if isinstance(agent, SAC):
         scaled = np.clip(policy.scale_action(np.asarray(actions, np.float32)), -0.999, 0.999)

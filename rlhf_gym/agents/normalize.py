@@ -134,6 +134,15 @@ class ObsStats(BaseCallback):
         return True
 
 
+def fold_in(agent: Any, obs: Any) -> None:
+    """Fold observations into every ``NormalizedObs`` of the agent's policy (before cloning
+    demonstrations: the policy learns them on the inputs it will act on)."""
+    modules = [m for m in agent.policy.modules() if isinstance(m, NormalizedObs)]
+    if modules and len(obs):
+        for module in modules:
+            module.update(np.asarray(obs))
+
+
 def normalises_obs(agent: Any) -> bool:
     """Whether the agent's policy normalises its observations."""
     return any(isinstance(m, NormalizedObs) for m in agent.policy.modules())

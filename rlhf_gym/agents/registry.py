@@ -65,6 +65,21 @@ def sample_actions(policy: BasePolicy, obs: np.ndarray) -> np.ndarray:
     return policy.predict(obs, deterministic=False)[0]
 
 
+def policy_input(policy: BasePolicy, obs: Any, device: Any = "cpu") -> Any:
+    """Observations (any leading dimensions) as a tensor for the policy's networks, as SB3's own
+    rollouts give them: image frames uint8 and channels first (SB3 transposes channel-last frames
+    with ``VecTransposeImage``; the networks scale them), anything else float32."""
+    import torch
+
+    obs = np.asarray(obs)
+    space = policy.observation_space
+    if not is_image_space(space):
+        return torch.as_tensor(obs, dtype=torch.float32, device=device)
+    if obs.shape[-3:] != space.shape:  # channel-last frames, as the environments give them
+        obs = np.moveaxis(obs, -1, -3)
+    return torch.as_tensor(np.ascontiguousarray(obs), device=device)
+
+
 def algo_class(algo: str) -> type[BaseAlgorithm]:
     """The class of an algorithm name (``ALGO_ENTRY_POINTS``), imported when first used."""
     module, _, name = ALGO_ENTRY_POINTS[algo].partition(":")

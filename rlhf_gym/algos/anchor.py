@@ -99,10 +99,13 @@ class Anchor:
             self._hook = optimizer.register_step_post_hook(lambda *_: self.update())
 
     def update(self) -> None:
-        """One EMA step toward the live policy (called after every optimiser step)."""
+        """One EMA step toward the live policy (called after every optimiser step); buffers (the
+        observation statistics of ``normalize``) are the live policy's."""
         with torch.no_grad():
             for a, p in zip(self.policy.parameters(), self._live.parameters()):
                 a.lerp_(p, self.rate)
+            for buffer, live in zip(self.policy.buffers(), self._live.buffers()):
+                buffer.copy_(live)
         self.updates += 1
 
     def close(self) -> None:

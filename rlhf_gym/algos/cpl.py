@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3 import PPO
 
+from rlhf_gym.agents.registry import policy_input
 from rlhf_gym.reward.evidence import gather
 from rlhf_gym.types import Feedback
 
@@ -240,7 +241,7 @@ class CPL(PPO):
             return None
         ev = gather(records)
         device = self.device
-        obs = torch.as_tensor(np.asarray(ev.obs), dtype=torch.float32, device=device)
+        obs = policy_input(self.policy, ev.obs, device)
         discrete = isinstance(self.action_space, spaces.Discrete | spaces.MultiDiscrete)
         actions = torch.as_tensor(ev.actions, dtype=torch.long if discrete else torch.float32, device=device)
         if isinstance(self.action_space, spaces.Discrete):

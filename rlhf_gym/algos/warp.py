@@ -61,6 +61,11 @@ def _slerp2(d1: torch.Tensor, d2: torch.Tensor, lam: float) -> torch.Tensor:
     return torch.sin((1 - lam) * omega) / sin * d1 + torch.sin(lam * omega) / sin * d2
 
 
+STATISTICS = (".mean", ".var", ".count")
+"""The policy's observation statistics (``rlhf_gym.agents.normalize.NormalizedObs``'s buffers): SLERP
+scales task vectors up, which could make a variance negative."""
+
+
 def slerp(init: PolicyParams, policies: Sequence[PolicyParams]) -> PolicyParams:
     """Merge the task vectors ``theta_m - init`` by SLERP, tensor by tensor, with equal weights.
 
@@ -71,6 +76,9 @@ def slerp(init: PolicyParams, policies: Sequence[PolicyParams]) -> PolicyParams:
         raise ValueError("slerp needs at least one policy to merge")
     merged: PolicyParams = {}
     for name, base in init.items():
+        if name.endswith(STATISTICS):  # observation statistics are averaged, never extrapolated
+            merged[name] = torch.stack([p[name].float() for p in policies]).mean(0).to(base.dtype)
+            continue
         deltas = [p[name].float() - base.float() for p in policies]
         delta = deltas[0]
         for m, d in enumerate(deltas[1:], start=2):

@@ -183,6 +183,8 @@ def _check_values(path: Path, meta: dict[str, Any], tensors: dict[str, np.ndarra
     if meta["scale"] <= 0:
         raise ValueError(f"{where}: scale must be positive, got {meta['scale']!r}")
     for name, tensor in tensors.items():
+        if tensor.dtype != np.float32:
+            raise ValueError(f"{where}: tensor {name} is {tensor.dtype}; expected float32")
         if not np.isfinite(tensor).all():
             raise ValueError(f"{where}: tensor {name} holds NaN or inf; expected finite weights")
     if "obs_std" in tensors and not (tensors["obs_std"] > 0).all():

@@ -3,7 +3,9 @@
 An id of another suite (ALE, MuJoCo, Box2D) registers that suite first, or names the extra that is
 missing. An image id takes the usual preprocessing (``rlhf_gym.tasks.observations.image_defaults``);
 an Atari id is made to give grey screens (``obs_type="grayscale"``), so that its pixels, never its
-RAM, are what the agent and the reward model see.
+RAM, are what the agent and the reward model see, and to repeat each action 4 frames (a
+``NoFrameskip`` id too; ALE's own frame skip, without Mnih et al.'s max over the last two frames).
+An id whose spec sets no time limit (ALE's) is cut at 1,000 agent steps, as any such id.
 """
 
 from __future__ import annotations
@@ -40,9 +42,13 @@ def probe(name: str, known: list[str]) -> Probe:
             extra is missing, or it cannot be made.
     """
     spec, extra = suite_spec(name, known)
-    kwargs: dict[str, Any] = (
-        {"obs_type": "grayscale"} if extra == "atari" and spec.kwargs.get("obs_type", "rgb") == "rgb" else {}
-    )
+    kwargs: dict[str, Any] = {}
+    if extra == "atari" and spec.kwargs.get("obs_type", "rgb") == "rgb":
+        kwargs["obs_type"] = "grayscale"
+    if (
+        extra == "atari" and spec.kwargs.get("frameskip", 4) == 1
+    ):  # (a NoFrameskip id: 4, as v5 and Mnih et al.)
+        kwargs["frameskip"] = 4
     try:
         env = gym.make(name, **kwargs)
     except gym.error.DependencyNotInstalled as err:

@@ -255,3 +255,27 @@ def test_building_an_anchor_leaves_the_random_stream_alone():
     state = torch.random.get_rng_state()
     Anchor(agent.policy, kind="ema")
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_an_ema_anchor_acts_on_the_live_policys_observation_statistics():
+    """With ``normalize`` the policy's observation statistics are buffers: the EMA anchor takes
+    the live ones at each step, so at rate 1 it is the live policy exactly."""
+    from rlhf_gym.agents.normalize import NormalizedObs
+
+    agent = PPO(
+        "MlpPolicy",
+        "Pendulum-v1",
+        seed=0,
+        device="cpu",
+        n_steps=16,
+        policy_kwargs={"net_arch": [8], "features_extractor_class": NormalizedObs},
+    )
+    ema = Anchor(agent.policy, kind="ema", rate=1.0)
+    agent.policy.features_extractor.update(np.random.default_rng(0).normal(3.0, 2.0, (64, 3)))
+    loss = sum((p**2).sum() for p in agent.policy.parameters())
+    agent.policy.optimizer.zero_grad()
+    loss.backward()
+    agent.policy.optimizer.step()
+    assert torch.equal(ema.policy.features_extractor.mean, agent.policy.features_extractor.mean)
+    obs = np.random.default_rng(1).normal(3.0, 2.0, (32, 3)).astype(np.float32)
+    assert float(policy_kl(agent.policy, ema.policy, obs).max()) < 1e-6

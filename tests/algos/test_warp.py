@@ -154,3 +154,21 @@ def test_warp_command_writes_its_folder(reward_model, tmp_path, capsys):
         assert [r["kind"] for r in csv.DictReader(f)] == ["run", "run", "merged", "init", "front", "front"]
     assert main([*argv, "--eta", "0", "-q"]) == 2
     assert "eta must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_slerp_averages_observation_statistics_and_never_makes_a_variance_negative():
+    init = {"features_extractor.var": torch.ones(3), "action_net.weight": torch.zeros(2)}
+    finals = [
+        {
+            "features_extractor.var": torch.tensor([0.05, 60.0, 1.0]),
+            "action_net.weight": torch.tensor([1.0, 0.0]),
+        },
+        {
+            "features_extractor.var": torch.tensor([0.05, 1.0, 60.0]),
+            "action_net.weight": torch.tensor([0.0, 1.0]),
+        },
+    ]
+    merged = slerp(init, finals)
+    torch.testing.assert_close(merged["features_extractor.var"], torch.tensor([0.05, 30.5, 30.5]))
+    # the weights are SLERPed: two orthogonal unit task vectors merge to norm 1, not 1/sqrt(2)
+    assert float(merged["action_net.weight"].norm()) == pytest.approx(1.0)

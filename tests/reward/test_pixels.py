@@ -133,3 +133,15 @@ def test_image_segments_are_stored_as_uint8_frames():
     back = decode_record("comparison", text, blob)
     assert back.query.first.obs.dtype == np.uint8
     np.testing.assert_array_equal(back.query.first.obs, record.query.first.obs)
+
+
+def test_a_checkpoint_with_tensors_of_another_dtype_is_refused(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    rm = RewardModel(FRAMES, spaces.Discrete(3), RewardModelConfig(use_actions=False), seed=0)
+    rm.save(tmp_path / "rm")
+    tensors = load_file(str(tmp_path / "rm.safetensors"))
+    tensors["c0"] = tensors["c0"].astype(np.float64)
+    save_file(tensors, str(tmp_path / "rm.safetensors"))
+    with pytest.raises(ValueError, match="tensor c0 is float64; expected float32"):
+        RewardModel.load(tmp_path / "rm", FRAMES, spaces.Discrete(3))

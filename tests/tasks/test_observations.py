@@ -133,3 +133,9 @@ def test_a_snapshot_keeps_the_stacked_frames():
     np.testing.assert_array_equal(task.restore(other, snap), obs)
     for expected in after:
         np.testing.assert_array_equal(other.step(0)[0], expected)
+
+
+def test_an_atari_id_without_frame_skip_gets_four():
+    task = get_task("PongNoFrameskip-v4")
+    assert task.env_kwargs == {"obs_type": "grayscale", "frameskip": 4}
+    assert task.make().observation_space.shape == (84, 84, 4)

@@ -26,3 +26,43 @@ def test_a_tiny_pixel_run_trains_end_to_end_and_saves_what_it_learned(tmp_path):
     np.testing.assert_array_equal(
         back(obs, np.zeros(3, int), np.zeros(3, bool)), rm(obs, np.zeros(3, int), np.zeros(3, bool))
     )
+
+
+def test_an_off_policy_buffer_is_relabelled_on_the_frames_the_environment_gives():
+    """SB3 stores frames channels first; the reward model takes them as the environment gives them."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rlhf_gym.agents.buffers import relabel_buffer
+    from rlhf_gym.agents.registry import make_agent
+    from rlhf_gym.tasks.registry import get_task
+
+    task = get_task("CatchPixels-v0")
+    agent = make_agent(
+        "dqn",
+        DummyVecEnv([lambda: task.make("fixed")]),
+        {"buffer_size": 200, "learning_starts": 10_000},
+        0,
+        True,
+    )
+    agent.learn(64)
+    seen = []
+
+    def reward_fn(obs, actions, absorbing):
+        seen.append(obs)
+        return np.zeros(len(obs), np.float32)
+
+    assert relabel_buffer(agent, reward_fn) == 64
+    frames = seen[0]
+    assert frames.shape == (64, 36, 36, 2)
+    # stacked frames: a step's newest frame is the next step's previous one (no reset within 64 steps)
+    np.testing.assert_array_equal(frames[:-1, ..., 1], frames[1:, ..., 0])
+
+
+def test_cloning_and_cpl_take_pixel_observations():
+    from rlhf_gym.agents.cloning import pretrained
+    from rlhf_gym.tasks.registry import get_task
+
+    agent = pretrained(get_task("CatchPixels-v0"), "ppo", episodes=1, bc_steps=2, hyperparams={"n_steps": 16})
+    assert isinstance(agent.policy, ActorCriticCnnPolicy)
+    run = RLHF("CatchPixels-v0", algo="cpl", labels=4, seed=0, horizon="fixed", **TINY).learn()
+    assert np.isfinite(run.summary()["true_return_mean"])
