@@ -92,10 +92,22 @@ def publications() -> dict[str, Publication]:
     from recorded import PUBLICATIONS as RECORDED
     from sweep_speed import PUBLICATIONS as SPEED
     from sweeps import PUBLICATIONS as SWEEPS
+    from zoo_defaults import PUBLICATIONS as ZOO
 
     return {
         p.name: p
-        for p in [*APP, *PUBLICATIONS, *SWEEPS, *RECORDED, *CPL, *ALIGNMENT, *SPEED, *EXPLORATION, *PIXELS]
+        for p in [
+            *APP,
+            *PUBLICATIONS,
+            *SWEEPS,
+            *RECORDED,
+            *CPL,
+            *ALIGNMENT,
+            *SPEED,
+            *EXPLORATION,
+            *PIXELS,
+            *ZOO,
+        ]
     }
 
 

@@ -279,3 +279,23 @@ def test_the_pixel_publications_run_and_render_their_targets(tmp_path, monkeypat
         text = files["RESULTS.md"].read_text()
         for piece in expect:
             assert piece in text, piece
+
+
+def test_the_zoo_defaults_publication_sets_each_ceiling_beside_the_zoos_score(tmp_path, monkeypatch):
+    import publish
+
+    pub = publish.publications()["zoo_defaults"]
+    names = ["InvertedPendulum-v5-true", "InvertedPendulum-v5-oracle"]
+    monkeypatch.setattr(pub, "arms", {a: pub.arms[a] for a in names})
+    assert pub.arms[names[1]]["labels"] <= 1000 and pub.arms[names[1]]["horizon"] == "natural"
+    results = tmp_path / "results"
+    assert publish.run(pub, results, seeds=1, workers=1, smoke=True) == 0
+    files = {"RESULTS.md": tmp_path / "RESULTS.md", "README.md": tmp_path / "README.md"}
+    assert publish.render(pub, results, files, figures=False, allow_mixed=False)
+    text = files["RESULTS.md"].read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| InvertedPendulum-v5 | "))
+    cells = [c.strip() for c in row.split("|")]
+    assert int(cells[3].replace(",", "")) >= 600 and "1000: the task's maximum" in row  # the steps run
+    assert "InvertedPendulum-v5: the ceiling at >= 0.8 of the zoo's score (1000)" in text
+    assert "InvertedPendulum-v5: RLHF from at most 1000 comparisons" in text
+    assert "Hopper-v5" not in text.split("### All arms")[0]  # a task without runs has no row
