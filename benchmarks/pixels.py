@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 from publish import Publication, run_folder
-from report import arm_iqm, normalise, section, seed_count, target_row
+from report import arm_iqm, normalise, section, seeds_per_arm, target_row
 
 TASK = "CatchPixels-v0"
 SEEDS = 5
@@ -54,7 +54,7 @@ def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]
     )
     body = ["### Targets", "", "| target | measured | |", "|---|---|---|", *targets, ""]  # (the arms follow)
     notes = [
-        f"{seed_count(df)} seeds per arm, fixed horizon, oracle comparisons at the preset's label budget. "
+        f"{seeds_per_arm(df)}, fixed horizon, oracle comparisons at the preset's label budget. "
         f"Observations: {(meta.get('measured') or {}).get('observations', {}).get(TASK, '-')}.",
         "",
     ]

@@ -118,6 +118,12 @@ def seed_count(df: Any) -> str:
     return f"{n.min()}" if n.min() == n.max() else f"{n.min()} to {n.max()}"
 
 
+def seeds_per_arm(df: Any) -> str:
+    """``1 seed per arm``, ``10 seeds per arm`` or ``8 to 10 seeds per arm``."""
+    count = seed_count(df)
+    return f"{count} seed{'' if count == '1' else 's'} per arm"
+
+
 def draw(df: Any, figure: Path, title: str, randoms: dict[str, float]) -> None:
     """Each arm's true return, seed by seed, over a box of its spread, one panel per task."""
     import matplotlib
@@ -149,7 +155,8 @@ def draw(df: Any, figure: Path, title: str, randoms: dict[str, float]) -> None:
         ax.set_xlabel("true return")
         ax.set_ylabel("")
     n = df.groupby("arm")["seed"].nunique().max()
-    fig.figure.suptitle(f"rlhf-gym, {title}: true return, {n} seeds (dashed: random policy)", y=1.02)
+    seeds = f"{n} seed{'' if n == 1 else 's'}"
+    fig.figure.suptitle(f"rlhf-gym, {title}: true return, {seeds} (dashed: random policy)", y=1.02)
     fig.savefig(figure, dpi=80, bbox_inches="tight")
     plt.close(fig.figure)
 
@@ -165,12 +172,12 @@ def section(
     (targets, tables), the arms table and the figure (drawn when ``figure`` is given)."""
     title = meta["title"]
     origin = origin_lines(df, meta, f"the {title} runs")
-    seeds = seed_count(df)
+    seeds = seeds_per_arm(df)
     randoms = meta["random_returns"]
     lines = [
         f"## {title}",
         "",
-        f"Command: `{meta['command']}` ({seeds} seeds per arm, {len(df)} runs). "
+        f"Command: `{meta['command']}` ({seeds}, {len(df)} runs). "
         f"Random-policy returns: {', '.join(f'{t} {v:.1f}' for t, v in randoms.items())}.",
         "",
         *origin,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from publish import Publication
-from report import arm_iqm, normalise, section, seed_count, shown, target_row
+from report import arm_iqm, normalise, section, seeds_per_arm, shown, target_row
 
 SEEDS = 5
 LABELS = 1000
@@ -61,31 +61,48 @@ def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]
         rlhf = arm_iqm(df, f"{task}-oracle")
         rows.append(
             f"| {task} | {runs['hyperparams_from'].iloc[0]} | {int(runs['total_timesteps'].max()):,} | "
-            f"{shown(ceiling)} | {score:g}: {source} | {shown(rlhf)} |"
+            f"{returns(ceiling)} | {score:g}: {source} | {shown(rlhf)} |"
         )
         if len(true):
             targets.append(
-                target_row(
+                judged(
                     f"{task}: the ceiling at >= {CEILING_SHARE:g} of the zoo's score ({score:g})",
                     f"{ceilings[task, 'natural']:.1f}",
                     ceilings[task, "natural"] >= CEILING_SHARE * score,
+                    len(true),
                 )
             )
-        if (runs["reward"] == "learned").any():
+        learned = runs[runs["reward"] == "learned"]
+        if len(learned):
             targets.append(
-                target_row(
+                judged(
                     f"{task}: RLHF from at most {LABELS} comparisons, IQM >= {TARGET:g} of the ceiling",
                     shown(rlhf),
                     rlhf.value >= TARGET,
+                    min(len(learned), len(true)),
                 )
             )
     body = [*rows, "", "### Targets", "", "| target | measured | |", "|---|---|---|", *targets, ""]
     notes = [
-        f"{seed_count(df)} seeds per arm, natural horizon (the default a user gets), oracle comparisons. "
+        f"{seeds_per_arm(df)}, natural horizon (the default a user gets), oracle comparisons. "
         "The zoo trains each task for 1M steps; the budgets here are what 2 cores allow.",
         "",
     ]
     return {"RESULTS.md": section(df, meta, figure, body, notes)}
+
+
+def judged(text: str, measured: str, ok: bool, seeds: int) -> str:
+    """A target's row: met or missed at the publication's seeds, else not judged yet."""
+    if seeds >= SEEDS:
+        return target_row(text, measured, ok)
+    return f"| {text} | {measured} ({seeds} of {SEEDS} seeds) | not judged yet |"
+
+
+def returns(e: Any) -> str:
+    """A return's IQM and CI to one decimal (``-`` for a bound that needs two runs)."""
+    if e.value != e.value:
+        return "not measured"
+    return f"{e.value:.1f} [" + ", ".join("-" if b != b else f"{b:.1f}" for b in (e.low, e.high)) + "]"
 
 
 PUBLICATIONS = [

@@ -298,4 +298,5 @@ def test_the_zoo_defaults_publication_sets_each_ceiling_beside_the_zoos_score(tm
     assert int(cells[3].replace(",", "")) >= 600 and "1000: the task's maximum" in row  # the steps run
     assert "InvertedPendulum-v5: the ceiling at >= 0.8 of the zoo's score (1000)" in text
     assert "InvertedPendulum-v5: RLHF from at most 1000 comparisons" in text
+    assert text.count("(1 of 5 seeds) | not judged yet |") == 2  # targets are judged at 5 seeds
     assert "Hopper-v5" not in text.split("### All arms")[0]  # a task without runs has no row
