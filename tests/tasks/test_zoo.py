@@ -43,6 +43,7 @@ def fake_zoo(tmp_path, monkeypatch):
     (package / "hyperparams" / "ppo.yml").write_text(textwrap.dedent(PPO))
     (package / "hyperparams" / "dqn.yml").write_text(textwrap.dedent(DQN))
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(zoo, "zoo_version", lambda: "unknown")  # (a real rl_zoo3 may be installed too)
     return package
 
 
