@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from publish import Publication
-from report import arm_iqm, normalise, paired_ratio, section, seed_count, shown, target_row
+from report import arm_iqm, normalise, paired_ratio, section, seed_count, seeds_per_arm, shown, target_row
 
 # ----- the headline: label curves of the core loop, with its controls -------------------------
 CURVES = {  # (task, horizon) -> the oracle label counts of its curve
@@ -106,7 +106,7 @@ def core_render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str,
         *ablation_table(df),
     ]
     readme = [
-        f"Fixed and natural horizon, oracle comparisons, {seed_count(df)} seeds per arm, from "
+        f"Fixed and natural horizon, oracle comparisons, {seeds_per_arm(df)}, from "
         "`python benchmarks/publish.py label_efficiency` "
         "([benchmarks/RESULTS.md](benchmarks/RESULTS.md) has every seed). Normalised return: 0 is the random "
         "policy, 1 the IQM of the true-reward runs of the same task and horizon; IQM over seeds with its "

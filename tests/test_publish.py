@@ -281,22 +281,33 @@ def test_the_pixel_publications_run_and_render_their_targets(tmp_path, monkeypat
             assert piece in text, piece
 
 
-def test_the_zoo_defaults_publication_sets_each_ceiling_beside_the_zoos_score(tmp_path, monkeypatch):
+def test_the_zoo_defaults_publication_judges_rlhf_against_its_ceiling_and_the_constant_reward(
+    tmp_path, monkeypatch
+):
+    pytest.importorskip("mujoco")
     import publish
 
     pub = publish.publications()["zoo_defaults"]
-    names = ["InvertedPendulum-v5-true", "InvertedPendulum-v5-oracle"]
+    names = [f"InvertedPendulum-v5-{arm}" for arm in ("true", "oracle", "constant")]
     monkeypatch.setattr(pub, "arms", {a: pub.arms[a] for a in names})
-    assert pub.arms[names[1]]["labels"] <= 1000 and pub.arms[names[1]]["horizon"] == "natural"
     results = tmp_path / "results"
     assert publish.run(pub, results, seeds=1, workers=1, smoke=True) == 0
     files = {"RESULTS.md": tmp_path / "RESULTS.md", "README.md": tmp_path / "README.md"}
     assert publish.render(pub, results, files, figures=False, allow_mixed=False)
     text = files["RESULTS.md"].read_text()
     row = next(line for line in text.splitlines() if line.startswith("| InvertedPendulum-v5 | "))
-    cells = [c.strip() for c in row.split("|")]
-    assert int(cells[3].replace(",", "")) >= 600 and "1000: the task's maximum" in row  # the steps run
-    assert "InvertedPendulum-v5: the ceiling at >= 0.8 of the zoo's score (1000)" in text
-    assert "InvertedPendulum-v5: RLHF from at most 1000 comparisons" in text
-    assert text.count("(1 of 5 seeds) | not judged yet |") == 2  # targets are judged at 5 seeds
+    assert "1000: the task's maximum" in row
+    assert text.count("(1 of 5 seeds) | not judged yet |") == 3  # targets are judged at 5 seeds
     assert "Hopper-v5" not in text.split("### All arms")[0]  # a task without runs has no row
+    # 5 seeds where the constant reward does as well as RLHF: the RLHF target is met, the control is not
+    for arm in names:
+        made = json.loads((results / arm / "s0" / "summary.json").read_text())
+        for seed in range(5):
+            made |= {"seed": seed, "true_return_mean": 1000.0 - seed}
+            publish.save_run(results / arm / f"s{seed}", made, [{"timesteps": 1}])
+    assert publish.render(pub, results, files, figures=False, allow_mixed=False)
+    targets = files["RESULTS.md"].read_text().split("### Targets")[1]
+    assert "0.8 of the reference score (1000) | 998.0 [996.3, 999.3] | met |" in targets
+    assert "normalised return IQM >= 0.7 | 1 [0.998, 1] | met |" in targets
+    control = next(line for line in targets.splitlines() if "above the constant reward" in line)
+    assert control.endswith("| **missed** |")
