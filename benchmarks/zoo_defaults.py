@@ -70,35 +70,29 @@ def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]
             f"{returns(ceiling)} | {score:g}: {source} | {shown(rlhf)} | {shown(constant)} |"
         )
         n_true = int(seeds.get(f"{task}-true", 0))
-        if n_true:
-            targets.append(
-                judged(
-                    f"{task}: the ceiling at >= {CEILING_SHARE:g} of the reference score ({score:g})",
-                    returns(ceiling),
-                    ceiling.value >= CEILING_SHARE * score,
-                    n_true,
-                )
-            )
         n_rlhf = min(n_true, int(seeds.get(f"{task}-oracle", 0)))
-        if n_rlhf:
-            targets.append(
-                judged(
-                    f"{task}: RLHF from at most {LABELS} comparisons, normalised return IQM >= {TARGET:g}",
-                    shown(rlhf),
-                    rlhf.value >= TARGET,
-                    n_rlhf,
-                )
-            )
         n_control = min(n_rlhf, int(seeds.get(f"{task}-constant", 0)))
-        if n_control:
-            targets.append(
-                judged(
-                    f"{task}: RLHF above the constant reward (intervals apart)",
-                    f"{shown(rlhf)} against {shown(constant)}",
-                    rlhf.value > constant.value and not rlhf.overlaps(constant),
-                    n_control,
-                )
-            )
+        checks = [  # (target, measured, met, seeds it stands on)
+            (
+                f"{task}: the ceiling at >= {CEILING_SHARE:g} of the reference score ({score:g})",
+                returns(ceiling),
+                ceiling.value >= CEILING_SHARE * score,
+                n_true,
+            ),
+            (
+                f"{task}: RLHF from at most {LABELS} comparisons, normalised return IQM >= {TARGET:g}",
+                shown(rlhf),
+                rlhf.value >= TARGET,
+                n_rlhf,
+            ),
+            (
+                f"{task}: RLHF above the constant reward (intervals apart)",
+                f"{shown(rlhf)} against {shown(constant)}",
+                rlhf.value > constant.value and not rlhf.overlaps(constant),
+                n_control,
+            ),
+        ]
+        targets += [judged(*check) for check in checks if check[3]]
     body = [*rows, "", "### Targets", "", "| target | measured | |", "|---|---|---|", *targets, ""]
     notes = [
         f"{seeds_per_arm(df)}, natural horizon (the default a user gets), oracle comparisons. The zoo "
