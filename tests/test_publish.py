@@ -236,6 +236,17 @@ def test_a_smoke_measurement_of_the_sweep_runner_times_its_runs_three_ways():
     assert 0 < m["serial_seconds"] and 0 < m["pool_seconds"] and 0 < m["one_worker_seconds"]
 
 
+def smoke_and_render(pub, results, tmp_path):
+    """Run the publication's arms on smoke budgets, one seed, into ``results``, and render them into
+    scratch RESULTS.md and README.md under ``tmp_path``; returns those two files."""
+    import publish
+
+    assert publish.run(pub, results, seeds=1, workers=1, smoke=True) == 0
+    files = {"RESULTS.md": tmp_path / "RESULTS.md", "README.md": tmp_path / "README.md"}
+    assert publish.render(pub, results, files, figures=False, allow_mixed=False)
+    return files
+
+
 def test_the_exploration_publication_runs_each_method_and_sets_it_against_the_preset(tmp_path, monkeypatch):
     import publish
 
@@ -243,9 +254,7 @@ def test_the_exploration_publication_runs_each_method_and_sets_it_against_the_pr
     names = [f"MountainCar-v0-{m}" for m in ("true", "preset", "pebble", "rune", "surf", "goal")]
     monkeypatch.setattr(pub, "arms", {a: pub.arms[a] for a in names})
     results = tmp_path / "results"
-    assert publish.run(pub, results, seeds=1, workers=1, smoke=True) == 0
-    files = {"RESULTS.md": tmp_path / "RESULTS.md", "README.md": tmp_path / "README.md"}
-    assert publish.render(pub, results, files, figures=False, allow_mixed=False)
+    files = smoke_and_render(pub, results, tmp_path)
     text = files["RESULTS.md"].read_text()
     rows = [line for line in text.splitlines() if line.startswith("| MountainCar-v0 | ")]
     methods = [row.split(" | ")[1] for row in rows]
@@ -272,10 +281,7 @@ def test_the_pixel_publications_run_and_render_their_targets(tmp_path, monkeypat
         pub = publish.publications()[name]
         if arms:
             monkeypatch.setattr(pub, "arms", arms)
-        results = tmp_path / name
-        assert publish.run(pub, results, seeds=1, workers=1, smoke=True) == 0
-        files = {"RESULTS.md": tmp_path / "RESULTS.md", "README.md": tmp_path / "README.md"}
-        assert publish.render(pub, results, files, figures=False, allow_mixed=False)
+        files = smoke_and_render(pub, tmp_path / name, tmp_path)
         text = files["RESULTS.md"].read_text()
         for piece in expect:
             assert piece in text, piece
@@ -291,9 +297,7 @@ def test_the_zoo_defaults_publication_judges_rlhf_against_its_ceiling_and_the_co
     names = [f"InvertedPendulum-v5-{arm}" for arm in ("true", "oracle", "constant")]
     monkeypatch.setattr(pub, "arms", {a: pub.arms[a] for a in names})
     results = tmp_path / "results"
-    assert publish.run(pub, results, seeds=1, workers=1, smoke=True) == 0
-    files = {"RESULTS.md": tmp_path / "RESULTS.md", "README.md": tmp_path / "README.md"}
-    assert publish.render(pub, results, files, figures=False, allow_mixed=False)
+    files = smoke_and_render(pub, results, tmp_path)
     text = files["RESULTS.md"].read_text()
     row = next(line for line in text.splitlines() if line.startswith("| InvertedPendulum-v5 | "))
     assert "1000: the task's maximum" in row
