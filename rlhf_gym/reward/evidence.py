@@ -75,11 +75,6 @@ class Evidence:
         pairs = ~np.isclose(weight[self.pairs[:, 0]], weight[self.pairs[:, 1]])
         return np.concatenate([pairs, weight[self.ordinal] > 0])
 
-    def live_steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(obs, actions, absorbing)`` of every real (non-padding) step, flattened."""
-        real = self.weights > 0
-        return self.obs[real], self.actions[real], self.absorbing[real]
-
 
 def gather(feedback: Sequence[Feedback]) -> Evidence:
     """Collect the step sequences and labels of any mix of feedback records.

@@ -326,17 +326,20 @@ class RewardModel:
             p.requires_grad_(False)
         if norm is not None:
             self.weights[0], self.biases[0] = fold(self.weights[0], self.biases[0], *norm)
-        identified = self._neutral_absorbing(ev, counts.numpy(), x)
+        with torch.no_grad():  # every labelled step scored once, for all that follows
+            raw = self._forward(x.reshape(s * length, -1)).view(e, s, length)
+        identified = self._neutral_absorbing(ev, counts.numpy(), raw)
         self._sync_numpy()
         self.n_labels = m
 
-        with torch.no_grad():
-            returns = self._returns(x, absorb, weights)
+        members = torch.where(absorb, self.absorbing_reward[:, None, None], raw)
+        returns = (members * weights).sum(-1)
         train_acc, heldout = (
             judged_accuracy(returns, ev, counts > 0),
             judged_accuracy(returns, ev, counts == 0),
         )
-        self.calibrate(*ev.live_steps())
+        real = ev.weights > 0
+        self._calibrate(members.numpy()[:, real], ev.absorbing[real])
         report = FitReport(m, train_acc, heldout, float(loss.detach()), identified)
         return (
             report
@@ -344,16 +347,14 @@ class RewardModel:
             else dataclasses.replace(report, trusted=rime.trusted, flipped=rime.flipped)
         )
 
-    def _neutral_absorbing(self, ev: Evidence, counts: np.ndarray, x: torch.Tensor | PixelSteps) -> float:
+    def _neutral_absorbing(self, ev: Evidence, counts: np.ndarray, raw: torch.Tensor) -> float:
         """Give each member whose bootstrap sample held no label that teaches the absorbing reward
-        (``Evidence.teaches_absorbing``) its mean live reward there: ending is then worth an average
-        live step, neither sought nor avoided, not an untrained level. Returns the share of
-        members that learned it."""
+        (``Evidence.teaches_absorbing``) its mean live reward there (``raw``: each member's output at
+        every step, ``(E, S, L)``): ending is then worth an average live step, neither sought nor
+        avoided, not an untrained level. Returns the share of members that learned it."""
         seen = (counts[:, ev.teaches_absorbing()] > 0).any(-1)
         if not seen.all():
-            live = torch.from_numpy((ev.weights > 0) & ~ev.absorbing)
-            with torch.no_grad():
-                r = self._forward(x[live])  # (E, live steps)
+            r = raw[:, torch.from_numpy((ev.weights > 0) & ~ev.absorbing)]  # (E, live steps)
             mean_live = r.mean(-1) if r.shape[-1] else torch.zeros(len(counts))
             self.absorbing_reward = torch.where(torch.from_numpy(~seen), mean_live, self.absorbing_reward)
         return float(seen.mean())
@@ -371,15 +372,14 @@ class RewardModel:
         r = self._forward(x.reshape(s * h, -1), norm).view(-1, s, h)
         return (torch.where(absorb, self.absorbing_reward[:, None, None], r) * weights).sum(-1)
 
-    def calibrate(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> None:
-        """Set the output normalisation from a batch of steps.
+    def _calibrate(self, members: np.ndarray, absorbing: np.ndarray) -> None:
+        """Set the output normalisation from the members' rewards ``(E, N)`` of a batch of steps.
 
         The shift is the absorbing state's reward, so ending is worth zero, as it is for an
         agent whose episode ends (after ``fit`` it is learned, or neutral: the mean live reward).
         The scale makes the root-mean-square of the shifted live rewards ``config.reward_scale``.
         """
-        r = self.aggregate(self.member_rewards(obs, actions, absorbing))
-        absorbing = np.asarray(absorbing, bool)
+        r = self.aggregate(members)
         live = r[~absorbing] if (~absorbing).any() else r
         self.shift = float(self.aggregate(self._np_abs[:, None])[0])
         rms = float(np.sqrt(np.mean((live - self.shift) ** 2)))

@@ -2,7 +2,8 @@
 
 An observation space is an image when SB3 takes it for one (``is_image_space``: a uint8 ``Box``
 of rank 3, bounds 0 and 255, channels first or last). Its frames stay uint8 wherever they are
-stored, in segments and in a fit's inputs; only the batch being scored becomes float, in [0, 1].
+stored, in segments and in a fit's inputs; only the batch being scored becomes float (the first
+layer's weights scale it to [0, 1]).
 
 The encoder is the shape of Mnih et al.'s (2015) network, narrower: three convolutions with leaky
 ReLUs, the first two strided (``conv_layers``). The members' encoders run as one grouped
@@ -115,9 +116,10 @@ class Encoder:
             x = frames.view(-1, lay.channels, lay.height, lay.width)
         else:
             x = frames.view(-1, lay.height, lay.width, lay.channels).permute(0, 3, 1, 2)
-        h = x.float() / 255.0
+        h = x.float()  # in [0, 255]: the first layer's weights take it to [0, 1]
         for i, (w, b, s) in enumerate(zip(self.weights, self.biases, self.strides)):
-            h = F.leaky_relu(F.conv2d(h, w, b, stride=s, groups=1 if i == 0 else self.members), LEAKY_SLOPE)
+            h = F.conv2d(h, w / 255.0 if i == 0 else w, b, stride=s, groups=1 if i == 0 else self.members)
+            h = F.leaky_relu(h, LEAKY_SLOPE, inplace=True)  # (a convolution's backward needs not its output)
         n = h.shape[0]
         return h.reshape(n, self.members, -1).transpose(0, 1)
 
