@@ -444,19 +444,33 @@ def test_mid_chunk_the_learner_plays_a_pair_only_when_the_window_asks(tmp_path):
     clips: queue.Queue = queue.Queue(3)
     wanted = threading.Event()
     learning = _Learning(cfg, str(path), queue.Queue(), clips, threading.Event(), False, wanted)
+    played = []  # the episodes played for pairs
+    reset = learning.env.reset
+    learning.env.reset = lambda **kw: played.append(1) or reset(**kw)
+
+    def served(size: int) -> None:
+        """Step until the queue holds ``size`` pairs: an episode too short to cut two apart
+        stretches from sends none and leaves the request standing, so the next step plays again."""
+        for _ in range(50):
+            assert learning._on_step()
+            if clips.qsize() == size:
+                break
+            assert wanted.is_set() and clips.qsize() == size - 1  # not served yet: still asked
+        assert clips.qsize() == size and not wanted.is_set()
+
     try:
         for _ in range(50):  # a window that takes every pair as it comes (demo mode does) asks for none
-            assert learning._on_step() and clips.empty()
+            assert learning._on_step() and clips.empty() and not played
         wanted.set()  # a person waits
-        assert learning._on_step() and clips.qsize() == 1 and not wanted.is_set()
+        served(1)
         assert learning._on_step() and clips.qsize() == 1  # one pair per request
-        played = len(learning.episodes)
+        before = len(played)
         while not clips.full():
             clips.put(None)
         wanted.set()  # asked while the queue is full (paused, or the budget reached): nothing played
         for _ in range(20):
-            assert learning._on_step() and len(learning.episodes) == played
+            assert learning._on_step() and len(played) == before
         clips.get()
-        assert learning._on_step() and clips.full() and not wanted.is_set()  # room again: one pair
+        served(clips.maxsize)  # room again: one pair
     finally:
         learning.store.close()
