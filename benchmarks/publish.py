@@ -10,7 +10,10 @@ A publication is a set of runs (arm x seed). Each finished run keeps its ``summa
 model), and ``runs.csv`` beside them is the tidy table, one row per run. So a publication resumes
 on another day or machine: a run counts when this code version made it
 (``rlhf_gym.provenance.code_version``), and any change under ``rlhf_gym/`` or ``envs/`` runs it
-again. A section never mixes code versions or platforms (``--allow-mixed`` says so in the section).
+again. A section never mixes code versions or platforms, unless it is run or rendered with
+``--allow-mixed``: then runs of this code version made on another platform count too (a publication
+resumes on a machine with another CPU), the publication's ``meta.json`` records it, and the section
+says so and names every platform.
 
 Rendering reads those files alone and writes each publication's blocks between its markers,
 ``<!-- name:start -->`` and ``<!-- name:end -->``, in ``benchmarks/RESULTS.md`` and in the README;
@@ -180,10 +183,17 @@ def save_run(folder: Path, summary: dict[str, Any], metrics: list[dict[str, Any]
 
 
 def run(
-    pub: Publication, results: Path, seeds: int, workers: int, smoke: bool, only: list[str] | None = None
+    pub: Publication,
+    results: Path,
+    seeds: int,
+    workers: int,
+    smoke: bool,
+    only: list[str] | None = None,
+    allow_mixed: bool = False,
 ) -> int:
     """Run every (arm, seed) that this code version has not finished (of the arms matching a glob
-    pattern of ``only``, if given); returns the failures."""
+    pattern of ``only``, if given), on this platform or, with ``allow_mixed``, on any; returns the
+    failures."""
     from tqdm import tqdm
 
     from rlhf_gym.processes import die_with_parent
@@ -199,18 +209,33 @@ def run(
     jobs = [(arm, seed) for seed in range(seeds) for arm in arms]  # seed by seed: a partial run
     # what a finished run must share with this one to count: code version, platform, settings
     origin = {"code_version": version, "platform": platform()}
+    counts = {"code_version": version} if allow_mixed else origin
     todo = [
         (a, s)
         for a, s in jobs
-        if finished(run_folder(results, a, s), {**origin, "overrides": overrides(pub, a, s, smoke)}) is None
+        if finished(run_folder(results, a, s), {**counts, "overrides": overrides(pub, a, s, smoke)}) is None
     ]
-    for arm, seed in todo:  # a run of other code, platform or settings does not stay beside new ones
+    elsewhere = [  # finished by this code version, with these settings, on another platform
+        j
+        for j in todo
+        if finished(
+            run_folder(results, *j), {"code_version": version, "overrides": overrides(pub, *j, smoke)}
+        )
+    ]
+    if elsewhere:  # never thrown away unasked
+        raise SystemExit(
+            f"{pub.name}: {len(elsewhere)} runs of this code version were made on another platform: "
+            f"keep them with --allow-mixed (the section then says it mixes platforms), or delete "
+            f"{results} to run every one here"
+        )
+    for arm, seed in todo:  # a run of other code or settings does not stay beside new ones
         (run_folder(results, arm, seed) / "summary.json").unlink(missing_ok=True)
     meta_path = results / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     here = origin["platform"]
-    stale = meta.get("code_version") != version or meta.get("platform", here) != here
-    if stale or set(meta.get("random_returns", {})) != set(pub.tasks()):
+    stale = meta.get("code_version") != version or (not allow_mixed and meta.get("platform", here) != here)
+    fresh = not stale and set(meta.get("random_returns", {})) == set(pub.tasks())
+    if not fresh:
         meta = {
             "code_version": version,
             "platform": here,
@@ -218,6 +243,9 @@ def run(
             "random_returns": {t: random_return(t) for t in pub.tasks()},
             "measured": pub.measure(pub.tasks(), smoke) if pub.measure else None,
         }
+    if allow_mixed:  # rendering reads it, so the section keeps saying so
+        meta["allow_mixed"] = True
+    if not fresh or allow_mixed:
         results.mkdir(parents=True, exist_ok=True)
         write_atomic(meta_path, json.dumps(meta, indent=1, sort_keys=True) + "\n")
     start, failed = time.perf_counter(), 0
@@ -318,6 +346,7 @@ def render(pub: Publication, results: Path, files: dict[str, Path], figures: boo
     table, meta = load(pub, results)
     if not len(table) and (pub.arms or not meta.get("measured")):  # runs, or a measurement alone
         return False
+    allow_mixed = allow_mixed or meta.get("allow_mixed", False)  # as the run recorded it
     meta = {**meta, "allow_mixed": allow_mixed, "command": pub.command, "title": pub.title, "name": pub.name}
     meta["results"] = results  # where a renderer finds the runs' metrics (never printed)
     figure = HERE / "figures" / f"{pub.name}.png" if figures else None
@@ -377,7 +406,9 @@ def main(argv: list[str] | None = None) -> int:
         "--smoke", action="store_true", help="tiny budgets, into benchmarks/results/<name>_smoke"
     )
     parser.add_argument(
-        "--allow-mixed", action="store_true", help="publish runs of several code versions or platforms"
+        "--allow-mixed",
+        action="store_true",
+        help="publish runs of several code versions or platforms, and resume runs made on another platform",
     )
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in pubs]
@@ -391,7 +422,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.smoke:  # never mixed with, nor mistaken for, published results
             files = {key: results / key for key in files}
         if not args.render:
-            failed += run(pub, results, args.seeds or pub.seeds, args.workers, args.smoke, args.arms)
+            failed += run(
+                pub, results, args.seeds or pub.seeds, args.workers, args.smoke, args.arms, args.allow_mixed
+            )
         if render(pub, results, files, figures=True, allow_mixed=args.allow_mixed):
             print(f"{name}: rendered into {', '.join(str(p) for p in files.values())}")
         else:

@@ -82,6 +82,18 @@ def test_a_smoke_publication_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert publish.run(pub, results, seeds=1, workers=1, smoke=True) == 0  # nothing reruns
     assert (results / "cartpole-fixed-true" / "s0" / "summary.json").stat().st_mtime_ns == mtime
 
+    # a run this code made on another machine's CPU is never deleted unasked, and counts if allowed
+    summary = results / "cartpole-fixed-true" / "s0" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "platform": "another cpu"}))
+    with pytest.raises(SystemExit, match="1 runs of this code version were made on another platform"):
+        publish.run(pub, results, seeds=1, workers=1, smoke=True)
+    assert json.loads(summary.read_text())["platform"] == "another cpu"
+    assert publish.run(pub, results, seeds=1, workers=1, smoke=True, allow_mixed=True) == 0
+    assert json.loads(summary.read_text())["platform"] == "another cpu"  # it counted: not rerun
+    assert json.loads((results / "meta.json").read_text())["allow_mixed"] is True
+    assert publish.render(pub, results, files, figures=False, allow_mixed=False)  # as recorded
+    assert "**Mixed results:**" in files["RESULTS.md"].read_text()
+
 
 MEASURED = {
     "settings": {"minutes": 2.0, "think": 2.0, "hogs": 2, "cores": 2},
