@@ -15,6 +15,9 @@ one arm per method, each changing one thing of the preset:
 - ``pebble-goal``: the first and the last together;
 - ``scale`` and ``goal-scale``: the learned reward at a tenth of its usual root-mean-square, alone and
   with goal queries.
+
+A method whose config resolves to the preset's is not run (it would repeat the preset's runs), and
+its row says so.
 """
 
 from __future__ import annotations
@@ -41,13 +44,26 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 SEEDS = 5
 
-ARMS: dict[str, dict[str, Any]] = {}
-for _task in TASKS:
-    _base = {"task": _task, "horizon": "fixed"}
-    ARMS[f"{_task}-true"] = {**_base, "reward": "true"}
-    ARMS[f"{_task}-preset"] = _base
-    for _method, _change in METHODS.items():
-        ARMS[f"{_task}-{_method}"] = {**_base, **_change}
+
+def _arms() -> dict[str, dict[str, Any]]:
+    """Per task: the ceiling, the preset, and each method whose resolved config differs from the
+    preset's (a method the preset already uses, or whose undoing changes nothing, would only
+    repeat the preset's runs: ``plain`` on MountainCar and PickPlace, say)."""
+    from rlhf_gym.train.resolve import resolve_config
+
+    arms: dict[str, dict[str, Any]] = {}
+    for task in TASKS:
+        base = {"task": task, "horizon": "fixed"}
+        arms[f"{task}-true"] = {**base, "reward": "true"}
+        arms[f"{task}-preset"] = base
+        preset = resolve_config(**base)
+        for method, change in METHODS.items():
+            if resolve_config(**base, **change) != preset:
+                arms[f"{task}-{method}"] = {**base, **change}
+    return arms
+
+
+ARMS = _arms()
 
 
 def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
@@ -71,6 +87,9 @@ def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]
             arm = f"{task}-{method}"
             runs = df[df["arm"] == arm]
             change = ", ".join(f"{k} = {v}" for k, v in METHODS.get(method, {}).items()) or "-"
+            if arm not in ARMS:
+                rows.append(f"| {task} | {method} | {change} | the preset itself | | |")
+                continue
             if not len(runs):
                 rows.append(f"| {task} | {method} | {change} | not run yet | | |")
                 continue

@@ -259,6 +259,12 @@ def smoke_and_render(pub, results, tmp_path):
     return files
 
 
+def exploration_arms():
+    import exploration
+
+    return exploration.ARMS
+
+
 def test_the_exploration_publication_runs_each_method_and_sets_it_against_the_preset(tmp_path, monkeypatch):
     import publish
 
@@ -273,6 +279,10 @@ def test_the_exploration_publication_runs_each_method_and_sets_it_against_the_pr
     expected = ["preset", "plain", "pebble", "rune", "surf", "goal", "pebble-goal", "scale", "goal-scale"]
     assert methods == expected
     assert "unsupervised_fraction = 0.2" in rows[2] and "not run yet" in rows[-1]
+    assert "the preset itself" in rows[1]  # MountainCar's preset is plain: that arm is never run
+    arms = exploration_arms()
+    assert "MountainCar-v0-plain" not in arms and "MountainCarContinuous-v0-plain" in arms
+    assert "MountainCarContinuous-v0-goal" not in arms  # its preset asks goal queries already
     assert "MountainCar-v0: the best arm" in text
     summary = json.loads((results / "MountainCar-v0-pebble" / "s0" / "summary.json").read_text())
     assert summary["env_steps"] == summary["total_timesteps"]  # exploring is the agent's own steps

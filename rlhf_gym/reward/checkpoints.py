@@ -3,9 +3,11 @@
 A checkpoint at ``path`` is two files:
 
 - ``path.safetensors``: the ensemble's tensors ``w0, w1, ...`` (weights ``(E, in, out)``),
-  ``b0, b1, ...`` (biases ``(E, 1, out)``), ``absorbing_reward`` ``(E,)``, and the input
-  normaliser's ``obs_mean`` and ``obs_std``; for image observations also the convolutions'
-  ``c0, c1, ...`` and ``cb0, cb1, ...`` (``rlhf_gym.reward.pixels``);
+  ``b0, b1, ...`` (biases ``(E, 1, out)``), ``absorbing_reward`` ``(E,)``, the input
+  normaliser's ``obs_mean`` and ``obs_std``, and each member's input box ``in_low`` and
+  ``in_high`` ``(E, D)`` (``RewardModelConfig.input_box``; ``normalise.UNBOUNDED`` where nothing
+  is clipped); for image observations also the convolutions' ``c0, c1, ...`` and ``cb0, cb1,
+  ...`` (``rlhf_gym.reward.pixels``);
 - ``path.json``: ``format_version`` (``FORMAT_VERSION``), the ``observation_space`` and
   ``action_space`` (as ``describe_space`` gives them), the reward model's ``config``, the output
   normalisation ``shift`` and ``scale``, ``n_labels`` and ``seed``.
@@ -45,8 +47,10 @@ from safetensors.numpy import load_file, save_file
 from rlhf_gym.config import RewardModelConfig
 from rlhf_gym.schema import from_dict, to_dict
 
-FORMAT_VERSION = 1
-"""The checkpoint format this rlhf-gym writes and reads (``format_version`` in ``path.json``)."""
+FORMAT_VERSION = 2
+"""The checkpoint format this rlhf-gym writes (``format_version`` in ``path.json``)."""
+READS = (1, 2)
+"""The formats it reads: version 1 has no input boxes, and loads as a model that clips nothing."""
 
 
 def describe_space(space: spaces.Space) -> dict[str, Any]:
@@ -63,9 +67,10 @@ def save_reward_model(model: Any, path: str | Path) -> None:
     crash leaves the old file or the new one, never half of one); no pickle."""
     path = Path(path).with_suffix("")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {f"w{i}": w for i, w in enumerate(model._np_w)}
-    tensors |= {f"b{i}": b for i, b in enumerate(model._np_b)}
+    tensors = {f"w{i}": w for i, w in enumerate(model._members.w)}
+    tensors |= {f"b{i}": b for i, b in enumerate(model._members.b)}
     tensors |= {"absorbing_reward": model._np_abs, "obs_mean": model.obs_mean, "obs_std": model.obs_std}
+    tensors |= {"in_low": model.in_low.numpy(), "in_high": model.in_high.numpy()}
     if model.encoder is not None:
         tensors |= {k: v.detach().numpy() for k, v in model.encoder.named_tensors().items()}
     tmp = Path(f"{path}.safetensors.tmp")
@@ -121,10 +126,11 @@ def load_reward_model(
         raise ValueError(
             f"reward-model checkpoint {str(path)!r} is corrupt: its metadata lacks {', '.join(missing)}"
         )
-    if meta.get("format_version") != FORMAT_VERSION:
+    version = meta["format_version"]
+    if isinstance(version, bool) or version not in READS:
         raise ValueError(
-            f"reward-model checkpoint {str(path)!r} has format version "
-            f"{meta.get('format_version')}; this rlhf-gym reads version {FORMAT_VERSION}"
+            f"reward-model checkpoint {str(path)!r} has format version {version!r}; "
+            f"this rlhf-gym reads versions {', '.join(map(str, READS))}"
         )
     for kind, space in (("observation_space", observation_space), ("action_space", action_space)):
         want = describe_space(space)
@@ -144,6 +150,8 @@ def load_reward_model(
         "obs_mean": model.obs_mean.shape,
         "obs_std": model.obs_std.shape,
     }
+    if version >= 2:
+        shapes |= {"in_low": tuple(model.in_low.shape), "in_high": tuple(model.in_high.shape)}
     if model.encoder is not None:
         shapes |= {k: tuple(v.shape) for k, v in model.encoder.named_tensors().items()}
     for name, shape in shapes.items():
@@ -157,6 +165,11 @@ def load_reward_model(
     model.biases = [torch.from_numpy(tensors[f"b{i}"]) for i in range(len(model.biases))]
     model.absorbing_reward = torch.from_numpy(tensors["absorbing_reward"])
     model.obs_mean, model.obs_std = tensors["obs_mean"], tensors["obs_std"]
+    if version >= 2:
+        model.in_low, model.in_high = (
+            torch.from_numpy(tensors["in_low"]),
+            torch.from_numpy(tensors["in_high"]),
+        )
     if model.encoder is not None:
         model.encoder.load(tensors)
     model.shift, model.scale, model.n_labels = (
@@ -189,6 +202,8 @@ def _check_values(path: Path, meta: dict[str, Any], tensors: dict[str, np.ndarra
             raise ValueError(f"{where}: tensor {name} holds NaN or inf; expected finite weights")
     if "obs_std" in tensors and not (tensors["obs_std"] > 0).all():
         raise ValueError(f"{where}: obs_std must be positive everywhere; expected a fitted normaliser")
+    if "in_low" in tensors and "in_high" in tensors and (tensors["in_low"] > tensors["in_high"]).any():
+        raise ValueError(f"{where}: in_low exceeds in_high somewhere; expected each member's input box")
 
 
 def _check_widths(path: Path, config: RewardModelConfig, tensors: dict[str, np.ndarray]) -> None:

@@ -4,14 +4,17 @@ observations through a convolutional encoder per member first: ``rlhf_gym.reward
 Each member is fitted on its own bootstrap sample of the labels (Christiano et al., 2017),
 so the labels a member never saw measure its held-out accuracy without spending any. So that
 they stay unseen, each member's input normaliser is fitted on its own sample too, and folded
-into its first layer. The absorbing state after termination has one learned (or neutral)
-reward per member; the agent's reward is shifted so that it is worth zero (dying is worth
-what ending the episode is worth) and scaled to a fixed root-mean-square.
+into its first layer; with ``input_box``, each member also clips what it scores to the range of
+the observations in its sample, so that past its labels its reward neither grows nor falls.
+The absorbing state after termination has one learned (or neutral) reward per member; the
+agent's reward is shifted so that it is worth zero (dying is worth what ending the episode is
+worth) and scaled to a fixed root-mean-square.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -28,10 +31,11 @@ from rlhf_gym.reward.checkpoints import describe_space, load_reward_model, save_
 from rlhf_gym.reward.evidence import Evidence, gather, judged_accuracy
 from rlhf_gym.reward.evidence import FitReport as FitReport  # re-exported
 from rlhf_gym.reward.losses import comparison_loss, ordinal_loss, ordinal_thresholds
-from rlhf_gym.reward.normalise import Normalisers, fold, member_normalisers
+from rlhf_gym.reward.members import Members
+from rlhf_gym.reward.normalise import UNBOUNDED, Normalisers, clip, fold, member_boxes, member_normalisers
 from rlhf_gym.reward.pixels import PixelSteps
 from rlhf_gym.reward.rime import Rime
-from rlhf_gym.reward.surf import crop_mask, unlabeled_loss
+from rlhf_gym.reward.surf import batch_indices, crop_mask, unlabeled_inputs, unlabeled_loss
 from rlhf_gym.types import Feedback, Query, Segment
 
 LEAKY_SLOPE = 0.01
@@ -98,6 +102,8 @@ class RewardModel:
             self.weights.append((torch.rand(e, fan_in, fan_out, generator=gen) * 2 - 1) * bound)
             self.biases.append((torch.rand(e, 1, fan_out, generator=gen) * 2 - 1) * bound)
         self.absorbing_reward = torch.zeros(e)
+        self.in_low = torch.full((e, self.input_dim), -UNBOUNDED)  # no box until a fit sets one
+        self.in_high = torch.full((e, self.input_dim), UNBOUNDED)
         self.encoder = None if self.image is None else pixels.Encoder.build(self.image, e, gen)
         self._sync_numpy()
 
@@ -106,9 +112,9 @@ class RewardModel:
         return [*self.weights, *self.biases, self.absorbing_reward, *conv]
 
     def _sync_numpy(self) -> None:
-        self._np_w = [w.detach().numpy().copy() for w in self.weights]
-        self._np_b = [b.detach().numpy().copy() for b in self.biases]
+        self._members = Members(self.weights, self.biases, self.in_low, self.in_high, LEAKY_SLOPE)
         self._np_abs = self.absorbing_reward.detach().numpy().copy()
+        self._plain = not self.obs_mean.any() and bool((self.obs_std == 1).all())  # (format 1 may not be)
 
     # ----- features ---------------------------------------------------------------------
     def features(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -120,8 +126,10 @@ class RewardModel:
             x = np.eye(self.obs_info["n"], dtype=np.float32)[np.asarray(obs, dtype=np.int64).reshape(n)]
         else:
             x = np.asarray(obs, dtype=np.float32).reshape(n, -1)
-        x = ((x - self.obs_mean) / self.obs_std).astype(np.float32)
-        return np.concatenate([x, self._action_features(actions, n)], axis=1)
+        if not self._plain:
+            x = ((x - self.obs_mean) / self.obs_std).astype(np.float32)
+        a = self._action_features(actions, n)
+        return np.concatenate([x, a], axis=1) if a.shape[1] else x
 
     def _inputs(self, obs: np.ndarray, actions: np.ndarray) -> torch.Tensor | PixelSteps:
         """What ``_forward`` takes: the features, or an image task's uint8 frames and actions."""
@@ -148,17 +156,15 @@ class RewardModel:
                 h = torch.nn.functional.leaky_relu(h, LEAKY_SLOPE)
         return h.squeeze(-1)
 
-    def member_rewards(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> np.ndarray:
-        """Raw (unnormalised) reward of every member, ``(E, N)``, in numpy (images: in torch)."""
+    def member_rewards(
+        self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray, boxed: bool = True
+    ) -> np.ndarray:
+        """Raw (unnormalised) reward of every member, ``(E, N)``, in numpy (images: in torch); with
+        ``boxed``, each member scores the steps clipped to its input box (if a fit set one)."""
         if self.image is not None:
             r = pixels.in_chunks(self._forward, self._inputs(obs, actions)).numpy()  # type: ignore[arg-type]
         else:
-            h = self.features(obs, actions)
-            for i, (w, b) in enumerate(zip(self._np_w, self._np_b)):
-                h = np.matmul(h, w) + b
-                if i < len(self._np_w) - 1:
-                    h = np.maximum(h, LEAKY_SLOPE * h)  # leaky ReLU
-            r = h[..., 0]
+            r = self._members(self.features(obs, actions), boxed)
         absorbing = np.asarray(absorbing, dtype=bool)
         if absorbing.any():
             r = np.where(absorbing[None], self._np_abs[:, None], r)
@@ -171,12 +177,15 @@ class RewardModel:
 
     def aggregate(self, members: np.ndarray) -> np.ndarray:
         """The members' ``(E, N)`` rewards as one reward (``RewardModelConfig.pessimism``)."""
-        k, centred = self.config.pessimism, members - self._np_abs[:, None]
-        return centred.mean(0) - k * centred.std(0) if k else members.mean(0)
+        if not (k := self.config.pessimism):
+            return members.mean(0)
+        centred = members - self._np_abs[:, None]
+        return centred.mean(0) - k * centred.std(0)
 
     def spread(self, obs: np.ndarray, actions: np.ndarray, absorbing: np.ndarray) -> np.ndarray:
-        """The members' standard deviation, each relative to its absorbing reward, in reward units."""
-        members = self.member_rewards(obs, actions, absorbing) - self._np_abs[:, None]
+        """The members' standard deviation, each relative to its absorbing reward, in reward units
+        (unclipped: past the labels, where the members disagree most, is where RUNE explores)."""
+        members = self.member_rewards(obs, actions, absorbing, boxed=False) - self._np_abs[:, None]
         return (members.std(0) / self.scale).astype(np.float32)
 
     # ----- queries ----------------------------------------------------------------------
@@ -229,6 +238,8 @@ class RewardModel:
         ).float()
         box = self.obs_info["type"] == "Box"  # (frames are scaled to [0, 1], and actions already are)
         norm = None if self.image else member_normalisers(ev, counts.numpy(), box, self.input_dim)
+        if cfg.input_box and box and not self.image:
+            self.in_low, self.in_high = member_boxes(ev, counts.numpy(), self.input_dim)
         # per scale: a first threshold, softplus gaps to the next ones, and a log-rationality
         scales = [torch.zeros(e, k - 1) for _, k in ev.instruments]
         log_slopes = [torch.zeros(e) for _ in ev.instruments]
@@ -252,20 +263,9 @@ class RewardModel:
             lr=cfg.learning_rate,
         )
 
-        def sample(n: int) -> torch.Tensor:  # a batch of item indices (all of them when few)
-            return (
-                torch.arange(n)
-                if n <= cfg.batch_size
-                else torch.randint(0, n, (cfg.batch_size,), generator=gen)
-            )
-
         surf = cfg.surf_threshold > 0 and len(unlabeled) > 0
         if surf:
-            useg = [seg for q in unlabeled for seg in (q.first, q.second)]
-            u_abs = torch.from_numpy(np.stack([seg.absorbing for seg in useg]))
-            ux_t = self._inputs(
-                np.concatenate([g.obs for g in useg]), np.concatenate([g.actions for g in useg])
-            ).view(*u_abs.shape, -1)
+            ux_t, u_abs = unlabeled_inputs(unlabeled, self._inputs, self.in_low, self.in_high)
         loss, target, keep = torch.zeros(()), labels, torch.ones(n_pairs)
         every = math.ceil(n_pairs / cfg.batch_size)  # steps per pass over the pairs
         rime = Rime(math.ceil(cfg.n_steps / every)) if cfg.rime and n_pairs else None
@@ -276,7 +276,7 @@ class RewardModel:
                     target, keep = rime.targets(
                         self._returns(x[flat], absorb[flat], weights[flat], norm), labels
                     )
-            idx_p, idx_o = sample(n_pairs), sample(len(ordinal))
+            idx_p, idx_o = (batch_indices(n, cfg.batch_size, gen) for n in (n_pairs, len(ordinal)))
             seq = torch.cat([pairs[idx_p].view(-1), ordinal[idx_o]])
             w_seq = weights[seq]
             if surf and len(idx_p):  # SURF's temporal cropping of the labelled pairs
@@ -284,15 +284,10 @@ class RewardModel:
             returns = self._returns(x[seq], absorb[seq], w_seq, norm)
             total, weight = torch.zeros(e), 0.0
             if surf and len(idx_p):  # and its pseudo-labelled pairs, cropped too
-                pseudo = unlabeled_loss(
-                    lambda x, a, w: self._returns(x, a, w, norm),
-                    ux_t,
-                    u_abs,
-                    len(idx_p),
-                    gen,
-                    cfg.surf_threshold,
+                returns_of = functools.partial(self._returns, norm=norm)
+                total = total + n_pairs * unlabeled_loss(
+                    returns_of, ux_t, u_abs, len(idx_p), gen, cfg.surf_threshold
                 )
-                total = total + n_pairs * pseudo
             if len(idx_p):
                 w = counts[:, idx_p] * keep[idx_p]
                 total = total + n_pairs * comparison_loss(
@@ -327,7 +322,9 @@ class RewardModel:
         if norm is not None:
             self.weights[0], self.biases[0] = fold(self.weights[0], self.biases[0], *norm)
         with torch.no_grad():  # every labelled step scored once, for all that follows
-            raw = self._forward(x.reshape(s * length, -1)).view(e, s, length)
+            flat = x.reshape(s * length, -1)
+            raw = self._forward(flat if self.image else clip(flat, self.in_low, self.in_high))
+            raw = raw.view(e, s, length)
         identified = self._neutral_absorbing(ev, counts.numpy(), raw)
         self._sync_numpy()
         self.n_labels = m

@@ -9,7 +9,11 @@ never reach (the flag of MountainCar, the block in the bin). ``StateEntropy`` is
 in coordinates standardised by their running mean and spread, and the distance is divided by its
 own running mean, as PEBBLE divides by its running standard deviation. A state's reward is its
 novelty when it was visited: an off-policy agent's replay buffer keeps it (PEBBLE recomputes it
-against the current buffer at every update), until the first fit relabels the buffer.
+against the current buffer at every update), until the first fit relabels the buffer. The
+absorbing state after a goal is no state the agent visits: it is kept out of the sample and the
+statistics, and is worth the mean of the live rewards given so far. Zero, below every live
+state, taught the agent to avoid the goals it should find; one overshoots them, as the running
+mean of the distances falls and the live rewards average 0.5 to 0.9.
 """
 
 from __future__ import annotations
@@ -43,9 +47,19 @@ class StateEntropy:
         self._sum: np.ndarray | None = None
         self._sq: np.ndarray | None = None
         self._dist_sum, self._dist_n = 0.0, 0
+        self._given_sum, self._given_n = 0.0, 0
 
     def __call__(self, obs: np.ndarray, actions: object, absorbing: np.ndarray) -> np.ndarray:
-        x = np.asarray(obs, dtype=np.float64).reshape(len(obs), -1)
+        live = ~np.asarray(absorbing, dtype=bool)
+        reward = np.full(len(obs), self._given_sum / max(self._given_n, 1))
+        if live.any():
+            reward[live] = self._live(np.asarray(obs, dtype=np.float64).reshape(len(obs), -1)[live])
+            self._given_sum += float(reward[live].sum())
+            self._given_n += int(live.sum())
+        return reward.astype(np.float32)
+
+    def _live(self, x: np.ndarray) -> np.ndarray:
+        """The rewards of live observations ``x`` ``(N, d)``, which then join the sample."""
         if self.memory is None:
             self.memory = np.zeros((self.capacity, x.shape[1]))
             self._sum, self._sq = np.zeros(x.shape[1]), np.zeros(x.shape[1])
@@ -65,9 +79,7 @@ class StateEntropy:
             self._dist_sum += float(dist.sum())
             self._dist_n += len(dist)
         self._remember(x)
-        reward = dist / (self._dist_sum / self._dist_n if self._dist_sum > 0 else 1.0)
-        reward[np.asarray(absorbing, dtype=bool)] = 0.0  # the absorbing state is worth zero
-        return reward.astype(np.float32)
+        return dist / (self._dist_sum / self._dist_n if self._dist_sum > 0 else 1.0)
 
     def _remember(self, x: np.ndarray) -> None:
         """Keep ``x``'s rows in the reservoir, a uniform sample of every state seen (Vitter's R)."""

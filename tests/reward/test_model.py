@@ -276,3 +276,70 @@ def test_a_members_inputs_are_normalised_on_its_own_bootstrap_sample():
         rewards.append(rm.member_rewards(obs, np.zeros(50, int), np.zeros(50, bool)))
     same = np.isclose(rewards[0], rewards[1], rtol=0, atol=1e-5).all(1)
     assert same.any() and not same.all()
+
+
+def test_with_an_input_box_each_member_scores_past_its_labels_as_at_their_edge():
+    """Past the labelled states the reward neither grows nor falls (``input_box``): each member
+    clips what it scores to the range of its own bootstrap sample; without the box the MLP
+    extrapolates, and a state far past the labels is worth far more than any labelled one."""
+    comps = known_reward_comparisons(60, np.random.default_rng(0))  # true reward s[0]
+    labelled = np.concatenate([s.obs for c in comps for s in (c.query.first, c.query.second)])
+    far = np.zeros((2, 4), np.float32)
+    far[:, 0] = labelled[:, 0].max() + np.array([0.0, 50.0])  # the edge, and far beyond it
+    args = (far, np.zeros(2, int), np.zeros(2, bool))
+    cfg = dataclasses.replace(CFG, ensemble_size=3)
+    free = RewardModel(*cartpole_spaces(), cfg, seed=0)
+    free.fit(comps)
+    boxed = RewardModel(*cartpole_spaces(), dataclasses.replace(cfg, input_box=True), seed=0)
+    boxed.fit(comps)
+    members = boxed.member_rewards(*args)
+    assert (members[:, 1] <= members[:, 0] + 1e-6).all()  # nothing gained past the edge
+    assert free.member_rewards(*args)[:, 1].min() > free.member_rewards(*args)[:, 0].max() + 1.0
+    # each member's box is its own sample's range; RUNE's spread still sees past it
+    assert (boxed.in_high[:, 0] <= labelled[:, 0].max()).all() and (boxed.in_low[:, 4:] < -1e30).all()
+    assert (boxed.member_rewards(*args, boxed=False)[:, 1] > members[:, 1]).all()
+
+
+def test_an_input_box_survives_a_checkpoint_and_a_format_1_checkpoint_clips_nothing(tmp_path):
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    comps = known_reward_comparisons(30, np.random.default_rng(0))
+    rm = RewardModel(*cartpole_spaces(), dataclasses.replace(CFG, input_box=True), seed=1)
+    rm.fit(comps)
+    rm.save(tmp_path / "rm")
+    far = np.full((3, 4), 30.0, np.float32)
+    args = (far, np.zeros(3, int), np.zeros(3, bool))
+    np.testing.assert_allclose(RewardModel.load(tmp_path / "rm", *cartpole_spaces())(*args), rm(*args))
+    meta = json.loads((tmp_path / "rm.json").read_text())
+    tensors = load_file(str(tmp_path / "rm.safetensors"))
+    (tmp_path / "rm.json").write_text(json.dumps(meta | {"format_version": 1}))
+    save_file({k: v for k, v in tensors.items() if not k.startswith("in_")}, str(tmp_path / "rm.safetensors"))
+    old = RewardModel.load(tmp_path / "rm", *cartpole_spaces())
+    np.testing.assert_allclose(old.member_rewards(*args), rm.member_rewards(*args, boxed=False), rtol=1e-6)
+    (tmp_path / "rm.json").write_text(json.dumps(meta | {"format_version": 3}))
+    with pytest.raises(ValueError, match="format version 3; this rlhf-gym reads versions 1, 2"):
+        RewardModel.load(tmp_path / "rm", *cartpole_spaces())
+    (tmp_path / "rm.json").write_text(json.dumps(meta))
+    save_file(tensors | {"in_low": tensors["in_high"] + 1}, str(tmp_path / "rm.safetensors"))
+    with pytest.raises(ValueError, match="corrupt: in_low exceeds in_high"):
+        RewardModel.load(tmp_path / "rm", *cartpole_spaces())
+
+
+def test_an_input_that_never_varied_in_the_labels_is_centred_not_magnified():
+    """A feature constant in every labelled step (a std of 0, floored) used to be divided by
+    1e-3: moving it then moved the reward several times more than the real feature does."""
+    comps = known_reward_comparisons(40, np.random.default_rng(0))
+    for c in comps:
+        for s in (c.query.first, c.query.second):
+            s.obs[:, 3] = 0.25  # never varies
+    rm = RewardModel(*cartpole_spaces(), CFG, seed=0)
+    rm.fit(comps)
+    obs = np.zeros((2, 4), np.float32)
+    obs[:, 3] = [0.25, 1.25]  # the constant feature moved by 1
+    r = rm(obs, np.zeros(2, int), np.zeros(2, bool))
+    real = obs.copy()
+    real[:, 3], real[:, 0] = 0.25, [0.0, 1.0]  # the real feature moved by 1
+    step = rm(real, np.zeros(2, int), np.zeros(2, bool))
+    assert abs(r[1] - r[0]) < 0.25 * abs(step[1] - step[0])  # (divided by 1e-3: about 5 times it)

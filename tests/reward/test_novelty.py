@@ -20,15 +20,28 @@ def test_the_reward_is_the_distance_to_the_kth_nearest_earlier_state_in_standard
     assert se._dist_sum == pytest.approx(d)
 
 
-def test_novel_states_earn_more_than_familiar_ones_and_absorbing_steps_nothing():
+def test_novel_states_earn_more_than_familiar_ones():
     rng = np.random.default_rng(0)
     se = StateEntropy(seed=0)
     se(rng.normal(size=(500, 3)), None, np.zeros(500, bool))
-    r = se(
-        np.array([[0.0, 0.0, 0.0], [6.0, 6.0, 6.0], [6.0, 6.0, 6.0]]), None, np.array([False, False, True])
-    )
+    r = se(np.array([[0.0, 0.0, 0.0], [6.0, 6.0, 6.0]]), None, np.zeros(2, bool))
     assert r[1] > 5 * r[0] > 0
-    assert r[2] == 0.0
+
+
+def test_an_absorbing_step_is_worth_the_mean_live_reward_so_far_and_joins_nothing():
+    rng = np.random.default_rng(0)
+    se = StateEntropy(seed=0)
+    given = [se(rng.normal(size=(50, 3)), None, np.zeros(50, bool)) for _ in range(4)]
+    state = (se.seen, se._sum.copy(), se._dist_sum, se.memory.copy())
+    far = np.full((3, 3), 40.0)  # would be the most novel states yet, were they live
+    r = se(far, None, np.ones(3, bool))
+    assert r.tolist() == pytest.approx([np.concatenate(given).mean()] * 3, rel=1e-6)
+    assert 0.0 < r[0] < 1.5  # neither avoided (0, below every live step) nor sought
+    assert se.seen == state[0] and (se._sum == state[1]).all() and se._dist_sum == state[2]
+    assert (se.memory == state[3]).all()  # nothing of the absorbing steps was kept
+    mixed = se(np.vstack([far[:1], np.zeros((1, 3))]), None, np.array([True, False]))
+    assert mixed[0] == pytest.approx(np.concatenate(given).mean(), rel=1e-6)  # the live step joins after
+    assert se.seen == state[0] + 1
 
 
 def test_the_reservoir_keeps_a_uniform_sample_of_every_state_seen():
