@@ -322,9 +322,9 @@ class RewardModel:
         if norm is not None:
             self.weights[0], self.biases[0] = fold(self.weights[0], self.biases[0], *norm)
         with torch.no_grad():  # every labelled step scored once, for all that follows
-            flat = x.reshape(s * length, -1)
-            raw = self._forward(flat if self.image else clip(flat, self.in_low, self.in_high))
-            raw = raw.view(e, s, length)
+            steps = x.reshape(s * length, -1)
+            boxed = steps if isinstance(steps, PixelSteps) else clip(steps, self.in_low, self.in_high)
+            raw = self._forward(boxed).view(e, s, length)
         identified = self._neutral_absorbing(ev, counts.numpy(), raw)
         self._sync_numpy()
         self.n_labels = m
