@@ -251,7 +251,7 @@ def run(
     start, failed = time.perf_counter(), 0
     # the workers die with this process, even on SIGKILL
     pool = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
-    with pool, tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=pub.name) as bar:
+    with pool, tqdm(total=len(jobs), desc=pub.name) as bar:
         bar.update(len(jobs) - len(todo))
         runner = pub.runner or run_one
         futures = {pool.submit(runner, overrides(pub, a, s, smoke)): (a, s) for a, s in todo}

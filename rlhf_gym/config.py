@@ -87,8 +87,8 @@ class RewardModelConfig:
     """Root-mean-square of the learned reward the agent sees, after the absorbing state is
     shifted to zero (or the mean, for tasks that never terminate)."""
     input_box: bool = False
-    """Each member clips the (Box, non-image) observations it scores to their range in its own
-    sample, so an agent gains nothing by leaving the labelled states (CartPole: off the track)."""
+    """Each member clips each (Box, non-image) observation feature it scores to its range in the
+    member's own sample: past it, the reward stays at its value at the edge (CartPole: the track)."""
 
     def __post_init__(self) -> None:
         check_positive(self, "ensemble_size", at_most=64)

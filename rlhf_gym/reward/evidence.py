@@ -218,3 +218,9 @@ class FitReport:
     absorbing_identified: float = float("nan")
     trusted: float = float("nan")
     flipped: float = float("nan")
+
+
+def batch_indices(n: int, batch_size: int, gen: torch.Generator) -> torch.Tensor:
+    """A batch of ``batch_size`` indices into ``n`` labels (pairs, or ordinal items), drawn with
+    replacement, or all of them in order when there are no more than that."""
+    return torch.arange(n) if n <= batch_size else torch.randint(0, n, (batch_size,), generator=gen)

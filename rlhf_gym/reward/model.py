@@ -4,8 +4,8 @@ observations through a convolutional encoder per member first: ``rlhf_gym.reward
 Each member is fitted on its own bootstrap sample of the labels (Christiano et al., 2017),
 so the labels a member never saw measure its held-out accuracy without spending any. So that
 they stay unseen, each member's input normaliser is fitted on its own sample too, and folded
-into its first layer; with ``input_box``, each member also clips what it scores to the range of
-the observations in its sample, so that past its labels its reward neither grows nor falls.
+into its first layer; with ``input_box``, each member also clips each feature it scores to its
+range in the member's sample, so that past that range the reward stays at its value at the edge.
 The absorbing state after termination has one learned (or neutral) reward per member; the
 agent's reward is shifted so that it is worth zero (dying is worth what ending the episode is
 worth) and scaled to a fixed root-mean-square.
@@ -28,14 +28,14 @@ from rlhf_gym.config import RewardModelConfig
 from rlhf_gym.reward import pixels
 from rlhf_gym.reward.checkpoints import FORMAT_VERSION as FORMAT_VERSION  # re-exported
 from rlhf_gym.reward.checkpoints import describe_space, load_reward_model, save_reward_model
-from rlhf_gym.reward.evidence import Evidence, gather, judged_accuracy
+from rlhf_gym.reward.evidence import Evidence, batch_indices, gather, judged_accuracy
 from rlhf_gym.reward.evidence import FitReport as FitReport  # re-exported
 from rlhf_gym.reward.losses import comparison_loss, ordinal_loss, ordinal_thresholds
 from rlhf_gym.reward.members import Members
 from rlhf_gym.reward.normalise import UNBOUNDED, Normalisers, clip, fold, member_boxes, member_normalisers
 from rlhf_gym.reward.pixels import PixelSteps
 from rlhf_gym.reward.rime import Rime
-from rlhf_gym.reward.surf import batch_indices, crop_mask, unlabeled_inputs, unlabeled_loss
+from rlhf_gym.reward.surf import crop_mask, unlabeled_inputs, unlabeled_loss
 from rlhf_gym.types import Feedback, Query, Segment
 
 LEAKY_SLOPE = 0.01
@@ -112,7 +112,9 @@ class RewardModel:
         return [*self.weights, *self.biases, self.absorbing_reward, *conv]
 
     def _sync_numpy(self) -> None:
+        """Copy the parameters for scoring in numpy; call it after assigning any of them."""
         self._members = Members(self.weights, self.biases, self.in_low, self.in_high, LEAKY_SLOPE)
+        self._has_box = self._members.box is not None
         self._np_abs = self.absorbing_reward.detach().numpy().copy()
         self._plain = not self.obs_mean.any() and bool((self.obs_std == 1).all())  # (format 1 may not be)
 
@@ -130,6 +132,10 @@ class RewardModel:
             x = ((x - self.obs_mean) / self.obs_std).astype(np.float32)
         a = self._action_features(actions, n)
         return np.concatenate([x, a], axis=1) if a.shape[1] else x
+
+    def _boxed(self, x: torch.Tensor | PixelSteps) -> torch.Tensor | PixelSteps:
+        """Features ``(N, D)`` as the members take them, ``(E, N, D)`` clipped to each one's box."""
+        return clip(x, self.in_low, self.in_high) if self._has_box and isinstance(x, torch.Tensor) else x
 
     def _inputs(self, obs: np.ndarray, actions: np.ndarray) -> torch.Tensor | PixelSteps:
         """What ``_forward`` takes: the features, or an image task's uint8 frames and actions."""
@@ -191,9 +197,8 @@ class RewardModel:
     # ----- queries ----------------------------------------------------------------------
     def segment_returns(self, segments: Sequence[Segment]) -> np.ndarray:
         """Predicted return of every segment for every member, ``(E, S)``."""
-        obs = np.concatenate([s.obs for s in segments])
-        actions = np.concatenate([s.actions for s in segments])
-        absorbing = np.concatenate([s.absorbing for s in segments])
+        fields = ("obs", "actions", "absorbing")
+        obs, actions, absorbing = (np.concatenate([getattr(s, k) for s in segments]) for k in fields)
         r = self.member_rewards(obs, actions, absorbing)
         lengths = [len(s) for s in segments]
         return np.add.reduceat(r, np.cumsum([0, *lengths[:-1]]), axis=1)
@@ -240,6 +245,7 @@ class RewardModel:
         norm = None if self.image else member_normalisers(ev, counts.numpy(), box, self.input_dim)
         if cfg.input_box and box and not self.image:
             self.in_low, self.in_high = member_boxes(ev, counts.numpy(), self.input_dim)
+            self._has_box = True
         # per scale: a first threshold, softplus gaps to the next ones, and a log-rationality
         scales = [torch.zeros(e, k - 1) for _, k in ev.instruments]
         log_slopes = [torch.zeros(e) for _ in ev.instruments]
@@ -265,7 +271,7 @@ class RewardModel:
 
         surf = cfg.surf_threshold > 0 and len(unlabeled) > 0
         if surf:
-            ux_t, u_abs = unlabeled_inputs(unlabeled, self._inputs, self.in_low, self.in_high)
+            ux_t, u_abs = unlabeled_inputs(unlabeled, self._inputs)
         loss, target, keep = torch.zeros(()), labels, torch.ones(n_pairs)
         every = math.ceil(n_pairs / cfg.batch_size)  # steps per pass over the pairs
         rime = Rime(math.ceil(cfg.n_steps / every)) if cfg.rime and n_pairs else None
@@ -322,9 +328,7 @@ class RewardModel:
         if norm is not None:
             self.weights[0], self.biases[0] = fold(self.weights[0], self.biases[0], *norm)
         with torch.no_grad():  # every labelled step scored once, for all that follows
-            steps = x.reshape(s * length, -1)
-            boxed = steps if isinstance(steps, PixelSteps) else clip(steps, self.in_low, self.in_high)
-            raw = self._forward(boxed).view(e, s, length)
+            raw = self._forward(self._boxed(x.reshape(s * length, -1))).view(e, s, length)
         identified = self._neutral_absorbing(ev, counts.numpy(), raw)
         self._sync_numpy()
         self.n_labels = m
@@ -363,10 +367,10 @@ class RewardModel:
         weights: torch.Tensor,
         norm: Normalisers | None = None,
     ) -> torch.Tensor:
-        """Weighted predicted returns ``(E, S)`` of step sequences with features ``(S, L, D)``;
-        each absorbing step is worth the member's absorbing reward instead of the MLP's output."""
+        """Weighted predicted returns ``(E, S)`` of step sequences with features ``(S, L, D)``, each
+        member's clipped to its box; an absorbing step is worth the member's absorbing reward."""
         s, h = absorb.shape
-        r = self._forward(x.reshape(s * h, -1), norm).view(-1, s, h)
+        r = self._forward(self._boxed(x.reshape(s * h, -1)), norm).view(-1, s, h)
         return (torch.where(absorb, self.absorbing_reward[:, None, None], r) * weights).sum(-1)
 
     def _calibrate(self, members: np.ndarray, absorbing: np.ndarray) -> None:

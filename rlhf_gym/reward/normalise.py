@@ -16,7 +16,8 @@ Boxes = tuple[torch.Tensor, torch.Tensor]
 
 MIN_STD = 1e-3
 """An input whose std in a member's sample is at most this is centred, not scaled: dividing a
-feature that (nearly) never varied by its std would turn noise into a steep slope."""
+feature that (nearly) never varied by its std would turn noise into a steep slope. A hard
+threshold: a std just above it is still divided by."""
 UNBOUNDED = float(np.finfo(np.float32).max)
 """The box of an input that is not clipped."""
 

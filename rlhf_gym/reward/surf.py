@@ -44,27 +44,14 @@ def unlabeled_pairs(
 
 
 def unlabeled_inputs(
-    unlabeled: Sequence[Query],
-    inputs: Callable[[np.ndarray, np.ndarray], Any],
-    low: torch.Tensor,
-    high: torch.Tensor,
+    unlabeled: Sequence[Query], inputs: Callable[[np.ndarray, np.ndarray], Any]
 ) -> tuple[Any, torch.Tensor]:
     """The unlabelled pairs' segments as the reward model takes them (``inputs``), ``(2Q, L, D)``,
-    features clipped to the union of the members' boxes ``low`` and ``high`` ``(E, D)``, and their
-    absorbing flags ``(2Q, L)``."""
+    and their absorbing flags ``(2Q, L)``."""
     segments = [seg for q in unlabeled for seg in (q.first, q.second)]
     absorbing = torch.from_numpy(np.stack([seg.absorbing for seg in segments]))
     obs, actions = (np.concatenate([getattr(g, k) for g in segments]) for k in ("obs", "actions"))
-    x = inputs(obs, actions).view(*absorbing.shape, -1)
-    if isinstance(x, torch.Tensor):  # (frames are not clipped)
-        x = torch.clamp(x, low.min(0).values, high.max(0).values)
-    return x, absorbing
-
-
-def batch_indices(n: int, batch_size: int, gen: torch.Generator) -> torch.Tensor:
-    """A batch of ``batch_size`` indices into ``n`` items, drawn with replacement (all of them, in
-    order, when there are no more than that): the labelled and the unlabelled pairs of a step."""
-    return torch.arange(n) if n <= batch_size else torch.randint(0, n, (batch_size,), generator=gen)
+    return inputs(obs, actions).view(*absorbing.shape, -1), absorbing
 
 
 def crop_mask(n_pairs: int, length: int, gen: torch.Generator) -> torch.Tensor:

@@ -295,9 +295,32 @@ def test_with_an_input_box_each_member_scores_past_its_labels_as_at_their_edge()
     members = boxed.member_rewards(*args)
     assert (members[:, 1] <= members[:, 0] + 1e-6).all()  # nothing gained past the edge
     assert free.member_rewards(*args)[:, 1].min() > free.member_rewards(*args)[:, 0].max() + 1.0
-    # each member's box is its own sample's range; RUNE's spread still sees past it
-    assert (boxed.in_high[:, 0] <= labelled[:, 0].max()).all() and (boxed.in_low[:, 4:] < -1e30).all()
-    assert (boxed.member_rewards(*args, boxed=False)[:, 1] > members[:, 1]).all()
+    # each member's box is its own bootstrap sample's range, not all labels'
+    low, high = boxed.in_low.numpy(), boxed.in_high.numpy()
+    assert (high[:, :4] <= labelled.max(0)).all() and (low[:, :4] >= labelled.min(0)).all()
+    assert (high[:, :4] < labelled.max(0)).any() and (low[:, 4:] < -1e30).all()
+    assert not np.array_equal(high[0], high[1])
+    # RUNE's spread sees past the box: the members' unclipped disagreement
+    unclipped = boxed.member_rewards(*args, boxed=False)
+    assert (unclipped[:, 1] > members[:, 1]).all()
+    expected = (unclipped - boxed._np_abs[:, None]).std(0) / boxed.scale
+    np.testing.assert_allclose(boxed.spread(*args), expected, rtol=1e-5)
+
+
+def test_an_input_box_leaves_discrete_observations_unclipped():
+    obs_space, act_space = gym.spaces.Discrete(6), gym.spaces.Discrete(2)
+    rng = np.random.default_rng(0)
+    comps = []
+    for _ in range(20):
+        a, b = (
+            Segment(rng.integers(0, 3, 5), rng.integers(0, 2, 5), np.zeros(5), np.zeros(5, bool))
+            for _ in "ab"
+        )
+        comps.append(Comparison(Query(a, b), float(a.obs.sum() > b.obs.sum())))
+    rm = RewardModel(obs_space, act_space, dataclasses.replace(CFG, input_box=True), seed=0)
+    rm.fit(comps)
+    assert (rm.in_low < -1e30).all() and (rm.in_high > 1e30).all()  # one-hot states: nothing to clip
+    assert rm._members.box is None
 
 
 def test_an_input_box_survives_a_checkpoint_and_a_format_1_checkpoint_clips_nothing(tmp_path):
