@@ -60,8 +60,11 @@ for _teacher, _n in (("mistake", 25), ("mistake", 50), ("stoch", 100), ("mistake
     DISPLAY.append(f"cartpole-fixed-{_teacher}-{_n}")
 # ablations, each against the arm it changes in one place: at 25 oracle labels, the gradient clipping
 # of SB3's default and a pessimistic reward; against B-Pref's mistake teacher, the plain Bradley-Terry
-# likelihood in place of the noise-robust one, and RIME's label selection on top of it (the paper's)
+# likelihood in place of the noise-robust one, and RIME's label selection on top of it (the paper's); at
+# 50 and 200 oracle labels, the reward unclipped past the labelled states (the preset's input box off)
 ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "cartpole-fixed-oracle-50-nobox": ("cartpole-fixed-oracle-50", {"reward_model": {"input_box": False}}),
+    "cartpole-fixed-oracle-200-nobox": ("cartpole-fixed-oracle-200", {"reward_model": {"input_box": False}}),
     "cartpole-fixed-oracle-25-clip0.5": ("cartpole-fixed-oracle-25", {"hyperparams": {"max_grad_norm": 0.5}}),
     "cartpole-fixed-oracle-25-pessimism1": ("cartpole-fixed-oracle-25", {"reward_model": {"pessimism": 1.0}}),
     "cartpole-fixed-mistake-25-plain": ("cartpole-fixed-mistake-25", {"reward_model": {"noise_robust": 0.0}}),
