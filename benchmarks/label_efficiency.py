@@ -369,7 +369,7 @@ def measure_tasks(names: list[str], smoke: bool) -> dict[str, Any]:
 
 
 PUBLICATIONS += [
-    Publication("presets", "Other classic presets", PRESET_ARMS, 5, suite_render(task_targets(0.9, 1000))),
+    Publication("presets", "Other classic presets", PRESET_ARMS, 10, suite_render(task_targets(0.9, 1000))),
     Publication(
         "feedback_types", "Feedback types at equal effort", FEEDBACK_ARMS, 5, suite_render(feedback_targets)
     ),
@@ -377,7 +377,7 @@ PUBLICATIONS += [
         "tasks",
         "The project's own tasks: ceilings and RLHF",
         task_arms(OWN_TASKS),
-        5,
+        10,
         suite_render(task_targets(0.9, 300), speed_notes),
         measure_tasks,
     ),
