@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from publish import Publication
-from report import arm_iqm, normalise, paired_ratio, section, seed_count, seeds_per_arm, shown, target_row
+from report import (
+    arm_iqm,
+    normalise,
+    paired_ratio,
+    partial_banner,
+    section,
+    seeds_per_arm,
+    shown,
+    target_row,
+)
 
 # ----- the headline: label curves of the core loop, with its controls -------------------------
 CURVES = {  # (task, horizon) -> the oracle label counts of its curve
@@ -84,16 +93,7 @@ def core_render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str,
     df = df.iloc[sorted(range(len(df)), key=lambda i: (DISPLAY.index(df["arm"].iloc[i]), df["seed"].iloc[i]))]
     normalise(df, meta["random_returns"])
     curves, targets = curve_table(df), core_targets(df)
-    ran = int(df.groupby("arm")["seed"].nunique().min())
-    partial = (
-        [
-            f"**Partial:** {seed_count(df)} of {SEEDS} seeds per arm have run so far (its command runs "
-            "the rest, resumably); a target marked met here is met on these seeds only.",
-            "",
-        ]
-        if ran < SEEDS
-        else []
-    )
+    partial = partial_banner(df, meta)
     body = [
         *partial,
         "### Targets",
@@ -254,12 +254,14 @@ PUBLICATIONS = [
 # ----- the other publications: every arm against its task's controls ----------------------------
 def suite_render(targets: Any = None, notes: Any = None) -> Any:
     """A renderer: the section with ``targets(df)`` (rows of the targets table) and ``notes(meta)``
-    (lines before it, from the publication's measurements); no README block."""
+    (lines before it, from the publication's measurements), said to be partial until every arm has
+    run every seed; no README block."""
 
     def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
         normalise(df, meta["random_returns"])
         rows = targets(df) if targets else []
         body = ["### Targets", "", "| target | measured | |", "|---|---|---|", *rows, ""] if rows else []
+        body = [*partial_banner(df, meta), *body]
         return {"RESULTS.md": section(df, meta, figure, body, notes(meta) if notes else None)}
 
     return render
@@ -368,6 +370,31 @@ def measure_tasks(names: list[str], smoke: bool) -> dict[str, Any]:
     return {"lines": task_notes(names)}
 
 
+def sweep_hours(most: float, seeds: int, cores: int = 2) -> Any:
+    """The sweep's time on ``cores``: each arm's mean wall time per run, times ``seeds``, summed over
+    the arms and spread over the cores (runs go two at a time, so each run's wall time is measured
+    beside another), at most ``most`` hours; projected from the runs so far while it is partial."""
+
+    def target(df: Any) -> list[str]:
+        hours = df.groupby("arm")["wall_seconds"].mean().sum() * seeds / cores / 3600
+        ran = int(df.groupby("arm")["seed"].nunique().min())
+        measured = f"{hours:.2f} h" + (f" (projected from {len(df)} runs)" if ran < seeds else "")
+        return [
+            target_row(
+                f"{seeds}-seed sweep on {cores} cores: run wall time / {cores} <= {most:g} h",
+                measured,
+                hours <= most,
+            )
+        ]
+
+    return target
+
+
+def both(*targets: Any) -> Any:
+    """The rows of each of ``targets``, in order."""
+    return lambda df: [row for t in targets for row in t(df)]
+
+
 PUBLICATIONS += [
     Publication("presets", "Other classic presets", PRESET_ARMS, 10, suite_render(task_targets(0.9, 1000))),
     Publication(
@@ -378,7 +405,7 @@ PUBLICATIONS += [
         "The project's own tasks: ceilings and RLHF",
         task_arms(OWN_TASKS),
         10,
-        suite_render(task_targets(0.9, 300), speed_notes),
+        suite_render(both(task_targets(0.9, 300), sweep_hours(3, 10)), speed_notes),
         measure_tasks,
     ),
     Publication(

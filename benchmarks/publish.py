@@ -348,6 +348,7 @@ def render(pub: Publication, results: Path, files: dict[str, Path], figures: boo
         return False
     allow_mixed = allow_mixed or meta.get("allow_mixed", False)  # as the run recorded it
     meta = {**meta, "allow_mixed": allow_mixed, "command": pub.command, "title": pub.title, "name": pub.name}
+    meta |= {"arms": list(pub.arms), "seeds": pub.seeds}  # what a complete publication has run
     meta["results"] = results  # where a renderer finds the runs' metrics (never printed)
     figure = HERE / "figures" / f"{pub.name}.png" if figures else None
     if figure is not None and files["RESULTS.md"].parent != HERE:  # a scratch render keeps its figure

@@ -118,6 +118,20 @@ def seed_count(df: Any) -> str:
     return f"{n.min()}" if n.min() == n.max() else f"{n.min()} to {n.max()}"
 
 
+def partial_banner(df: Any, meta: dict[str, Any]) -> list[str]:
+    """The **Partial** line of a section whose arms (``meta["arms"]``) have not all run every seed
+    (``meta["seeds"]``) yet, or nothing."""
+    ran, seeds = df.groupby("arm")["seed"].nunique(), meta["seeds"]
+    if set(meta["arms"]) <= set(ran.index) and int(ran.min()) >= seeds:
+        return []
+    count = seed_count(df) if set(meta["arms"]) <= set(ran.index) else f"0 to {ran.max()}"
+    return [
+        f"**Partial:** {count} of {seeds} seeds per arm have run so far (its command runs the rest, "
+        "resumably); a target marked met here is met on these seeds only.",
+        "",
+    ]
+
+
 def seeds_per_arm(df: Any) -> str:
     """``1 seed per arm``, ``10 seeds per arm`` or ``8 to 10 seeds per arm``."""
     count = seed_count(df)

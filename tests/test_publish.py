@@ -337,3 +337,29 @@ def test_the_zoo_defaults_publication_judges_rlhf_against_its_ceiling_and_the_co
     assert "normalised return IQM >= 0.7 | 1 [0.998, 1] | met |" in targets
     control = next(line for line in targets.splitlines() if "above the constant reward" in line)
     assert control.endswith("| **missed** |")
+
+
+def test_a_suite_section_is_partial_until_every_arm_has_run_every_seed_and_projects_the_sweep_time(
+    tmp_path, monkeypatch
+):
+    import publish
+
+    pub = publish.publications()["tasks"]
+    monkeypatch.setattr(pub, "arms", {a: pub.arms[a] for a in ("Reach-v0-true", "Reach-v0-oracle")})
+    results = tmp_path / "results"
+    files = smoke_and_render(pub, results, tmp_path)
+    text = files["RESULTS.md"].read_text()
+    assert "**Partial:** 1 of 10 seeds per arm have run so far" in text
+    assert (
+        "10-seed sweep on 2 cores: run wall time / 2 <= 3 h |" in text and "(projected from 2 runs)" in text
+    )
+    for arm in pub.arms:  # every seed, each run an hour and a half: 2 arms x 10 seeds x 1.5 h / 2 cores
+        made = json.loads((results / arm / "s0" / "summary.json").read_text())
+        for seed in range(10):
+            publish.save_run(
+                results / arm / f"s{seed}", made | {"seed": seed, "wall_seconds": 5400.0}, [{"timesteps": 1}]
+            )
+    assert publish.render(pub, results, files, figures=False, allow_mixed=False)
+    text = files["RESULTS.md"].read_text()
+    assert "Partial" not in text
+    assert "10-seed sweep on 2 cores: run wall time / 2 <= 3 h | 15.00 h | **missed** |" in text
