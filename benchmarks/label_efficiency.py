@@ -107,6 +107,7 @@ def core_render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str,
         *curves,
         "",
         *ablation_table(df),
+        *overhead_split(df, meta["results"]),
     ]
     readme = [
         f"Fixed and natural horizon, oracle comparisons, {seeds_per_arm(df)}, from "
@@ -123,6 +124,45 @@ def core_render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str,
         *targets,
     ]
     return {"RESULTS.md": section(df, meta, figure, body), "README.md": "\n".join(readme)}
+
+
+def overhead_split(df: Any, results: Path) -> list[str]:
+    """Where a CartPole RLHF run's extra wall time goes: its wall time over its true-reward pair's,
+    seed by seed, until its last feedback round (first rollouts, queries, fits and their metrics,
+    and training on the learned reward) and after it (training alone, each step scored by the
+    model), from each run's ``metrics.csv`` (the true-reward run's read at the same timestep)."""
+    import numpy as np
+    import pandas as pd
+
+    from rlhf_gym.experiments.stats import iqm_ci
+
+    rows = [
+        "### Overhead, split at the last feedback round: CartPole, 50 oracle comparisons",
+        "",
+        "| horizon | last round at step | wall time RLHF / true reward until it, IQM [95% CI] | after it | "
+        "seconds more until it / after it (median) |",
+        "|---|---|---|---|---|",
+    ]
+    for horizon in ("natural", "fixed"):
+        a, b = f"cartpole-{horizon}-oracle-50", f"cartpole-{horizon}-true"
+        split = []
+        for seed in sorted(set(df.loc[df["arm"] == a, "seed"]) & set(df.loc[df["arm"] == b, "seed"])):
+            ours, theirs = (pd.read_csv(results / arm / f"s{seed}" / "metrics.csv") for arm in (a, b))
+            last = ours[ours["round"].notna()].iloc[-1]
+            t = [last["timesteps"], ours["timesteps"].iloc[-1]]
+            w = [last["wall_seconds"], ours["wall_seconds"].iloc[-1]]
+            v = np.interp(t, theirs["timesteps"], theirs["wall_seconds"])
+            split.append(
+                (t[0], w[0] / v[0], (w[1] - w[0]) / (v[1] - v[0]), w[0] - v[0], w[1] - w[0] - v[1] + v[0])
+            )
+        if not split:
+            continue
+        x = np.array(split)
+        rows.append(
+            f"| {horizon} | {np.median(x[:, 0]):,.0f} | {iqm_ci(x[:, 1])} | {iqm_ci(x[:, 2])} | "
+            f"{np.median(x[:, 3]):.1f} / {np.median(x[:, 4]):.1f} |"
+        )
+    return [*rows, ""] if len(rows) > 4 else []
 
 
 def ablation_table(df: Any) -> list[str]:

@@ -363,3 +363,27 @@ def test_a_suite_section_is_partial_until_every_arm_has_run_every_seed_and_proje
     text = files["RESULTS.md"].read_text()
     assert "Partial" not in text
     assert "10-seed sweep on 2 cores: run wall time / 2 <= 3 h | 15.00 h | **missed** |" in text
+
+
+def test_the_overhead_is_split_at_the_last_feedback_round_seed_by_seed(tmp_path):
+    import label_efficiency
+    import pandas as pd
+
+    runs = []
+    for horizon in ("natural", "fixed"):
+        for seed in (0, 1):
+            true = tmp_path / f"cartpole-{horizon}-true" / f"s{seed}"
+            ours = tmp_path / f"cartpole-{horizon}-oracle-50" / f"s{seed}"
+            for folder in (true, ours):
+                folder.mkdir(parents=True)
+            # the true-reward run: 1 s per 1,000 steps; RLHF: 60 s to its last round at 50k, 55 s after
+            pd.DataFrame({"timesteps": [0, 100_000], "wall_seconds": [0.0, 100.0]}).to_csv(
+                true / "metrics.csv"
+            )
+            pd.DataFrame(
+                {"timesteps": [0, 50_000, 100_000], "wall_seconds": [1.0, 60.0, 115.0], "round": [1, 2, None]}
+            ).to_csv(ours / "metrics.csv")
+            runs += [{"arm": f"cartpole-{horizon}-{a}", "seed": seed} for a in ("true", "oracle-50")]
+    rows = label_efficiency.overhead_split(pd.DataFrame(runs), tmp_path)
+    fixed = next(row for row in rows if row.startswith("| fixed |"))
+    assert fixed == "| fixed | 50,000 | 1.2 [1.2, 1.2] | 1.1 [1.1, 1.1] | 10.0 / 5.0 |"
