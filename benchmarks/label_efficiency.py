@@ -93,7 +93,7 @@ def core_render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str,
     df = df.iloc[sorted(range(len(df)), key=lambda i: (DISPLAY.index(df["arm"].iloc[i]), df["seed"].iloc[i]))]
     normalise(df, meta["random_returns"])
     curves, targets = curve_table(df), core_targets(df)
-    partial = partial_banner(df, meta)
+    partial = partial_banner(df, meta, True)
     body = [
         *partial,
         "### Targets",
@@ -128,38 +128,52 @@ def core_render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str,
 
 def overhead_split(df: Any, results: Path) -> list[str]:
     """Where a CartPole RLHF run's extra wall time goes: its wall time over its true-reward pair's,
-    seed by seed, until its last feedback round (first rollouts, queries, fits and their metrics,
-    and training on the learned reward) and after it (training alone, each step scored by the
-    model), from each run's ``metrics.csv`` (the true-reward run's read at the same timestep)."""
+    seed by seed, until the row of its last feedback round (first rollouts, queries, fits, and
+    training on the learned reward) and after it (training with each step scored by the model, the
+    last round's reward-model metrics, and the evaluations), from each run's ``metrics.csv`` (the
+    true-reward run's read at the same timestep, from its start at 0 s). A seed whose metrics do not
+    allow the split is left out; the row says how many seeds it holds."""
     import numpy as np
     import pandas as pd
 
     from rlhf_gym.experiments.stats import iqm_ci
 
+    def split(seed: int, a: str, b: str) -> tuple[float, ...] | None:
+        files = [results / arm / f"s{seed}" / "metrics.csv" for arm in (a, b)]
+        if not all(f.is_file() for f in files):
+            return None
+        ours, theirs = (pd.read_csv(f) for f in files)
+        needed = {"timesteps", "wall_seconds"}
+        if (
+            not (needed | {"round"}) <= set(ours)
+            or not needed <= set(theirs)
+            or not ours["round"].notna().any()
+        ):
+            return None
+        last = ours[ours["round"].notna()].iloc[-1]
+        t = [last["timesteps"], ours["timesteps"].iloc[-1]]
+        w = [last["wall_seconds"], ours["wall_seconds"].iloc[-1]]
+        v = np.interp(t, [0, *theirs["timesteps"]], [0.0, *theirs["wall_seconds"]])
+        if not (0 < t[0] < t[1] <= theirs["timesteps"].max() and 0 < v[0] < v[1]):
+            return None
+        return t[0], w[0] / v[0], (w[1] - w[0]) / (v[1] - v[0]), w[0] - v[0], w[1] - w[0] - v[1] + v[0]
+
     rows = [
         "### Overhead, split at the last feedback round: CartPole, 50 oracle comparisons",
         "",
-        "| horizon | last round at step | wall time RLHF / true reward until it, IQM [95% CI] | after it | "
-        "seconds more until it / after it (median) |",
-        "|---|---|---|---|---|",
+        "| horizon | seeds | last round at step (median) | wall time RLHF / true reward until it, "
+        "IQM [95% CI] | after it | seconds more until it / after it (median) |",
+        "|---|---|---|---|---|---|",
     ]
     for horizon in ("natural", "fixed"):
         a, b = f"cartpole-{horizon}-oracle-50", f"cartpole-{horizon}-true"
-        split = []
-        for seed in sorted(set(df.loc[df["arm"] == a, "seed"]) & set(df.loc[df["arm"] == b, "seed"])):
-            ours, theirs = (pd.read_csv(results / arm / f"s{seed}" / "metrics.csv") for arm in (a, b))
-            last = ours[ours["round"].notna()].iloc[-1]
-            t = [last["timesteps"], ours["timesteps"].iloc[-1]]
-            w = [last["wall_seconds"], ours["wall_seconds"].iloc[-1]]
-            v = np.interp(t, theirs["timesteps"], theirs["wall_seconds"])
-            split.append(
-                (t[0], w[0] / v[0], (w[1] - w[0]) / (v[1] - v[0]), w[0] - v[0], w[1] - w[0] - v[1] + v[0])
-            )
-        if not split:
+        seeds = sorted(set(df.loc[df["arm"] == a, "seed"]) & set(df.loc[df["arm"] == b, "seed"]))
+        found = [x for x in (split(int(seed), a, b) for seed in seeds) if x is not None]
+        if not found:
             continue
-        x = np.array(split)
+        x = np.array(found)
         rows.append(
-            f"| {horizon} | {np.median(x[:, 0]):,.0f} | {iqm_ci(x[:, 1])} | {iqm_ci(x[:, 2])} | "
+            f"| {horizon} | {len(x)} | {np.median(x[:, 0]):,.0f} | {iqm_ci(x[:, 1])} | {iqm_ci(x[:, 2])} | "
             f"{np.median(x[:, 3]):.1f} / {np.median(x[:, 4]):.1f} |"
         )
     return [*rows, ""] if len(rows) > 4 else []
@@ -293,16 +307,16 @@ PUBLICATIONS = [
 
 # ----- the other publications: every arm against its task's controls ----------------------------
 def suite_render(targets: Any = None, notes: Any = None) -> Any:
-    """A renderer: the section with ``targets(df)`` (rows of the targets table) and ``notes(meta)``
-    (lines before it, from the publication's measurements), said to be partial until every arm has
-    run every seed; no README block."""
+    """A renderer: the section with ``targets(df, meta)`` (rows of the targets table) and
+    ``notes(meta)`` (lines before it, from the publication's measurements), said first to be partial
+    until every arm has run every seed; no README block."""
 
     def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]:
         normalise(df, meta["random_returns"])
-        rows = targets(df) if targets else []
+        rows = targets(df, meta) if targets else []
         body = ["### Targets", "", "| target | measured | |", "|---|---|---|", *rows, ""] if rows else []
-        body = [*partial_banner(df, meta), *body]
-        return {"RESULTS.md": section(df, meta, figure, body, notes(meta) if notes else None)}
+        lead = [*partial_banner(df, meta, bool(rows)), *(notes(meta) if notes else [])]
+        return {"RESULTS.md": section(df, meta, figure, body, lead)}
 
     return render
 
@@ -336,7 +350,7 @@ for _short, _task in (("cartpole", "CartPole-v1"), ("pendulum", "Pendulum-v1")):
     FEEDBACK_ARMS[f"{_short}-constant"] = {"task": _task, "horizon": "fixed", "reward": "constant"}
 
 
-def feedback_targets(df: Any) -> list[str]:
+def feedback_targets(df: Any, meta: dict[str, Any]) -> list[str]:
     """Each feedback type at equal effort: normalised IQM >= 0.8; the mix not below the best single
     type (their intervals overlap or the mix's lies above); corrections at half the effort not
     below 90% of comparisons."""
@@ -384,7 +398,7 @@ def task_arms(names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 def task_targets(level: float, most: int) -> Any:
     """Each task's RLHF arm reaches ``level`` (IQM) within its preset's label budget, at most ``most``."""
 
-    def targets(df: Any) -> list[str]:
+    def targets(df: Any, meta: dict[str, Any]) -> list[str]:
         out = []
         for task in df["task"].unique():
             arm = f"{task}-oracle"
@@ -410,29 +424,31 @@ def measure_tasks(names: list[str], smoke: bool) -> dict[str, Any]:
     return {"lines": task_notes(names)}
 
 
-def sweep_hours(most: float, seeds: int, cores: int = 2) -> Any:
-    """The sweep's time on ``cores``: each arm's mean wall time per run, times ``seeds``, summed over
-    the arms and spread over the cores (runs go two at a time, so each run's wall time is measured
-    beside another), at most ``most`` hours; projected from the runs so far while it is partial."""
+def sweep_hours(most: float, cores: int = 2) -> Any:
+    """The sweep's time on ``cores``: each arm's mean wall time per run, times the publication's
+    seeds, summed over its arms and spread over the cores (runs go two at a time, so each run's wall
+    time is measured beside another), at most ``most`` hours; projected from the runs so far while
+    some arm has fewer seeds, not measured while some arm has none."""
 
-    def target(df: Any) -> list[str]:
+    def target(df: Any, meta: dict[str, Any]) -> list[str]:
+        seeds, ran = meta["seeds"], df.groupby("arm")["seed"].nunique()
+        text = f"{seeds}-seed sweep on {cores} cores: run wall time / {cores} <= {most:g} h"
+        if not set(meta["arms"]) <= set(ran.index):
+            return [
+                target_row(
+                    text, f"not measured ({len(set(meta['arms']) - set(ran.index))} arms not run)", False
+                )
+            ]
         hours = df.groupby("arm")["wall_seconds"].mean().sum() * seeds / cores / 3600
-        ran = int(df.groupby("arm")["seed"].nunique().min())
-        measured = f"{hours:.2f} h" + (f" (projected from {len(df)} runs)" if ran < seeds else "")
-        return [
-            target_row(
-                f"{seeds}-seed sweep on {cores} cores: run wall time / {cores} <= {most:g} h",
-                measured,
-                hours <= most,
-            )
-        ]
+        measured = f"{hours:.2f} h" + (f" (projected from {len(df)} runs)" if int(ran.min()) < seeds else "")
+        return [target_row(text, measured, hours <= most)]
 
     return target
 
 
 def both(*targets: Any) -> Any:
     """The rows of each of ``targets``, in order."""
-    return lambda df: [row for t in targets for row in t(df)]
+    return lambda df, meta: [row for t in targets for row in t(df, meta)]
 
 
 PUBLICATIONS += [
@@ -445,7 +461,7 @@ PUBLICATIONS += [
         "The project's own tasks: ceilings and RLHF",
         task_arms(OWN_TASKS),
         10,
-        suite_render(both(task_targets(0.9, 300), sweep_hours(3, 10)), speed_notes),
+        suite_render(both(task_targets(0.9, 300), sweep_hours(3)), speed_notes),
         measure_tasks,
     ),
     Publication(

@@ -118,16 +118,17 @@ def seed_count(df: Any) -> str:
     return f"{n.min()}" if n.min() == n.max() else f"{n.min()} to {n.max()}"
 
 
-def partial_banner(df: Any, meta: dict[str, Any]) -> list[str]:
+def partial_banner(df: Any, meta: dict[str, Any], targets: bool) -> list[str]:
     """The **Partial** line of a section whose arms (``meta["arms"]``) have not all run every seed
-    (``meta["seeds"]``) yet, or nothing."""
+    (``meta["seeds"]``) yet, or nothing; ``targets``: the section judges targets."""
     ran, seeds = df.groupby("arm")["seed"].nunique(), meta["seeds"]
-    if set(meta["arms"]) <= set(ran.index) and int(ran.min()) >= seeds:
+    every = set(meta["arms"]) <= set(ran.index)
+    if every and int(ran.min()) >= seeds:
         return []
-    count = seed_count(df) if set(meta["arms"]) <= set(ran.index) else f"0 to {ran.max()}"
+    judged = "; a target marked met here is met on these seeds only" if targets else ""
     return [
-        f"**Partial:** {count} of {seeds} seeds per arm have run so far (its command runs the rest, "
-        "resumably); a target marked met here is met on these seeds only.",
+        f"**Partial:** {seed_count(df) if every else f'0 to {ran.max()}'} of {seeds} seeds per arm have run "
+        f"so far (its command runs the rest, resumably){judged}.",
         "",
     ]
 

@@ -348,21 +348,31 @@ def test_a_suite_section_is_partial_until_every_arm_has_run_every_seed_and_proje
     monkeypatch.setattr(pub, "arms", {a: pub.arms[a] for a in ("Reach-v0-true", "Reach-v0-oracle")})
     results = tmp_path / "results"
     files = smoke_and_render(pub, results, tmp_path)
-    text = files["RESULTS.md"].read_text()
-    assert "**Partial:** 1 of 10 seeds per arm have run so far" in text
-    assert (
-        "10-seed sweep on 2 cores: run wall time / 2 <= 3 h |" in text and "(projected from 2 runs)" in text
-    )
-    for arm in pub.arms:  # every seed, each run an hour and a half: 2 arms x 10 seeds x 1.5 h / 2 cores
-        made = json.loads((results / arm / "s0" / "summary.json").read_text())
-        for seed in range(10):
-            publish.save_run(
-                results / arm / f"s{seed}", made | {"seed": seed, "wall_seconds": 5400.0}, [{"timesteps": 1}]
-            )
-    assert publish.render(pub, results, files, figures=False, allow_mixed=False)
-    text = files["RESULTS.md"].read_text()
+    sweep = "| 10-seed sweep on 2 cores: run wall time / 2 <= 3 h |"
+
+    def rendered(walls):  # arm -> wall seconds of each seed saved; renders and returns the text
+        for arm, seconds in walls.items():
+            made = json.loads((results / arm / "s0" / "summary.json").read_text())
+            for seed, wall in enumerate(seconds):
+                made |= {"seed": seed, "wall_seconds": wall}
+                publish.save_run(results / arm / f"s{seed}", made, [{"timesteps": 1}])
+        assert publish.render(pub, results, files, figures=False, allow_mixed=False)
+        return files["RESULTS.md"].read_text()
+
+    # the true arm at 3 seeds of 1,800 s, the oracle arm at 1 of 360 s: (1800 + 360) x 10 / 2 = 3 h
+    text = rendered({"Reach-v0-true": [1800.0] * 3, "Reach-v0-oracle": [360.0]})
+    assert "**Partial:** 1 to 3 of 10 seeds per arm have run so far" in text
+    assert f"{sweep} 3.00 h (projected from 4 runs) | met |" in text
+    assert text.index("**Partial:**") < text.index("Speed and reference returns")  # the banner comes first
+    # every seed of both arms, each run an hour and a half: 2 arms x 10 seeds x 1.5 h / 2 cores
+    text = rendered({arm: [5400.0] * 10 for arm in pub.arms})
     assert "Partial" not in text
-    assert "10-seed sweep on 2 cores: run wall time / 2 <= 3 h | 15.00 h | **missed** |" in text
+    assert f"{sweep} 15.00 h | **missed** |" in text
+    # an arm that has not run: the section is partial, and the sweep's time is not judged
+    monkeypatch.setattr(pub, "arms", {**pub.arms, "Pong-v0-true": {"task": "Pong-v0", "reward": "true"}})
+    text = rendered({})
+    assert "**Partial:** 0 to 10 of 10 seeds per arm have run so far" in text
+    assert f"{sweep} not measured (1 arms not run) | **missed** |" in text
 
 
 def test_the_overhead_is_split_at_the_last_feedback_round_seed_by_seed(tmp_path):
@@ -370,20 +380,45 @@ def test_the_overhead_is_split_at_the_last_feedback_round_seed_by_seed(tmp_path)
     import pandas as pd
 
     runs = []
-    for horizon in ("natural", "fixed"):
-        for seed in (0, 1):
-            true = tmp_path / f"cartpole-{horizon}-true" / f"s{seed}"
-            ours = tmp_path / f"cartpole-{horizon}-oracle-50" / f"s{seed}"
-            for folder in (true, ours):
-                folder.mkdir(parents=True)
-            # the true-reward run: 1 s per 1,000 steps; RLHF: 60 s to its last round at 50k, 55 s after
-            pd.DataFrame({"timesteps": [0, 100_000], "wall_seconds": [0.0, 100.0]}).to_csv(
-                true / "metrics.csv"
+
+    def save(arm, seed, frame):
+        folder = tmp_path / arm / f"s{seed}"
+        folder.mkdir(parents=True)
+        frame.to_csv(folder / "metrics.csv", index=False)
+        runs.append({"arm": arm, "seed": seed})
+
+    for horizon, slow in (("natural", 1.0), ("fixed", 2.0)):
+        for seed in (0, 1, 2):
+            # the true-reward run logs from 10k steps, 1 s per 1,000 steps (as real runs log, not from 0)
+            steps = [10_000 * k for k in range(1, 11)]
+            save(
+                f"cartpole-{horizon}-true",
+                seed,
+                pd.DataFrame({"timesteps": steps, "wall_seconds": [s / 1000 for s in steps]}),
             )
-            pd.DataFrame(
-                {"timesteps": [0, 50_000, 100_000], "wall_seconds": [1.0, 60.0, 115.0], "round": [1, 2, None]}
-            ).to_csv(ours / "metrics.csv")
-            runs += [{"arm": f"cartpole-{horizon}-{a}", "seed": seed} for a in ("true", "oracle-50")]
+            if seed == 2:
+                continue  # a seed of the true arm alone is no pair
+            # RLHF: its last round at 50k after (50 + 10 x seed) s, then 50 x slow s more to 100k
+            until = 50.0 + 10 * seed
+            save(
+                f"cartpole-{horizon}-oracle-50",
+                seed,
+                pd.DataFrame(
+                    {
+                        "timesteps": [0, 20_000, 50_000, 100_000],
+                        "wall_seconds": [1.0, 25.0, until, until + 50 * slow],
+                        "round": [1, 2, 3, None],
+                    }
+                ),
+            )
     rows = label_efficiency.overhead_split(pd.DataFrame(runs), tmp_path)
-    fixed = next(row for row in rows if row.startswith("| fixed |"))
-    assert fixed == "| fixed | 50,000 | 1.2 [1.2, 1.2] | 1.1 [1.1, 1.1] | 10.0 / 5.0 |"
+    assert "| natural | 2 | 50,000 | 1.1 [1, 1.2] | 1 [1, 1] | 5.0 / 0.0 |" in rows
+    assert "| fixed | 2 | 50,000 | 1.1 [1, 1.2] | 2 [2, 2] | 5.0 / 50.0 |" in rows
+    # a seed whose metrics have no feedback round is left out, and one without metrics too
+    (tmp_path / "cartpole-fixed-oracle-50" / "s1" / "metrics.csv").write_text(
+        "timesteps,wall_seconds\n1,1.0\n"
+    )
+    (tmp_path / "cartpole-natural-oracle-50" / "s1" / "metrics.csv").unlink()
+    rows = label_efficiency.overhead_split(pd.DataFrame(runs), tmp_path)
+    assert "| fixed | 1 | 50,000 | 1 [-, -] | 2 [-, -] | 0.0 / 50.0 |" in rows
+    assert "| natural | 1 | 50,000 | 1 [-, -] | 1 [-, -] | 0.0 / 0.0 |" in rows
