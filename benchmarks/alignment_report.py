@@ -140,7 +140,7 @@ def table(df: Any, task: str) -> list[str]:
 def section(df: Any, runs: Any, meta: dict[str, Any], figures: Path | None) -> str:
     """The RESULTS.md section from every task and seed's rows (``df``) and their summaries
     (``runs``: provenance); ``figures``: the folder of the per-task figures, drawn when given."""
-    from report import origin_lines
+    from report import origin_lines, partial_banner
 
     origin = origin_lines(runs, meta, "the over-optimisation runs")
     checks = domination(df)
@@ -152,6 +152,7 @@ def section(df: Any, runs: Any, meta: dict[str, Any], figures: Path | None) -> s
         f"Command: `{meta['command']}` ({', '.join(f'{t} {seeds[t]}' for t in tasks)} seeds; one job per "
         f"task and seed on one core, {runs['wall_seconds'].sum() / 3600:.1f} hours of them in all).",
         "",
+        *partial_banner(runs, meta, False),
         *origin,
         "",
         "All policies start from the same behaviour-cloned policy and optimise the same frozen reward "

@@ -52,6 +52,7 @@ def test_the_alignment_study_is_a_publication_that_runs_end_to_end_and_resumes(t
     text = files["RESULTS.md"].read_text()
     assert "WARP, last merge" in text and "best-of-2" in text
     assert "| CartPole-v1 | 1 | " in text  # the domination count of its one seed
+    assert "**Partial:** 0 to 1 of 10 seeds per arm have run so far" in text  # two tasks have not run
     assert (tmp_path / "alignment" / "CartPole-v1.png").stat().st_size > 1000
     mtime = (results / "CartPole-v1" / "s0" / "summary.json").stat().st_mtime_ns
     assert publish.run(pub, results, seeds=1, workers=1, smoke=True, only=["CartPole-v1"]) == 0
