@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from publish import Publication
+from publish import Publication, run_folder
 from report import (
     arm_iqm,
     normalise,
@@ -26,6 +26,7 @@ from report import (
     seeds_per_arm,
     shown,
     target_row,
+    unfinished,
 )
 
 # ----- the headline: label curves of the core loop, with its controls -------------------------
@@ -139,7 +140,7 @@ def overhead_split(df: Any, results: Path) -> list[str]:
     from rlhf_gym.experiments.stats import iqm_ci
 
     def split(seed: int, a: str, b: str) -> tuple[float, ...] | None:
-        files = [results / arm / f"s{seed}" / "metrics.csv" for arm in (a, b)]
+        files = [run_folder(results, arm, seed) / "metrics.csv" for arm in (a, b)]
         if not all(f.is_file() for f in files):
             return None
         ours, theirs = (pd.read_csv(f) for f in files)
@@ -431,16 +432,12 @@ def sweep_hours(most: float, cores: int = 2) -> Any:
     some arm has fewer seeds, not measured while some arm has none."""
 
     def target(df: Any, meta: dict[str, Any]) -> list[str]:
-        seeds, ran = meta["seeds"], df.groupby("arm")["seed"].nunique()
+        seeds, (missing, short) = meta["seeds"], unfinished(df, meta)
         text = f"{seeds}-seed sweep on {cores} cores: run wall time / {cores} <= {most:g} h"
-        if not set(meta["arms"]) <= set(ran.index):
-            return [
-                target_row(
-                    text, f"not measured ({len(set(meta['arms']) - set(ran.index))} arms not run)", False
-                )
-            ]
+        if missing:
+            return [target_row(text, f"not measured ({len(missing)} arms not run)", False)]
         hours = df.groupby("arm")["wall_seconds"].mean().sum() * seeds / cores / 3600
-        measured = f"{hours:.2f} h" + (f" (projected from {len(df)} runs)" if int(ran.min()) < seeds else "")
+        measured = f"{hours:.2f} h" + (f" (projected from {len(df)} runs)" if short else "")
         return [target_row(text, measured, hours <= most)]
 
     return target

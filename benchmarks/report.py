@@ -118,17 +118,24 @@ def seed_count(df: Any) -> str:
     return f"{n.min()}" if n.min() == n.max() else f"{n.min()} to {n.max()}"
 
 
+def unfinished(df: Any, meta: dict[str, Any]) -> tuple[set[str], bool]:
+    """The publication's arms (``meta["arms"]``) with no run yet, and whether some arm that has run
+    has fewer seeds than ``meta["seeds"]``."""
+    ran = df.groupby("arm")["seed"].nunique()
+    return set(meta["arms"]) - set(ran.index), int(ran.min()) < meta["seeds"]
+
+
 def partial_banner(df: Any, meta: dict[str, Any], targets: bool) -> list[str]:
-    """The **Partial** line of a section whose arms (``meta["arms"]``) have not all run every seed
-    (``meta["seeds"]``) yet, or nothing; ``targets``: the section judges targets."""
-    ran, seeds = df.groupby("arm")["seed"].nunique(), meta["seeds"]
-    every = set(meta["arms"]) <= set(ran.index)
-    if every and int(ran.min()) >= seeds:
+    """The **Partial** line of a section whose arms have not all run every seed yet (``unfinished``),
+    or nothing; ``targets``: the section judges targets."""
+    missing, short = unfinished(df, meta)
+    if not missing and not short:
         return []
+    count = f"0 to {df.groupby('arm')['seed'].nunique().max()}" if missing else seed_count(df)
     judged = "; a target marked met here is met on these seeds only" if targets else ""
     return [
-        f"**Partial:** {seed_count(df) if every else f'0 to {ran.max()}'} of {seeds} seeds per arm have run "
-        f"so far (its command runs the rest, resumably){judged}.",
+        f"**Partial:** {count} of {meta['seeds']} seeds per arm have run so far (its command runs the rest, "
+        f"resumably){judged}.",
         "",
     ]
 
