@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from publish import Publication
-from report import arm_iqm, normalise, section, seeds_per_arm, shown, target_row
+from report import arm_iqm, normalise, partial_banner, section, seeds_per_arm, shown, target_row
 
 TASKS = ("MountainCar-v0", "MountainCarContinuous-v0", "PickPlace-v0")
 METHODS: dict[str, dict[str, Any]] = {
@@ -108,6 +108,7 @@ def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]
             targets.append(target_row(f"{task}: the best arm ({method}), IQM >= 0.9", e, e.value >= 0.9))
     body = [*rows, "", "### Targets", "", "| target | measured | |", "|---|---|---|", *targets, ""]
     notes = [
+        *partial_banner(df, meta, True),
         f"{seeds_per_arm(df)}, fixed horizon, oracle comparisons at each preset's label budget. "
         "The best arm is picked after the fact on these seeds: a target it meets says what a preset could "
         "reach, not what it does.",

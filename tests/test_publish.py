@@ -284,6 +284,7 @@ def test_the_exploration_publication_runs_each_method_and_sets_it_against_the_pr
     assert "MountainCar-v0-plain" not in arms and "MountainCarContinuous-v0-plain" in arms
     assert "MountainCarContinuous-v0-goal" not in arms  # its preset asks goal queries already
     assert "MountainCar-v0: the best arm" in text
+    assert "**Partial:** 1 of 5 seeds per arm have run so far" in text  # (smoke: one seed of each arm)
     summary = json.loads((results / "MountainCar-v0-pebble" / "s0" / "summary.json").read_text())
     assert summary["env_steps"] == summary["total_timesteps"]  # exploring is the agent's own steps
 
