@@ -71,10 +71,13 @@ for _teacher, _n in (("mistake", 25), ("mistake", 50), ("stoch", 100), ("mistake
 # ablations, each against the arm it changes in one place: at 25 oracle labels, the gradient clipping
 # of SB3's default and a pessimistic reward; against B-Pref's mistake teacher, the plain Bradley-Terry
 # likelihood in place of the noise-robust one, and RIME's label selection on top of it (the paper's); at
-# 50 and 200 oracle labels, the reward unclipped past the labelled states (the preset's input box off)
+# 50 and 200 oracle labels, the reward unclipped past the labelled states (the preset's input box off), and
+# fits warm-started from the last one's weights (PEBBLE's and B-Pref's, for the overhead)
 ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "cartpole-fixed-oracle-50-nobox": ("cartpole-fixed-oracle-50", {"reward_model": {"input_box": False}}),
     "cartpole-fixed-oracle-200-nobox": ("cartpole-fixed-oracle-200", {"reward_model": {"input_box": False}}),
+    "cartpole-fixed-oracle-50-warm": ("cartpole-fixed-oracle-50", {"reward_model": {"warm_start": True}}),
+    "cartpole-fixed-oracle-200-warm": ("cartpole-fixed-oracle-200", {"reward_model": {"warm_start": True}}),
     "cartpole-fixed-oracle-25-clip0.5": ("cartpole-fixed-oracle-25", {"hyperparams": {"max_grad_norm": 0.5}}),
     "cartpole-fixed-oracle-25-pessimism1": ("cartpole-fixed-oracle-25", {"reward_model": {"pessimism": 1.0}}),
     "cartpole-fixed-mistake-25-plain": ("cartpole-fixed-mistake-25", {"reward_model": {"noise_robust": 0.0}}),
@@ -132,8 +135,9 @@ def overhead_split(df: Any, results: Path) -> list[str]:
     seed by seed, until the row of its last feedback round (first rollouts, queries, fits, and
     training on the learned reward) and after it (training with each step scored by the model, the
     last round's reward-model metrics, and the evaluations), from each run's ``metrics.csv`` (the
-    true-reward run's read at the same timestep, from its start at 0 s). A seed whose metrics do not
-    allow the split is left out; the row says how many seeds it holds."""
+    true-reward run's read at the same timestep, from its start at 0 s), and over the whole run;
+    for the preset in both horizons, and for fits warm-started (the ablation arm, fixed horizon). A
+    seed whose metrics do not allow the split is left out; the row says how many seeds it holds."""
     import numpy as np
     import pandas as pd
 
@@ -157,17 +161,19 @@ def overhead_split(df: Any, results: Path) -> list[str]:
         v = np.interp(t, [0, *theirs["timesteps"]], [0.0, *theirs["wall_seconds"]])
         if not (0 < t[0] < t[1] <= theirs["timesteps"].max() and 0 < v[0] < v[1]):
             return None
-        return t[0], w[0] / v[0], (w[1] - w[0]) / (v[1] - v[0]), w[0] - v[0], w[1] - w[0] - v[1] + v[0]
+        ratios = w[0] / v[0], (w[1] - w[0]) / (v[1] - v[0]), w[1] / v[1]
+        return t[0], *ratios, w[0] - v[0], w[1] - w[0] - v[1] + v[0]
 
     rows = [
         "### Overhead, split at the last feedback round: CartPole, 50 oracle comparisons",
         "",
         "| horizon | seeds | last round at step (median) | wall time RLHF / true reward until it, "
-        "IQM [95% CI] | after it | seconds more until it / after it (median) |",
-        "|---|---|---|---|---|---|",
+        "IQM [95% CI] | after it | whole run | seconds more until it / after it (median) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for horizon in ("natural", "fixed"):
-        a, b = f"cartpole-{horizon}-oracle-50", f"cartpole-{horizon}-true"
+    pairs = [(h, f"cartpole-{h}-oracle-50", f"cartpole-{h}-true") for h in ("natural", "fixed")]
+    pairs.append(("fixed, warm-started fits", "cartpole-fixed-oracle-50-warm", "cartpole-fixed-true"))
+    for horizon, a, b in pairs:
         seeds = sorted(set(df.loc[df["arm"] == a, "seed"]) & set(df.loc[df["arm"] == b, "seed"]))
         found = [x for x in (split(int(seed), a, b) for seed in seeds) if x is not None]
         if not found:
@@ -175,7 +181,7 @@ def overhead_split(df: Any, results: Path) -> list[str]:
         x = np.array(found)
         rows.append(
             f"| {horizon} | {len(x)} | {np.median(x[:, 0]):,.0f} | {iqm_ci(x[:, 1])} | {iqm_ci(x[:, 2])} | "
-            f"{np.median(x[:, 3]):.1f} / {np.median(x[:, 4]):.1f} |"
+            f"{iqm_ci(x[:, 3])} | {np.median(x[:, 4]):.1f} / {np.median(x[:, 5]):.1f} |"
         )
     return [*rows, ""] if len(rows) > 4 else []
 

@@ -60,8 +60,16 @@ class RewardModelConfig:
     weight_decay: float = 1e-3
     """Adam L2 weight decay, the regulariser of Christiano et al. (2017)."""
     n_steps: int = 100
-    """Adam steps per fit. Each fit starts from fresh weights, so the cost of a fit does not
-    grow with the number of labels beyond ``batch_size``."""
+    """Adam steps per fit, at most (see ``warm_start``), so the cost of a fit does not grow with the
+    number of labels beyond ``batch_size``."""
+    warm_start: bool = False
+    """Each fit after the first starts from the last one's weights, as PEBBLE and B-Pref do, and
+    stops at the end of the first pass over the labels after which the members judge more than
+    ``rlhf_gym.reward.losses.WARM_STOP_ACCURACY`` (B-Pref's 0.97) of their own untied comparisons
+    right (never early while there are ratings or TAMER signals). Each member's bootstrap sample
+    only grows (``evidence.bootstrap_counts``), so its held-out labels stay unseen. Otherwise, and
+    in the first fit after a checkpoint is loaded, a fit starts from fresh weights and runs all
+    ``n_steps``."""
     batch_size: int = 32
     """Comparisons per Adam step (all of them when fewer)."""
     noise_robust: float = 0.1
@@ -85,7 +93,8 @@ class RewardModelConfig:
     """RUNE's rho: the bonus is multiplied by (1 - rho) at every environment step."""
     reward_scale: float = 1.0
     """Root-mean-square of the learned reward the agent sees, after the absorbing state is
-    shifted to zero (or the mean, for tasks that never terminate)."""
+    shifted to zero (or the mean, for tasks that never terminate); less if the reward barely
+    varies (``RewardModel._calibrate``)."""
     input_box: bool = False
     """Each member clips each (Box, non-image) observation feature it scores to its range in the
     member's own sample: past it, the reward stays at its value at the edge (CartPole: the track)."""

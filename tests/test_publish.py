@@ -412,14 +412,19 @@ def test_the_overhead_is_split_at_the_last_feedback_round_seed_by_seed(tmp_path)
                     }
                 ),
             )
+    for seed in (0, 1):  # warm-started fits, against the fixed true-reward run: 10 s more after the round
+        frame = {"timesteps": [0, 50_000, 100_000], "wall_seconds": [1.0, 50.0, 110.0], "round": [1, 2, None]}
+        save("cartpole-fixed-oracle-50-warm", seed, pd.DataFrame(frame))
     rows = label_efficiency.overhead_split(pd.DataFrame(runs), tmp_path)
-    assert "| natural | 2 | 50,000 | 1.1 [1, 1.2] | 1 [1, 1] | 5.0 / 0.0 |" in rows
-    assert "| fixed | 2 | 50,000 | 1.1 [1, 1.2] | 2 [2, 2] | 5.0 / 50.0 |" in rows
+    assert "| natural | 2 | 50,000 | 1.1 [1, 1.2] | 1 [1, 1] | 1.05 [1, 1.1] | 5.0 / 0.0 |" in rows
+    assert "| fixed | 2 | 50,000 | 1.1 [1, 1.2] | 2 [2, 2] | 1.55 [1.5, 1.6] | 5.0 / 50.0 |" in rows
+    warm = "| fixed, warm-started fits | 2 | 50,000 | 1 [1, 1] | 1.2 [1.2, 1.2] | 1.1 [1.1, 1.1] |"
+    assert f"{warm} 0.0 / 10.0 |" in rows
     # a seed whose metrics have no feedback round is left out, and one without metrics too
     (tmp_path / "cartpole-fixed-oracle-50" / "s1" / "metrics.csv").write_text(
         "timesteps,wall_seconds\n1,1.0\n"
     )
     (tmp_path / "cartpole-natural-oracle-50" / "s1" / "metrics.csv").unlink()
     rows = label_efficiency.overhead_split(pd.DataFrame(runs), tmp_path)
-    assert "| fixed | 1 | 50,000 | 1 [-, -] | 2 [-, -] | 0.0 / 50.0 |" in rows
-    assert "| natural | 1 | 50,000 | 1 [-, -] | 1 [-, -] | 0.0 / 0.0 |" in rows
+    assert "| fixed | 1 | 50,000 | 1 [-, -] | 2 [-, -] | 1.5 [-, -] | 0.0 / 50.0 |" in rows
+    assert "| natural | 1 | 50,000 | 1 [-, -] | 1 [-, -] | 1 [-, -] | 0.0 / 0.0 |" in rows

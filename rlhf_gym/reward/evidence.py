@@ -207,7 +207,8 @@ class FitReport:
             bootstrap sample left it out (ties left out); ``nan`` if none was left out.
         loss: mean training loss per member at the last Adam step.
         absorbing_identified: the share of members whose sample held a label that teaches the
-            absorbing reward; the others' is neutral, their mean live reward (``_neutral_absorbing``).
+            absorbing reward; the others' is neutral, their mean live reward (``neutral_absorbing``).
+        steps: Adam steps taken (fewer than ``n_steps`` when a warm-started fit stopped early).
         trusted, flipped: with ``rime``, the shares of pairs it trusted and flipped at its last pass.
     """
 
@@ -216,8 +217,43 @@ class FitReport:
     heldout_accuracy: float
     loss: float
     absorbing_identified: float = float("nan")
+    steps: int = 0
     trusted: float = float("nan")
     flipped: float = float("nan")
+
+
+def bootstrap_counts(ev: Evidence, members: int, seed: int, fit: int, stable: bool) -> np.ndarray:
+    """Each member's bootstrap count of every item (the pairs, then the ordinal labels), ``(E, M)``:
+    a multinomial bootstrap drawn afresh for each fit; or, ``stable`` (warm-started fits), Poisson(1)
+    counts drawn once per member and item, in the items' order (Oza and Russell's online bootstrap),
+    so that as labels are added each member keeps the sample its weights were fitted on, and the
+    labels it leaves out stay unseen by it."""
+    if not stable:
+        m = ev.n_items
+        return np.random.default_rng([seed, fit]).multinomial(m, np.full(m, 1.0 / m), size=members)
+    sizes = (len(ev.pairs), len(ev.ordinal))
+    return np.stack(
+        [
+            np.concatenate([np.random.default_rng([seed, j, g]).poisson(1.0, n) for g, n in enumerate(sizes)])
+            for j in range(members)
+        ]
+    )
+
+
+def neutral_absorbing(
+    ev: Evidence, counts: np.ndarray, raw: torch.Tensor, absorbing_reward: torch.Tensor
+) -> tuple[torch.Tensor, float]:
+    """Give each member whose bootstrap sample (``counts``) held no label that teaches the absorbing
+    reward (``Evidence.teaches_absorbing``) its mean live reward there (``raw``: each member's output
+    at every step, ``(E, S, L)``): ending is then worth an average live step, neither sought nor
+    avoided, not an untrained level. Returns the members' absorbing rewards, and the share of
+    members that learned theirs."""
+    seen = (counts[:, ev.teaches_absorbing()] > 0).any(-1)
+    if not seen.all():
+        r = raw[:, torch.from_numpy((ev.weights > 0) & ~ev.absorbing)]  # (E, live steps)
+        mean_live = r.mean(-1) if r.shape[-1] else torch.zeros(len(counts))
+        absorbing_reward = torch.where(torch.from_numpy(~seen), mean_live, absorbing_reward)
+    return absorbing_reward, float(seen.mean())
 
 
 def batch_indices(n: int, batch_size: int, gen: torch.Generator) -> torch.Tensor:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from rlhf_gym.reward.evidence import Evidence
 
 
 def preference_probability(
@@ -54,6 +57,27 @@ def comparison_loss(
         logits = returns_first - returns_second
         nll = F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits), reduction="none")
     return (weights * nll).sum(-1) / weights.sum(-1).clamp_min(1.0)
+
+
+WARM_STOP_ACCURACY = 0.97
+"""A warm-started fit (``RewardModelConfig.warm_start``) stops at the end of a pass over the labels
+once the members judge more than this share of their untied comparisons right (B-Pref's rule)."""
+
+
+def judged_right(
+    returns_first: torch.Tensor, returns_second: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor
+) -> np.ndarray:
+    """The weight of the untied comparisons the members judge right, and of all untied ones, summed
+    over members and items (arguments as ``comparison_loss``'s), as ``[right, all]``.
+
+    Example:
+        >>> first, second = torch.tensor([[2.0, 0.0, 1.0]]), torch.tensor([[1.0, 1.0, 1.0]])
+        >>> judged_right(first, second, torch.tensor([1.0, 1.0, 0.5]), torch.ones(1, 3)).tolist()
+        [1.0, 2.0]
+    """
+    untied = (labels != 0.5) * weights
+    right = ((returns_first > returns_second) == (labels > 0.5)) * untied
+    return np.array([float(right.sum()), float(untied.sum())])
 
 
 def ordinal_probabilities(
@@ -120,3 +144,34 @@ def ordinal_loss(
     picked = p.gather(-1, levels.view(1, -1, 1).expand(p.shape[0], -1, 1)).squeeze(-1)
     nll = -torch.log(picked.clamp_min(1e-12))
     return (weights * nll).sum(-1) / weights.sum(-1).clamp_min(1.0)
+
+
+def ordinal_losses(
+    scores: torch.Tensor,
+    ev: Evidence,
+    idx: torch.Tensor,
+    scales: list[torch.Tensor],
+    log_slopes: list[torch.Tensor],
+    counts: torch.Tensor,
+    noise: float = 0.0,
+) -> tuple[torch.Tensor, int]:
+    """The ordinal labels' summed loss per member ``(E,)`` and its weight, over a batch ``idx`` of
+    ``ev.ordinal`` (``scores``: their predicted returns ``(E, len(idx))``). Each scale (instrument)
+    has its own thresholds (``scales[j]``: a first one and softplus gaps) and log-rationality, and
+    weighs as many labels as it has in all; ``counts``: the members' bootstrap counts of every item."""
+    instrument, levels = torch.from_numpy(ev.instrument[idx.numpy()]), torch.from_numpy(ev.levels)[idx]
+    total, weight = torch.zeros(len(counts)), 0
+    for j, raw in enumerate(scales):
+        on = instrument == j
+        if on.any():
+            n_on = int((ev.instrument == j).sum())
+            nll = ordinal_loss(
+                scores[:, on],
+                levels[on],
+                ordinal_thresholds(raw),
+                log_slopes[j].exp(),
+                counts[:, len(ev.pairs) + idx[on]],
+                noise,
+            )
+            total, weight = total + n_on * nll, weight + n_on
+    return total, weight

@@ -8,7 +8,7 @@ into its first layer; with ``input_box``, each member also clips each feature it
 range in the member's sample, so that past that range the reward stays at its value at the edge.
 The absorbing state after termination has one learned (or neutral) reward per member; the
 agent's reward is shifted so that it is worth zero (dying is worth what ending the episode is
-worth) and scaled to a fixed root-mean-square.
+worth) and scaled to a fixed root-mean-square (unless it barely varies: ``_calibrate``).
 """
 
 from __future__ import annotations
@@ -28,11 +28,25 @@ from rlhf_gym.config import RewardModelConfig
 from rlhf_gym.reward import pixels
 from rlhf_gym.reward.checkpoints import FORMAT_VERSION as FORMAT_VERSION  # re-exported
 from rlhf_gym.reward.checkpoints import describe_space, load_reward_model, save_reward_model
-from rlhf_gym.reward.evidence import Evidence, batch_indices, gather, judged_accuracy
 from rlhf_gym.reward.evidence import FitReport as FitReport  # re-exported
-from rlhf_gym.reward.losses import comparison_loss, ordinal_loss, ordinal_thresholds
+from rlhf_gym.reward.evidence import (
+    batch_indices,
+    bootstrap_counts,
+    gather,
+    judged_accuracy,
+    neutral_absorbing,
+)
+from rlhf_gym.reward.losses import WARM_STOP_ACCURACY, comparison_loss, judged_right, ordinal_losses
 from rlhf_gym.reward.members import Members
-from rlhf_gym.reward.normalise import UNBOUNDED, Normalisers, clip, fold, member_boxes, member_normalisers
+from rlhf_gym.reward.normalise import (
+    UNBOUNDED,
+    Normalisers,
+    clip,
+    fold,
+    member_boxes,
+    member_normalisers,
+    unfold,
+)
 from rlhf_gym.reward.pixels import PixelSteps
 from rlhf_gym.reward.rime import Rime
 from rlhf_gym.reward.surf import crop_mask, unlabeled_inputs, unlabeled_loss
@@ -211,7 +225,8 @@ class RewardModel:
 
     # ----- fitting ----------------------------------------------------------------------
     def fit(self, feedback: Sequence[Feedback], unlabeled: Sequence[Query] = ()) -> FitReport:
-        """Fit the ensemble from fresh weights on all feedback so far, then re-normalise.
+        """Fit the ensemble on all feedback so far (from fresh weights, or warm: see
+        ``RewardModelConfig.warm_start``), then re-normalise.
 
         Pair-like feedback (comparisons, corrections, demonstrations, e-stops) uses the
         Bradley-Terry likelihood; ratings and TAMER signals the ordinal one, with thresholds
@@ -231,18 +246,19 @@ class RewardModel:
 
         self._fits += 1
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self._fits)
-        self._init_weights(gen)
+        warm = cfg.warm_start and self._fits > 1
+        if not warm:
+            self._init_weights(gen)
         e, n_pairs, m = cfg.ensemble_size, len(ev.pairs), ev.n_items
         x = self._inputs(obs, actions).view(s, length, -1)
         absorb, weights = torch.from_numpy(ev.absorbing), torch.from_numpy(ev.weights)
         labels = torch.from_numpy(ev.pair_labels)
         pairs, ordinal = torch.from_numpy(ev.pairs), torch.from_numpy(ev.ordinal)
-        levels, instrument = torch.from_numpy(ev.levels), torch.from_numpy(ev.instrument)
-        counts = torch.from_numpy(
-            np.random.default_rng([self.seed, self._fits]).multinomial(m, np.full(m, 1.0 / m), size=e)
-        ).float()
+        counts = torch.from_numpy(bootstrap_counts(ev, e, self.seed, self._fits, cfg.warm_start)).float()
         box = self.obs_info["type"] == "Box"  # (frames are scaled to [0, 1], and actions already are)
         norm = None if self.image else member_normalisers(ev, counts.numpy(), box, self.input_dim)
+        if warm and norm is not None:  # the last fit's function, on this fit's normalised inputs
+            self.weights[0], self.biases[0] = unfold(self.weights[0], self.biases[0], *norm)
         if cfg.input_box and box and not self.image:
             self.in_low, self.in_high = member_boxes(ev, counts.numpy(), self.input_dim)
             self._has_box = True
@@ -254,20 +270,18 @@ class RewardModel:
         conv_w, conv_b = (self.encoder.weights, self.encoder.biases) if self.encoder else ([], [])
         for p in params:
             p.requires_grad_(True)
-        opt = torch.optim.Adam(
-            [
-                {"params": [*self.weights, *conv_w], "weight_decay": cfg.weight_decay},
-                {"params": [*self.biases, *conv_b], "weight_decay": 0.0},
-                # single scalars (the absorbing reward, ordinal thresholds and rationalities) learn
-                # faster: no hidden layer amplifies their updates as it does the MLP's outputs
-                {
-                    "params": [self.absorbing_reward, *scales, *log_slopes],
-                    "weight_decay": 0.0,
-                    "lr": SCALAR_LR_FACTOR * cfg.learning_rate,
-                },
-            ],
-            lr=cfg.learning_rate,
+        # single scalars (the absorbing reward, ordinal thresholds and rationalities) learn faster: no
+        # hidden layer amplifies their updates as it does the MLP's outputs
+        scalar_lr, scalars = (
+            SCALAR_LR_FACTOR * cfg.learning_rate,
+            [self.absorbing_reward, *scales, *log_slopes],
         )
+        groups = [
+            {"params": [*self.weights, *conv_w], "weight_decay": cfg.weight_decay},
+            {"params": [*self.biases, *conv_b], "weight_decay": 0.0},
+            {"params": scalars, "weight_decay": 0.0, "lr": scalar_lr},
+        ]
+        opt = torch.optim.Adam(groups, lr=cfg.learning_rate)
 
         surf = cfg.surf_threshold > 0 and len(unlabeled) > 0
         if surf:
@@ -275,10 +289,10 @@ class RewardModel:
         loss, target, keep = torch.zeros(()), labels, torch.ones(n_pairs)
         every = math.ceil(n_pairs / cfg.batch_size)  # steps per pass over the pairs
         rime = Rime(math.ceil(cfg.n_steps / every)) if cfg.rime and n_pairs else None
+        stop, flat = warm and not len(ordinal), pairs.view(-1)
         for step in range(cfg.n_steps):
             if rime is not None and step % every == 0:  # RIME: which labels to fit in this pass
                 with torch.no_grad():
-                    flat = pairs.view(-1)
                     target, keep = rime.targets(
                         self._returns(x[flat], absorb[flat], weights[flat], norm), labels
                     )
@@ -304,32 +318,28 @@ class RewardModel:
                     cfg.noise_robust,
                 )
                 weight += n_pairs
-            scores = returns[:, 2 * len(idx_p) :]
-            for j, raw in enumerate(scales):
-                on = instrument[idx_o] == j
-                if not on.any():
-                    continue
-                n_on = int((ev.instrument == j).sum())
-                total = total + n_on * ordinal_loss(
-                    scores[:, on],
-                    levels[idx_o][on],
-                    ordinal_thresholds(raw),
-                    log_slopes[j].exp(),
-                    counts[:, n_pairs + idx_o[on]],
-                    cfg.noise_robust,
+            if len(idx_o):
+                nll, n_on = ordinal_losses(
+                    returns[:, 2 * len(idx_p) :], ev, idx_o, scales, log_slopes, counts, cfg.noise_robust
                 )
-                weight += n_on
+                total, weight = total + nll, weight + n_on
             loss = total.sum() / weight
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if stop and step % every == every - 1:  # a warm fit ends once it judges its labels right
+                with torch.no_grad():
+                    r = self._returns(x[flat], absorb[flat], weights[flat], norm)
+                right, untied = judged_right(r[:, 0::2], r[:, 1::2], target, counts[:, :n_pairs] * keep)
+                if right > WARM_STOP_ACCURACY * untied:
+                    break
         for p in params:
             p.requires_grad_(False)
         if norm is not None:
             self.weights[0], self.biases[0] = fold(self.weights[0], self.biases[0], *norm)
         with torch.no_grad():  # every labelled step scored once, for all that follows
             raw = self._forward(self._boxed(x.reshape(s * length, -1))).view(e, s, length)
-        identified = self._neutral_absorbing(ev, counts.numpy(), raw)
+        self.absorbing_reward, identified = neutral_absorbing(ev, counts.numpy(), raw, self.absorbing_reward)
         self._sync_numpy()
         self.n_labels = m
 
@@ -340,25 +350,13 @@ class RewardModel:
             judged_accuracy(returns, ev, counts == 0),
         )
         real = ev.weights > 0
-        self._calibrate(members.numpy()[:, real], ev.absorbing[real])
-        report = FitReport(m, train_acc, heldout, float(loss.detach()), identified)
+        self._calibrate(members.numpy()[:, real], ev.absorbing[real], 1.0 / np.median(real.sum(1)))
+        report = FitReport(m, train_acc, heldout, float(loss.detach()), identified, step + 1)
         return (
             report
             if rime is None
             else dataclasses.replace(report, trusted=rime.trusted, flipped=rime.flipped)
         )
-
-    def _neutral_absorbing(self, ev: Evidence, counts: np.ndarray, raw: torch.Tensor) -> float:
-        """Give each member whose bootstrap sample held no label that teaches the absorbing reward
-        (``Evidence.teaches_absorbing``) its mean live reward there (``raw``: each member's output at
-        every step, ``(E, S, L)``): ending is then worth an average live step, neither sought nor
-        avoided, not an untrained level. Returns the share of members that learned it."""
-        seen = (counts[:, ev.teaches_absorbing()] > 0).any(-1)
-        if not seen.all():
-            r = raw[:, torch.from_numpy((ev.weights > 0) & ~ev.absorbing)]  # (E, live steps)
-            mean_live = r.mean(-1) if r.shape[-1] else torch.zeros(len(counts))
-            self.absorbing_reward = torch.where(torch.from_numpy(~seen), mean_live, self.absorbing_reward)
-        return float(seen.mean())
 
     def _returns(
         self,
@@ -373,18 +371,20 @@ class RewardModel:
         r = self._forward(self._boxed(x.reshape(s * h, -1)), norm).view(-1, s, h)
         return (torch.where(absorb, self.absorbing_reward[:, None, None], r) * weights).sum(-1)
 
-    def _calibrate(self, members: np.ndarray, absorbing: np.ndarray) -> None:
+    def _calibrate(self, members: np.ndarray, absorbing: np.ndarray, floor: float) -> None:
         """Set the output normalisation from the members' rewards ``(E, N)`` of a batch of steps.
 
         The shift is the absorbing state's reward, so ending is worth zero, as it is for an
         agent whose episode ends (after ``fit`` it is learned, or neutral: the mean live reward).
-        The scale makes the root-mean-square of the shifted live rewards ``config.reward_scale``.
-        """
+        The scale makes the root-mean-square of the shifted live rewards ``config.reward_scale``,
+        or takes it as ``floor`` (one over the labelled sequences' median length) if below: a
+        reward that barely moves an L-step segment's return learned no preference (all ties, say:
+        an rms of 0.002-0.013), and amplifying it would hand the agent noise."""
         r = self.aggregate(members)
         live = r[~absorbing] if (~absorbing).any() else r
         self.shift = float(self.aggregate(self._np_abs[:, None])[0])
         rms = float(np.sqrt(np.mean((live - self.shift) ** 2)))
-        self.scale = max(rms, 1e-6) / self.config.reward_scale
+        self.scale = max(rms, floor) / self.config.reward_scale
 
     # ----- checkpoints ------------------------------------------------------------------
     def save(self, path: str | Path) -> None:

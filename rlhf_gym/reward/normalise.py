@@ -17,7 +17,9 @@ Boxes = tuple[torch.Tensor, torch.Tensor]
 MIN_STD = 1e-3
 """An input whose std in a member's sample is at most this is centred, not scaled: dividing a
 feature that (nearly) never varied by its std would turn noise into a steep slope. A hard
-threshold: a std just above it is still divided by."""
+threshold: a std just above it is still divided by. Its weight stays the member's own random
+draw, not zero: the members then disagree about a state the labels never showed (PickPlace's
+"placed", before a placement is labelled), which disagreement-ranked queries and RUNE rely on."""
 UNBOUNDED = float(np.finfo(np.float32).max)
 """The box of an input that is not clipped."""
 
@@ -76,3 +78,11 @@ def fold(
     normalised, ``((x - mean) / std) w + b``, as a layer on raw inputs, ``x w' + b'``."""
     w = w / std[:, :, None]
     return w, b - torch.bmm(mean[:, None, :], w)
+
+
+def unfold(
+    w: torch.Tensor, b: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``fold``'s inverse: a first layer on raw inputs as one on inputs normalised by ``mean`` and
+    ``std``, the same function, for a fit that starts from the last one's weights."""
+    return w * std[:, :, None], b + torch.bmm(mean[:, None, :], w)

@@ -12,8 +12,9 @@ divergence of its mean prediction P from the label y, KL(y || P) (for a hard lab
 
 The fit trains on the trusted and the flipped pairs only. The bound follows the paper: clean labels'
 KL stays under -ln(rho) + alpha * rho when rho bounds it on the trusted set, and the variance term
-leaves room early, when the estimate is rough. As every fit here starts from fresh weights (the
-paper warm-starts one model across rounds), the statistics start again with each fit: at rho = 0
+leaves room early, when the estimate is rough. The paper warm-starts one model across rounds; here
+a fit starts from fresh weights unless ``reward_model.warm_start``, and the statistics start again
+with each fit either way: at rho = 0
 every pair is trusted, and the filter tightens as the members learn the labels most of them agree
 on, which networks learn before they memorise the rest.
 """

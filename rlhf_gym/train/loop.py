@@ -344,6 +344,7 @@ class Loop:
                 "reward_model_accuracy": self.last_fit.heldout_accuracy,
                 "reward_model_train_accuracy": self.last_fit.train_accuracy,
                 "absorbing_identified": self.last_fit.absorbing_identified,
+                "reward_model_fit_steps": self.last_fit.steps,
             }
             if self.reward_model.config.rime:
                 base |= {"labels_trusted": self.last_fit.trusted, "labels_flipped": self.last_fit.flipped}

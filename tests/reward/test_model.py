@@ -4,6 +4,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from rlhf_gym.config import RewardModelConfig
 from rlhf_gym.reward.model import RewardModel
@@ -366,3 +367,73 @@ def test_an_input_that_never_varied_in_the_labels_is_centred_not_magnified():
     real[:, 3], real[:, 0] = 0.25, [0.0, 1.0]  # the real feature moved by 1
     step = rm(real, np.zeros(2, int), np.zeros(2, bool))
     assert abs(r[1] - r[0]) < 0.25 * abs(step[1] - step[0])  # (divided by 1e-3: about 5 times it)
+
+
+def test_a_warm_fit_starts_from_the_last_fits_function_and_stops_once_it_judges_its_labels_right():
+    feedback = known_reward_comparisons(140, np.random.default_rng(0))
+    obs = np.random.default_rng(1).normal(size=(50, 4)).astype(np.float32)
+    steps = (obs, np.zeros(50, int), np.zeros(50, bool))
+    for warm in (False, True):
+        rm = RewardModel(*cartpole_spaces(), dataclasses.replace(CFG, warm_start=warm), seed=0)
+        assert rm.fit(feedback[:100]).steps == CFG.n_steps  # the first fit: fresh weights, every step
+        before = rm.member_rewards(*steps)
+        # a second fit on more labels (so other bootstrap samples and normalisers) that barely moves
+        rm.config = dataclasses.replace(rm.config, learning_rate=1e-9)
+        rm.fit(feedback)
+        moved = np.abs(rm.member_rewards(*steps) - before).max()
+        assert (moved < 1e-4) if warm else (moved > 0.1)
+        rm.config = dataclasses.replace(rm.config, learning_rate=CFG.learning_rate)
+        report = rm.fit(feedback)
+        # oracle labels of r(s) = s[0]: a warm fit judges them right within a few passes of 3 steps
+        assert (report.steps < CFG.n_steps / 3) if warm else (report.steps == CFG.n_steps)
+        assert report.train_accuracy > 0.9
+
+
+def test_a_warm_fit_runs_every_step_when_it_cannot_judge_its_labels_right():
+    rng = np.random.default_rng(0)
+    flipped = [dataclasses.replace(c, label=1.0 - c.label) for c in known_reward_comparisons(60, rng)]
+    feedback = known_reward_comparisons(60, rng) + flipped  # half the labels contradict r(s) = s[0]
+    rm = RewardModel(*cartpole_spaces(), dataclasses.replace(CFG, warm_start=True), seed=0)
+    rm.fit(feedback[:100])
+    assert rm.fit(feedback).steps == CFG.n_steps
+
+
+def test_unfold_inverts_fold():
+    from rlhf_gym.reward.normalise import fold, unfold
+
+    gen = torch.Generator().manual_seed(0)
+    w, b = torch.randn(3, 4, 5, generator=gen), torch.randn(3, 1, 5, generator=gen)
+    mean, std = torch.randn(3, 4, generator=gen), torch.rand(3, 4, generator=gen) + 0.5
+    w2, b2 = fold(*unfold(w, b, mean, std), mean, std)
+    assert torch.allclose(w2, w, atol=1e-5) and torch.allclose(b2, b, atol=1e-5)
+    w3, b3 = unfold(*fold(w, b, mean, std), mean, std)
+    assert torch.allclose(w3, w, atol=1e-5) and torch.allclose(b3, b, atol=1e-5)
+
+
+def test_a_warm_started_models_bootstrap_samples_only_grow():
+    from rlhf_gym.reward.evidence import bootstrap_counts, gather
+
+    feedback = known_reward_comparisons(60, np.random.default_rng(0))
+    small, large = (bootstrap_counts(gather(feedback[:n]), 3, 0, n, True) for n in (40, 60))
+    assert (large[:, :40] == small).all()  # each member's earlier labels: in or out of bag as before
+    assert (small == 0).any() and (small > 0).any()
+    # cold fits draw a new sample each time
+    small, large = (bootstrap_counts(gather(feedback[:n]), 3, 0, n, False) for n in (40, 60))
+    assert (large[:, :40] != small).any() and (small.sum(1) == 40).all()
+
+
+def test_a_reward_learned_from_ties_alone_is_not_amplified_to_the_reward_scale():
+    rng = np.random.default_rng(0)
+
+    def segment():
+        obs = rng.normal(size=(20, 4)).astype(np.float32)
+        return Segment(obs, np.zeros(20, int), -np.ones(20), np.zeros(20, bool))
+
+    ties = [Comparison(Query(segment(), segment()), 0.5) for _ in range(50)]
+    informative = known_reward_comparisons(50, rng, length=20)
+    obs = rng.normal(size=(500, 4)).astype(np.float32)
+    for feedback, low, high in ((ties, 0.0, 0.5), (informative, 0.9, 1.1)):
+        rm = RewardModel(*cartpole_spaces(), CFG, seed=0)
+        rm.fit(feedback)
+        rms = float(np.sqrt(np.mean(rm(obs, np.zeros(500, int), np.zeros(500, bool)) ** 2)))
+        assert low <= rms <= high, rms  # ties: the members barely differ between states (rms < 1/20)
