@@ -60,16 +60,11 @@ class RewardModelConfig:
     weight_decay: float = 1e-3
     """Adam L2 weight decay, the regulariser of Christiano et al. (2017)."""
     n_steps: int = 100
-    """Adam steps per fit, at most (see ``warm_start``), so the cost of a fit does not grow with the
-    number of labels beyond ``batch_size``."""
+    """Adam steps per fit, at most, so the cost of a fit does not grow with the labels."""
     warm_start: bool = False
-    """Each fit after the first starts from the last one's weights, as PEBBLE and B-Pref do, and
-    stops at the end of the first pass over the labels after which the members judge more than
-    ``rlhf_gym.reward.losses.WARM_STOP_ACCURACY`` (B-Pref's 0.97) of their own untied comparisons
-    right (never early while there are ratings or TAMER signals). Each member's bootstrap sample
-    only grows (``evidence.bootstrap_counts``), so its held-out labels stay unseen. Otherwise, and
-    in the first fit after a checkpoint is loaded, a fit starts from fresh weights and runs all
-    ``n_steps``."""
+    """Fit warm, as PEBBLE and B-Pref do: each fit after the first starts from the last one's weights
+    and stops once its members judge 97% of their labels right (``RewardModel.fit``, B-Pref's rule).
+    Else (and first after a checkpoint is loaded) each fit starts afresh and runs all ``n_steps``."""
     batch_size: int = 32
     """Comparisons per Adam step (all of them when fewer)."""
     noise_robust: float = 0.1
@@ -92,9 +87,8 @@ class RewardModelConfig:
     rune_decay: float = 1e-5
     """RUNE's rho: the bonus is multiplied by (1 - rho) at every environment step."""
     reward_scale: float = 1.0
-    """Root-mean-square of the learned reward the agent sees, after the absorbing state is
-    shifted to zero (or the mean, for tasks that never terminate); less if the reward barely
-    varies (``RewardModel._calibrate``)."""
+    """Root-mean-square of the learned reward the agent sees, after the absorbing state is shifted
+    to zero (or the mean, if tasks never terminate); less if it barely varies (``_calibrate``)."""
     input_box: bool = False
     """Each member clips each (Box, non-image) observation feature it scores to its range in the
     member's own sample: past it, the reward stays at its value at the edge (CartPole: the track)."""
@@ -152,8 +146,7 @@ class RunConfig:
     """Label budget: feedback items over the whole run (a comparison, a correction, a
     demonstration episode, a rating, a key press or a stop each count one)."""
     budget_seconds: float | None = None
-    """Effort budget in seconds of human time (see ``rlhf_gym.feedback.effort``); when set, it replaces
-    ``labels``."""
+    """Effort budget in seconds of human time (``rlhf_gym.feedback.effort``); replaces ``labels`` if set."""
     effort: dict[str, float] = field(default_factory=dict)
     """Overrides of the effort model: playback_speed, tamer_speed, decide_seconds,
     takeover_seconds, setup_seconds, stop_seconds."""
@@ -217,9 +210,8 @@ class RunConfig:
     final_eval_episodes: int = 20
     """Deterministic episodes of the final evaluation on the true reward."""
     tensorboard_log: str | None = None
-    """A folder for TensorBoard logs, as SB3's ``tensorboard_log``: each run writes
-    ``<task>_<algo>_<n>`` there, with the agent's figures and the RLHF metrics under ``rlhf/``
-    (the ``tensorboard`` extra). ``None`` logs to ``metrics.csv`` only."""
+    """A folder for TensorBoard logs, as SB3's ``tensorboard_log``: each run writes ``<task>_<algo>_<n>``
+    there, with the agent's figures and the RLHF metrics under ``rlhf/`` (the ``tensorboard`` extra)."""
     reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
     """The reward model (see ``RewardModelConfig``)."""
     reward_model_checkpoint: str | None = None

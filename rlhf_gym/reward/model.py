@@ -225,8 +225,11 @@ class RewardModel:
 
     # ----- fitting ----------------------------------------------------------------------
     def fit(self, feedback: Sequence[Feedback], unlabeled: Sequence[Query] = ()) -> FitReport:
-        """Fit the ensemble on all feedback so far (from fresh weights, or warm: see
-        ``RewardModelConfig.warm_start``), then re-normalise.
+        """Fit the ensemble on all feedback so far, from fresh weights, then re-normalise. Warm
+        (``config.warm_start``): from the last fit's weights, unfolded for this fit's normalisers,
+        stopping after the first pass over the labels after which the members judge more than
+        ``WARM_STOP_ACCURACY`` of their in-bag untied comparisons right (never early with ordinal
+        labels); each member's bootstrap sample then only grows (``evidence.bootstrap_counts``).
 
         Pair-like feedback (comparisons, corrections, demonstrations, e-stops) uses the
         Bradley-Terry likelihood; ratings and TAMER signals the ordinal one, with thresholds
@@ -272,14 +275,11 @@ class RewardModel:
             p.requires_grad_(True)
         # single scalars (the absorbing reward, ordinal thresholds and rationalities) learn faster: no
         # hidden layer amplifies their updates as it does the MLP's outputs
-        scalar_lr, scalars = (
-            SCALAR_LR_FACTOR * cfg.learning_rate,
-            [self.absorbing_reward, *scales, *log_slopes],
-        )
+        scalar_lr = SCALAR_LR_FACTOR * cfg.learning_rate
         groups = [
             {"params": [*self.weights, *conv_w], "weight_decay": cfg.weight_decay},
             {"params": [*self.biases, *conv_b], "weight_decay": 0.0},
-            {"params": scalars, "weight_decay": 0.0, "lr": scalar_lr},
+            {"params": [self.absorbing_reward, *scales, *log_slopes], "weight_decay": 0.0, "lr": scalar_lr},
         ]
         opt = torch.optim.Adam(groups, lr=cfg.learning_rate)
 
