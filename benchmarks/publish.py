@@ -342,7 +342,10 @@ def load(pub: Publication, results: Path, seeds: int | None = None) -> tuple[Any
 
 
 def render(pub: Publication, results: Path, files: dict[str, Path], figures: bool, allow_mixed: bool) -> bool:
-    """Render the publication's blocks into ``files`` (by key); False if it has no results."""
+    """Render the publication's blocks into ``files`` (by key), with the account of each missed target
+    (``tried.py``) in RESULTS.md; False if it has no results."""
+    from tried import with_accounts
+
     table, meta = load(pub, results)
     if not len(table) and (pub.arms or not meta.get("measured")):  # runs, or a measurement alone
         return False
@@ -355,6 +358,8 @@ def render(pub: Publication, results: Path, files: dict[str, Path], figures: boo
         figure = files["RESULTS.md"].parent / f"{pub.name}.png"
     note = stale_note(pub, meta)
     for key, block in pub.render(table.copy(), meta, figure).items():
+        if key == "RESULTS.md":
+            block = with_accounts(pub.name, block)
         if note:  # under the section's heading, or first
             head, _, rest = block.partition("\n") if block.startswith("## ") else ("", "", block)
             block = f"{head}\n\n{note}\n\n{rest.lstrip()}" if head else f"{note}\n\n{rest}"

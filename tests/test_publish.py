@@ -428,3 +428,32 @@ def test_the_overhead_is_split_at_the_last_feedback_round_seed_by_seed(tmp_path)
     rows = label_efficiency.overhead_split(pd.DataFrame(runs), tmp_path)
     assert "| fixed | 1 | 50,000 | 1 [-, -] | 2 [-, -] | 1.5 [-, -] | 0.0 / 50.0 |" in rows
     assert "| natural | 1 | 50,000 | 1 [-, -] | 1 [-, -] | 1 [-, -] | 0.0 / 0.0 |" in rows
+
+
+def test_each_missed_target_gets_its_account_of_what_was_tried_before_the_arms_table(monkeypatch):
+    import tried
+
+    monkeypatch.setitem(tried.TRIED, "demo", {"Task-v0: IQM": "the goal arm, and why it fell short."})
+    block = "\n".join(
+        [
+            "## Demo",
+            "| target | measured | |",
+            "|---|---|---|",
+            "| Task-v0: IQM >= 0.9 | 0.5 [0.4, 0.6] | **missed** |",
+            "| Other-v0: IQM >= 0.9 | 0.95 [0.9, 1] | met |",
+            "| Other-v0: overhead <= 1.1 | 1.2 [1.1, 1.3] | **missed** |",
+            "",
+            "### All arms",
+            "| arm |",
+        ]
+    )
+    out = tried.with_accounts("demo", block)
+    head, arms = out.split("### All arms")
+    accounts = head.split(tried.HEADING)[1]
+    assert "- **Task-v0: IQM >= 0.9**: the goal arm, and why it fell short." in accounts
+    assert f"- **Other-v0: overhead <= 1.1**: {tried.NONE}" in accounts
+    assert "Other-v0: IQM >= 0.9" not in accounts  # a met target needs none
+    assert arms == "\n| arm |"
+    met_only = block.replace("**missed**", "met")
+    assert tried.with_accounts("demo", met_only) == met_only
+    assert tried.with_accounts("other", block).count(tried.NONE) == 2  # another publication's accounts
