@@ -430,30 +430,32 @@ def test_the_overhead_is_split_at_the_last_feedback_round_seed_by_seed(tmp_path)
     assert "| natural | 1 | 50,000 | 1 [-, -] | 1 [-, -] | 1 [-, -] | 0.0 / 0.0 |" in rows
 
 
-def test_each_missed_target_gets_its_account_of_what_was_tried_before_the_arms_table(monkeypatch):
+def test_each_missed_target_gets_its_account_of_what_was_tried_right_after_the_targets(monkeypatch):
     import tried
 
-    monkeypatch.setitem(tried.TRIED, "demo", {"Task-v0: IQM": "the goal arm, and why it fell short."})
-    block = "\n".join(
-        [
-            "## Demo",
-            "| target | measured | |",
-            "|---|---|---|",
-            "| Task-v0: IQM >= 0.9 | 0.5 [0.4, 0.6] | **missed** |",
-            "| Other-v0: IQM >= 0.9 | 0.95 [0.9, 1] | met |",
-            "| Other-v0: overhead <= 1.1 | 1.2 [1.1, 1.3] | **missed** |",
-            "",
-            "### All arms",
-            "| arm |",
-        ]
+    monkeypatch.setitem(
+        tried.TRIED,
+        "demo",
+        {"Task-v0:": "the short key.", "Task-v0: IQM": "the goal arm, and why it fell short."},
     )
-    out = tried.with_accounts("demo", block)
-    head, arms = out.split("### All arms")
-    accounts = head.split(tried.HEADING)[1]
-    assert "- **Task-v0: IQM >= 0.9**: the goal arm, and why it fell short." in accounts
-    assert f"- **Other-v0: overhead <= 1.1**: {tried.NONE}" in accounts
-    assert "Other-v0: IQM >= 0.9" not in accounts  # a met target needs none
-    assert arms == "\n| arm |"
-    met_only = block.replace("**missed**", "met")
+    targets = [
+        "## Demo",
+        "| target | measured | |",
+        "|---|---|---|",
+        "| Task-v0: IQM >= 0.9 | 0.5 [0.4, 0.6] | **missed** |",
+        "| Other-v0: IQM >= 0.9 | 0.95 [0.9, 1] | met |",
+        "| Other-v0: overhead <= 1.1 | 1.2 [1.1, 1.3] | **missed** |",
+    ]
+    rest = ["", "### Curves", "| arm | IQM |", "| a | 1 |", "", "### All arms", "| arm |"]
+    accounts = [
+        "",
+        tried.HEADING,
+        "",
+        "- **Task-v0: IQM >= 0.9**: the goal arm, and why it fell short.",  # the longest key that fits
+        f"- **Other-v0: overhead <= 1.1**: {tried.NONE}",
+    ]
+    assert tried.with_accounts("demo", "\n".join(targets + rest)) == "\n".join(targets + accounts + rest)
+    assert tried.with_accounts("demo", "\n".join(targets)) == "\n".join(targets + accounts)  # nothing after
+    met_only = "\n".join(targets + rest).replace("**missed**", "met")
     assert tried.with_accounts("demo", met_only) == met_only
-    assert tried.with_accounts("other", block).count(tried.NONE) == 2  # another publication's accounts
+    assert tried.with_accounts("other", "\n".join(targets)).count(tried.NONE) == 2  # its own accounts only
