@@ -1,8 +1,9 @@
-"""What was tried for each missed target, and why it fell short: prose, under a section's targets.
+"""What was tried for each missed target, and why it fell short: prose, right after a section's targets.
 
 A target that a rendering marks missed gets its account here, looked up by the publication and the
-start of the target's text; a miss with none says so. An account names arms, settings and sections,
-never a figure: the figures are the rendering's, so they stay true when the results change.
+longest start of the target's text that has one; a miss with none says so. An account names arms,
+settings and sections and types no figure: the figures stay the rendering's. What it says of the runs
+(a control doing as well, say) is checked again whenever its section is republished.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ TRIED: dict[str, dict[str, str]] = {
             "preset there, the last two fewest. So the entropy bonus ran again beside the preset on the "
             "fresh seeds 10-19, alone and, for the first time, with more rounds; both failed more of those "
             "seeds than the preset: what looked like a cure was the luck of the seeds it was picked on, and"
-            " the preset stays as it is. Those runs' returns are in `results/exploratory/pickplace-"
-            "candidates.csv` (not a publication; the preset's seeds 4-9 are this section's); the "
-            "exploration section compares the literature's methods on this task arm by arm."
+            " the preset stays as it is. Those runs' returns are in "
+            "`results/exploratory/pickplace-candidates.csv` (not a publication; the preset's seeds 4-9 "
+            "are this section's); the exploration section compares the literature's methods on this task "
+            "arm by arm."
         ),
     },
     "zoo_defaults": {
