@@ -28,6 +28,19 @@ TRIED: dict[str, dict[str, str]] = {
             "arm by arm."
         ),
     },
+    "label_efficiency": {
+        "Overhead, CartPole": (
+            "an RLHF run pays for its feedback rounds until the last one (mostly the reward model's fits, "
+            "which are compute: the backward pass and batched matrix products, not Python) and for the "
+            "learned reward on every step after it; the split below shows each part. Tried: a numpy forward "
+            "pass for the learned reward, scoring a fit's labelled steps once, and fits warm-started from "
+            "the last round's weights that stop once the members judge their labels right "
+            "(`reward_model.warm_start`, the `-warm` arms). The split's warm row shows it removes most of "
+            "the cost before the last round, but in the ablations it ends fewer seeds at 475 or more than "
+            "the preset, so it stays off. The paired ratio also moves between republications on shared "
+            "cores: each CartPole horizon has met and missed this target in turn."
+        ),
+    },
     "zoo_defaults": {
         "InvertedPendulum-v5: RLHF above": (
             "nothing can meet it: the episode ends when the pole falls, so a constant reward for every step "
