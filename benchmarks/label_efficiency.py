@@ -471,7 +471,7 @@ PUBLICATIONS += [
         "adapters",
         "Adapted tasks (MuJoCo, Box2D, Atari): ceilings and RLHF",
         task_arms(ADAPTED_TASKS),
-        5,
+        10,
         suite_render(task_targets(0.8, 500), speed_notes),
         measure_tasks,
     ),

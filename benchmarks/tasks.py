@@ -1,7 +1,7 @@
 """The task suites' measurements besides their runs: every task's speed, expert and random baseline.
 
-    python benchmarks/publish.py tasks        # the project's own tasks, 5 seeds, all cores
-    python benchmarks/publish.py adapters     # MuJoCo, Box2D and Atari (needs their extras)
+    python benchmarks/publish.py tasks        # the project's own tasks, 10 seeds
+    python benchmarks/publish.py adapters     # MuJoCo, Box2D and Atari, 10 seeds (needs their extras)
 
 For each task it measures environment steps per second (random actions, one environment,
 through ``gym.make`` as users build it, and on the bare environment), and the scripted expert's
