@@ -1,6 +1,6 @@
 """The task suites' measurements besides their runs: every task's speed, expert and random baseline.
 
-    python benchmarks/publish.py tasks        # the project's own tasks, 10 seeds
+    python benchmarks/publish.py tasks        # the project's own tasks, 10 seeds, all cores
     python benchmarks/publish.py adapters     # MuJoCo, Box2D and Atari, 10 seeds (needs their extras)
 
 For each task it measures environment steps per second (random actions, one environment,
