@@ -117,4 +117,14 @@ def render(df: Any, meta: dict[str, Any], figure: Path | None) -> dict[str, str]
     return {"RESULTS.md": section(df, meta, figure, body, notes)}
 
 
-PUBLICATIONS = [Publication("exploration", "Hard tasks: exploration methods compared", ARMS, SEEDS, render)]
+# the ceilings and presets are the same runs as those of the presets and tasks publications
+PUBLICATIONS = [
+    Publication(
+        "exploration",
+        "Hard tasks: exploration methods compared",
+        ARMS,
+        SEEDS,
+        render,
+        reuse=("presets", "tasks"),
+    )
+]

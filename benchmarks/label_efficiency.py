@@ -328,15 +328,8 @@ def suite_render(targets: Any = None, notes: Any = None) -> Any:
     return render
 
 
-PRESET_ARMS: dict[str, dict[str, Any]] = {
-    f"{short}-{kind}": {"task": task, **({"reward": "true"} if kind == "true" else {})}
-    for short, task in [
-        ("mountaincar", "MountainCar-v0"),
-        ("acrobot", "Acrobot-v1"),
-        ("mountaincarcontinuous", "MountainCarContinuous-v0"),
-    ]
-    for kind in ("oracle", "true")
-}
+# The classic-control presets besides CartPole and Pendulum, in the fixed horizon like every target
+PRESET_TASKS = ("MountainCar-v0", "Acrobot-v1", "MountainCarContinuous-v0")
 # Feedback types at equal effort: the budget in seconds is what 50 CartPole and 100 Pendulum
 # comparisons cost (CartPole 50 x 4.0 s, Pendulum 100 x 4.67 s; rlhf_gym.feedback.effort).
 BUDGETS = {"CartPole-v1": 50 * (50 / 50 + 3.0), "Pendulum-v1": 100 * (50 / 30 + 3.0)}
@@ -455,7 +448,9 @@ def both(*targets: Any) -> Any:
 
 
 PUBLICATIONS += [
-    Publication("presets", "Other classic presets", PRESET_ARMS, 10, suite_render(task_targets(0.9, 1000))),
+    Publication(
+        "presets", "Other classic presets", task_arms(PRESET_TASKS), 10, suite_render(task_targets(0.9, 1000))
+    ),
     Publication(
         "feedback_types", "Feedback types at equal effort", FEEDBACK_ARMS, 5, suite_render(feedback_targets)
     ),

@@ -65,6 +65,8 @@ class Publication:
             metrics rows), the summary naming ``code_version`` and ``platform``; default
             ``run_one``, an ``RLHF`` run of the overrides.
         smoke: what a smoke run adds to the overrides (default: ``SMOKE``'s tiny budgets).
+        reuse: publications whose finished runs this one copies instead of running them again, where
+            code version, platform and overrides are the same (its summary says ``copied_from``).
     """
 
     name: str
@@ -75,6 +77,7 @@ class Publication:
     measure: Callable[[list[str], bool], Any] | None = None
     runner: Callable[[dict[str, Any]], tuple[dict[str, Any], list[dict[str, Any]]]] | None = None
     smoke: dict[str, Any] | None = None
+    reuse: tuple[str, ...] = ()
     command: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -210,10 +213,12 @@ def run(
     # what a finished run must share with this one to count: code version, platform, settings
     origin = {"code_version": version, "platform": platform()}
     counts = {"code_version": version} if allow_mixed else origin
-    todo = [
+    todo = [  # neither finished here nor copied from a publication this one reuses
         (a, s)
         for a, s in jobs
-        if finished(run_folder(results, a, s), {**counts, "overrides": overrides(pub, a, s, smoke)}) is None
+        if finished(run_folder(results, a, s), made := {**counts, "overrides": overrides(pub, a, s, smoke)})
+        is None
+        and not copied(pub, results, a, s, made)
     ]
     elsewhere = [  # finished by this code version, with these settings, on another platform
         j
@@ -268,6 +273,22 @@ def run(
             bar.update(1)
     print(f"ran {len(todo)} runs in {time.perf_counter() - start:.0f} s ({failed} failed)")
     return failed
+
+
+def copied(pub: Publication, results: Path, arm: str, seed: int, made_by: dict[str, Any]) -> bool:
+    """Copy into (arm, seed) a run of a publication ``pub`` reuses (its results beside ``results``)
+    that ``made_by`` counts as finished; False if there is none."""
+    for name in pub.reuse:
+        for source in sorted((results.parent / name).glob(f"*/s{seed}")):
+            summary = finished(source, made_by)
+            if summary is not None:
+                summary = {**summary, "arm": arm, "copied_from": f"{name}/{source.parent.name}/s{seed}"}
+                folder = run_folder(results, arm, seed)
+                folder.mkdir(parents=True, exist_ok=True)
+                write_atomic(folder / "metrics.csv", (source / "metrics.csv").read_text())
+                write_atomic(folder / "summary.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
+                return True
+    return False
 
 
 def commit() -> str | None:

@@ -54,6 +54,33 @@ def test_a_run_of_other_code_platform_or_settings_is_not_finished(tmp_path):
     assert sorted(p.name for p in (tmp_path / "arm" / "s0").iterdir()) == ["metrics.csv", "summary.json"]
 
 
+def test_a_run_another_publication_made_with_the_same_settings_is_copied_not_run_again(tmp_path):
+    import publish
+
+    from rlhf_gym.provenance import code_version, platform
+
+    arms = {"MountainCar-v0-preset": {"task": "MountainCar-v0", "horizon": "fixed"}}
+    pub = publish.Publication("exploration", "t", arms, 1, lambda *a: {}, reuse=("presets",))
+    made = {"code_version": code_version(), "platform": platform()}
+    made["overrides"] = publish.overrides(pub, "MountainCar-v0-preset", 0, smoke=True)
+    source = tmp_path / "presets" / "MountainCar-v0-oracle" / "s0"
+    publish.save_run(source, {"seed": 0, "arm": "MountainCar-v0-oracle", **made}, [{"timesteps": 7}])
+    other = tmp_path / "presets" / "MountainCar-v0-true" / "s0"  # other settings: never copied
+    publish.save_run(other, {"seed": 0, **made, "overrides": {"reward": "true"}}, [{"timesteps": 1}])
+    results = tmp_path / "exploration"
+    assert publish.run(pub, results, seeds=1, workers=1, smoke=True) == 0  # nothing to run
+    copy = results / "MountainCar-v0-preset" / "s0"
+    summary = json.loads((copy / "summary.json").read_text())
+    assert summary["arm"] == "MountainCar-v0-preset"
+    assert summary["copied_from"] == "presets/MountainCar-v0-oracle/s0"
+    assert (copy / "metrics.csv").read_text() == (source / "metrics.csv").read_text()
+    for key, value in made.items():
+        assert summary[key] == value
+    # without ``reuse``, or from other code, nothing is copied
+    assert not publish.copied(publish.Publication("x", "t", arms, 1, lambda *a: {}), results, "a", 0, made)
+    assert not publish.copied(pub, results, "a", 0, {**made, "code_version": "git:other"})
+
+
 def test_an_unknown_publication_is_one_clear_error(capsys):
     import publish
 
