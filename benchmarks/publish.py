@@ -213,12 +213,10 @@ def run(
     # what a finished run must share with this one to count: code version, platform, settings
     origin = {"code_version": version, "platform": platform()}
     counts = {"code_version": version} if allow_mixed else origin
-    todo = [  # neither finished here nor copied from a publication this one reuses
+    todo = [
         (a, s)
         for a, s in jobs
-        if finished(run_folder(results, a, s), made := {**counts, "overrides": overrides(pub, a, s, smoke)})
-        is None
-        and not copied(pub, results, a, s, made)
+        if finished(run_folder(results, a, s), {**counts, "overrides": overrides(pub, a, s, smoke)}) is None
     ]
     elsewhere = [  # finished by this code version, with these settings, on another platform
         j
@@ -233,6 +231,11 @@ def run(
             f"keep them with --allow-mixed (the section then says it mixes platforms), or delete "
             f"{results} to run every one here"
         )
+    todo = [  # what a publication this one reuses has not finished either
+        (a, s)
+        for a, s in todo
+        if not copied(pub, results, a, s, {**counts, "overrides": overrides(pub, a, s, smoke)})
+    ]
     for arm, seed in todo:  # a run of other code or settings does not stay beside new ones
         (run_folder(results, arm, seed) / "summary.json").unlink(missing_ok=True)
     meta_path = results / "meta.json"
@@ -276,10 +279,11 @@ def run(
 
 
 def copied(pub: Publication, results: Path, arm: str, seed: int, made_by: dict[str, Any]) -> bool:
-    """Copy into (arm, seed) a run of a publication ``pub`` reuses (its results beside ``results``)
-    that ``made_by`` counts as finished; False if there is none."""
+    """Copy into (arm, seed) a run of a publication ``pub`` reuses (its results beside ``results``,
+    smoke ones beside smoke ones) that ``made_by`` counts as finished; False if there is none."""
     for name in pub.reuse:
-        for source in sorted((results.parent / name).glob(f"*/s{seed}")):
+        sibling = results.parent / (name + results.name.removeprefix(pub.name))
+        for source in sorted(sibling.glob(f"*/s{seed}")):
             summary = finished(source, made_by)
             if summary is not None:
                 summary = {**summary, "arm": arm, "copied_from": f"{name}/{source.parent.name}/s{seed}"}
@@ -310,7 +314,7 @@ def overrides(pub: Publication, arm: str, seed: int, smoke: bool) -> dict[str, A
     if smoke and pub.smoke is not None:  # a runner of its own knows its tiny budgets
         o |= pub.smoke
     elif smoke:
-        o |= SMOKE
+        o |= SMOKE | {"reward_model": {**o.get("reward_model", {}), **SMOKE["reward_model"]}}
         if o.get("reward", "learned") == "learned":
             o["labels"] = min(o.get("labels", 6), 6)
             if o.get("budget_seconds") is not None:

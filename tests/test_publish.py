@@ -54,31 +54,66 @@ def test_a_run_of_other_code_platform_or_settings_is_not_finished(tmp_path):
     assert sorted(p.name for p in (tmp_path / "arm" / "s0").iterdir()) == ["metrics.csv", "summary.json"]
 
 
+def never_run(overrides):
+    raise AssertionError(f"ran {overrides}, which was there to copy")
+
+
 def test_a_run_another_publication_made_with_the_same_settings_is_copied_not_run_again(tmp_path):
     import publish
 
     from rlhf_gym.provenance import code_version, platform
 
     arms = {"MountainCar-v0-preset": {"task": "MountainCar-v0", "horizon": "fixed"}}
-    pub = publish.Publication("exploration", "t", arms, 1, lambda *a: {}, reuse=("presets",))
+    pub = publish.Publication(
+        "exploration", "t", arms, 1, lambda *a: {}, runner=never_run, reuse=("presets",)
+    )
     made = {"code_version": code_version(), "platform": platform()}
     made["overrides"] = publish.overrides(pub, "MountainCar-v0-preset", 0, smoke=True)
-    source = tmp_path / "presets" / "MountainCar-v0-oracle" / "s0"
+    presets = tmp_path / "presets_smoke"  # smoke runs copy smoke runs
+    for arm, other in (("A-settings", {"overrides": {"reward": "true"}}), ("B-cpu", {"platform": "gpu"})):
+        publish.save_run(presets / arm / "s0", {"seed": 0, **made, **other}, [{"timesteps": 1}])
+    source = presets / "MountainCar-v0-oracle" / "s0"
     publish.save_run(source, {"seed": 0, "arm": "MountainCar-v0-oracle", **made}, [{"timesteps": 7}])
-    other = tmp_path / "presets" / "MountainCar-v0-true" / "s0"  # other settings: never copied
-    publish.save_run(other, {"seed": 0, **made, "overrides": {"reward": "true"}}, [{"timesteps": 1}])
-    results = tmp_path / "exploration"
-    assert publish.run(pub, results, seeds=1, workers=1, smoke=True) == 0  # nothing to run
+    results = tmp_path / "exploration_smoke"
+    assert publish.run(pub, results, seeds=1, workers=1, smoke=True) == 0  # nothing ran
     copy = results / "MountainCar-v0-preset" / "s0"
     summary = json.loads((copy / "summary.json").read_text())
     assert summary["arm"] == "MountainCar-v0-preset"
     assert summary["copied_from"] == "presets/MountainCar-v0-oracle/s0"
     assert (copy / "metrics.csv").read_text() == (source / "metrics.csv").read_text()
-    for key, value in made.items():
-        assert summary[key] == value
-    # without ``reuse``, or from other code, nothing is copied
+    assert all(summary[key] == value for key, value in made.items())
+    # without ``reuse``, nothing is copied; nor is a run of other code
     assert not publish.copied(publish.Publication("x", "t", arms, 1, lambda *a: {}), results, "a", 0, made)
     assert not publish.copied(pub, results, "a", 0, {**made, "code_version": "git:other"})
+
+    # a run of this code made here on another platform is never overwritten by a copy unasked
+    summary["platform"] = "another cpu"
+    (copy / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(SystemExit, match="1 runs of this code version were made on another platform"):
+        publish.run(pub, results, seeds=1, workers=1, smoke=True)
+    assert json.loads((copy / "summary.json").read_text())["platform"] == "another cpu"
+
+
+def test_the_exploration_ceilings_and_presets_are_the_presets_and_tasks_runs():
+    import publish
+
+    pubs = publish.publications()
+    for smoke in (False, True):
+        settings = {}
+        for name in ("presets", "tasks"):
+            for arm in pubs[name].arms:
+                settings.setdefault(
+                    json.dumps(publish.overrides(pubs[name], arm, 0, smoke), sort_keys=True), arm
+                )
+        exploration = pubs["exploration"]
+        shared = {
+            arm: settings.get(json.dumps(publish.overrides(exploration, arm, 0, smoke), sort_keys=True))
+            for arm in exploration.arms
+        }
+        for task in ("MountainCar-v0", "MountainCarContinuous-v0", "PickPlace-v0"):
+            assert shared.pop(f"{task}-true") == f"{task}-true"
+            assert shared.pop(f"{task}-preset") == f"{task}-oracle"
+        assert set(shared.values()) == {None}  # each method runs its own change, in smoke runs too
 
 
 def test_an_unknown_publication_is_one_clear_error(capsys):
